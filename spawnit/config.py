@@ -1,0 +1,327 @@
+"""What differs between environments, typed and validated, with embedded defaults.
+
+An :class:`EnvironmentSpec` is built from four layers, each overriding the one
+before it:
+
+1. the embedded defaults of the environment (:data:`ENVIRONMENT_DEFAULTS`);
+2. a configuration file (TOML or JSON): its ``[all]`` table, then its
+   ``[<environment>]`` table;
+3. environment variables ``SPAWNIT_<FIELD>`` (every environment);
+4. environment variables ``SPAWNIT_<ENVIRONMENT>_<FIELD>`` (one environment).
+
+A bad value raises :class:`ConfigError`, whose message names the field, the
+value, where it came from and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from .layout import check_subnet_layout
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+ENVIRONMENTS = ("dev", "preprod", "prod")
+CONFIG_FILE_ENV = "SPAWNIT_CONFIG"
+DEFAULT_CONFIG_FILE = "spawnit.toml"
+
+EnvironmentName = Literal["dev", "preprod", "prod"]
+ProjectName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,20}[a-z0-9]$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+AvailabilityZone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]
+DbInstanceClass = Annotated[str, StringConstraints(pattern=r"^db\.[a-z][a-z0-9-]*\.[a-z0-9]+$")]
+CacheNodeType = Annotated[str, StringConstraints(pattern=r"^cache\.[a-z][a-z0-9-]*\.[a-z0-9]+$")]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+Weekdays = Annotated[str, StringConstraints(pattern=r"^(MON|TUE|WED|THU|FRI|SAT|SUN)(-(MON|TUE|WED|THU|FRI|SAT|SUN))?$")]
+Image = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", max_length=255)]
+BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")]
+Cidr = ipaddress.IPv4Network
+SubnetPair = tuple[Cidr, Cidr]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which, where from, and what is allowed."""
+
+
+class EnvironmentSpec(BaseModel):
+    """Everything that differs between dev, preprod and prod (frozen once built)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    name: EnvironmentName = Field(description="Environment name, also the stack name.")
+    project: ProjectName = Field("greenleaf", description="Prefix of every resource name.")
+    architecture: Literal["ha", "devbox"] = Field(
+        "ha", description="'ha': ALB + Auto Scaling fleet + RDS + Redis; 'devbox': one spot instance with everything in containers."
+    )
+
+    # Network
+    region: Region = "eu-west-3"
+    availability_zones: tuple[AvailabilityZone, AvailabilityZone] = ("eu-west-3a", "eu-west-3b")
+    vpc_cidr: Cidr = Cidr("10.0.0.0/16")
+    public_subnet_cidrs: SubnetPair = (Cidr("10.0.1.0/24"), Cidr("10.0.2.0/24"))
+    app_subnet_cidrs: SubnetPair = (Cidr("10.0.10.0/24"), Cidr("10.0.20.0/24"))
+    data_subnet_cidrs: SubnetPair = (Cidr("10.0.100.0/24"), Cidr("10.0.200.0/24"))
+    nat: Literal["instance", "gateway", "none"] = "instance"
+    nat_instance_type: Literal["t4g.nano", "t3.nano"] = "t4g.nano"
+
+    # Web tier
+    allowed_http_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1)
+    app_instance_type: InstanceType = "t3.small"
+    fleet_min: int = Field(2, ge=0, le=20)
+    fleet_max: int = Field(4, ge=1, le=20)
+    fleet_desired: int = Field(2, ge=0, le=20)
+    backend_image: Image = "ghcr.io/greenleaf/medusa-backend:latest"
+    storefront_image: Image = "ghcr.io/greenleaf/medusa-storefront:latest"
+    caddy_image: Image = "caddy:2.8-alpine"
+
+    # Data tier
+    db_instance_class: DbInstanceClass = "db.t3.medium"
+    db_multi_az: bool = True
+    db_engine_version: Annotated[str, StringConstraints(pattern=r"^1[4-7](\.\d+)?$")] = "16"
+    db_storage_gb: int = Field(20, ge=20, le=1000)
+    deletion_protection: bool = True
+    cache_node_type: CacheNodeType = "cache.t3.micro"
+    media_bucket: BucketName | None = Field(None, description="Defaults to '<project>-<environment>-media'.")
+    media_endpoint: HttpsUrl | None = Field(
+        None, description="S3-compatible endpoint (for example Cloudflare R2) the app uses instead of AWS S3."
+    )
+
+    # Dev box
+    devbox_instance_type: InstanceType = "t3.small"
+    ssh_cidrs: tuple[Cidr, ...] = ()
+
+    # Operations and FinOps
+    alerts: bool = True
+    alert_emails: tuple[Email, ...] = ()
+    monthly_budget_usd: float = Field(500.0, gt=0, le=1_000_000)
+    off_hours: bool = False
+    office_hours_start: ClockTime = "09:00"
+    office_hours_stop: ClockTime = "19:00"
+    office_days: Weekdays = "MON-FRI"
+    timezone: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]+(/[A-Za-z_+-]+)*$")] = "Europe/Paris"
+
+    # Remote state
+    state_backend: Literal["s3", "local"] = "s3"
+    state_bucket: BucketName | None = Field(None, description="Defaults to '<project>-tfstate-<region>'.")
+    state_lock_table: TableName | None = Field(None, description="Defaults to '<project>-tf-lock'.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> EnvironmentSpec:
+        for zone in self.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(f"availability_zones: {zone!r} is not in region {self.region!r}; allowed: {self.region}a, {self.region}b, ...")
+        check_subnet_layout(
+            self.vpc_cidr,
+            self.availability_zones,
+            public=self.public_subnet_cidrs,
+            app=self.app_subnet_cidrs,
+            data=self.data_subnet_cidrs,
+        )
+        if not self.fleet_min <= self.fleet_desired <= self.fleet_max:
+            raise ValueError(
+                f"fleet_desired: {self.fleet_desired} is outside fleet_min..fleet_max ({self.fleet_min}..{self.fleet_max}); "
+                "allowed: fleet_min <= fleet_desired <= fleet_max"
+            )
+        if self.office_hours_start >= self.office_hours_stop:
+            raise ValueError(
+                f"office_hours_start: {self.office_hours_start!r} is not before office_hours_stop {self.office_hours_stop!r}"
+            )
+        return self
+
+    @property
+    def stack_name(self) -> str:
+        return self.name
+
+    @property
+    def resolved_state_bucket(self) -> str:
+        return self.state_bucket or f"{self.project}-tfstate-{self.region}"
+
+    @property
+    def resolved_state_lock_table(self) -> str:
+        return self.state_lock_table or f"{self.project}-tf-lock"
+
+    @property
+    def state_key(self) -> str:
+        return f"{self.project}/{self.name}/terraform.tfstate"
+
+    @property
+    def resolved_media_bucket(self) -> str:
+        return self.media_bucket or f"{self.prefix}-media"
+
+    @property
+    def prefix(self) -> str:
+        """Name prefix of the environment's resources, e.g. ``greenleaf-prod``."""
+        return f"{self.project}-{self.name}"
+
+
+ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "architecture": "devbox",
+        "nat": "none",
+        "alerts": False,
+        "deletion_protection": False,
+    },
+    "preprod": {
+        "db_instance_class": "db.t3.micro",
+        "db_multi_az": False,
+        "deletion_protection": False,
+        "alerts": False,
+        "off_hours": True,
+    },
+    "prod": {},
+}
+
+FIELDS = tuple(name for name in EnvironmentSpec.model_fields if name != "name")
+
+
+def load_spec(
+    name: str,
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> EnvironmentSpec:
+    """Build the spec of environment ``name`` from defaults, file, environment variables and ``overrides``."""
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"environment: {name!r} is not allowed; allowed: {', '.join(ENVIRONMENTS)}")
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = dict(ENVIRONMENT_DEFAULTS[name])
+    sources: dict[str, str] = dict.fromkeys(values, "embedded defaults")
+
+    def apply(layer: Mapping[str, Any], source: str) -> None:
+        for key, value in layer.items():
+            if key not in FIELDS:
+                raise ConfigError(f"{source}: unknown field {key!r}; allowed: {', '.join(FIELDS)}")
+            values[key] = value
+            sources[key] = source
+
+    path = _config_path(config_file, environ)
+    if path is not None:
+        document = _read_config_file(path)
+        apply(document.get("all", {}), f"{path} [all]")
+        apply(document.get(name, {}), f"{path} [{name}]")
+    apply(_from_environ(environ, "SPAWNIT_"), "environment")
+    apply(_from_environ(environ, f"SPAWNIT_{name.upper()}_"), "environment")
+    apply(overrides or {}, "overrides")
+    try:
+        return EnvironmentSpec(name=name, **values)
+    except ValidationError as error:
+        raise ConfigError(_explain(name, error, values, sources)) from None
+
+
+def load_all_specs(**kwargs: Any) -> list[EnvironmentSpec]:
+    return [load_spec(name, **kwargs) for name in ENVIRONMENTS]
+
+
+def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    if config_file is not None:
+        path = Path(config_file)
+    elif environ.get(CONFIG_FILE_ENV):
+        path = Path(environ[CONFIG_FILE_ENV])
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        return Path(DEFAULT_CONFIG_FILE)
+    else:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"config file: {str(path)!r} does not exist; allowed: a .toml or .json file")
+    return path
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path}: expected a table of environments; allowed keys: all, {', '.join(ENVIRONMENTS)}")
+    for key, table in document.items():
+        if key not in ("all", *ENVIRONMENTS):
+            raise ConfigError(f"config file {path}: unknown section {key!r}; allowed: all, {', '.join(ENVIRONMENTS)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: section {key!r} must be a table of fields")
+    return document
+
+
+def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for field in FIELDS:
+        raw = environ.get(prefix + field.upper())
+        if raw is not None:
+            found[field] = _parse_environ_value(field, raw)
+    return found
+
+
+def _parse_environ_value(field: str, raw: str) -> Any:
+    annotation = EnvironmentSpec.model_fields[field].annotation
+    is_sequence = "tuple" in str(annotation)
+    raw = raw.strip()
+    if is_sequence:
+        if raw.startswith("["):
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(f"environment SPAWNIT_..._{field.upper()}: {raw!r} is not a JSON list") from None
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _explain(name: str, error: ValidationError, values: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    lines = [f"invalid configuration for environment {name!r}:"]
+    reported: set[str] = set()
+    for problem in error.errors():
+        location = [str(part) for part in problem["loc"]]
+        message = problem["msg"].removeprefix("Value error, ")
+        if location and location[0] in FIELDS:
+            field = location[0]
+            value = problem["input"] if len(location) > 1 else values.get(field)
+            message = f"{value!r} {_rule(problem)}"
+        else:  # a rule across fields: its message starts with the field it is about
+            field, _, message = message.partition(": ")
+            location = [field]
+        if field in reported:
+            continue
+        reported.add(field)
+        source = sources.get(field, "embedded defaults")
+        lines.append(f"  {name}.{'.'.join(location)} = {message} (from {source})")
+    return "\n".join(lines)
+
+
+def _rule(problem: Mapping[str, Any]) -> str:
+    context = problem.get("ctx") or {}
+    if problem["type"] == "string_pattern_mismatch":
+        return f"is not allowed; allowed: values matching {context['pattern']}"
+    if problem["type"] == "literal_error":
+        return f"is not allowed; allowed: {context['expected']}"
+    return f"is not allowed: {problem['msg'][0].lower()}{problem['msg'][1:]}"
+
+
+def describe_fields() -> list[tuple[str, str, str]]:
+    """(field, default, description) for every overridable field, for docs and `spawnit config`."""
+    rows = []
+    for field in FIELDS:
+        info = EnvironmentSpec.model_fields[field]
+        default = info.default
+        if isinstance(default, tuple):
+            default = ",".join(str(item) for item in default)
+        rows.append((field, str(default), info.description or ""))
+    return rows
+
+
+__all__ = [
+    "ConfigError",
+    "ENVIRONMENTS",
+    "EnvironmentSpec",
+    "load_all_specs",
+    "load_spec",
+    "describe_fields",
+]

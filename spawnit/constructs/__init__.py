@@ -1,0 +1,42 @@
+"""SpawnIt's construct library: the building blocks of a cost-aware, highly available web platform.
+
+Every construct takes ``(scope, id, *, keyword props)``, has safe and cheap
+defaults, fails at synth time on a bad prop, and exposes what others need
+(``security_group``, ``endpoint``, ``arn``...) plus its underlying resources.
+
+    from spawnit.constructs import Network, LoadBalancer, AppFleet, Database
+
+    net = Network(self, "net", name="shop")
+    alb = LoadBalancer(self, "alb", name="shop", network=net)
+    db = Database(self, "db", name="shop", network=net)
+    fleet = AppFleet(self, "app", name="shop", network=net, load_balancer=alb, database=db)
+"""
+
+from .app import AppRelease, AppSettings
+from .data import Cache, Database
+from .devbox import DevBox
+from .monitoring import Alerts
+from .nat import NatInstance
+from .network import Network
+from .schedule import OffHours
+from .security import Connectable, SecurityGroup
+from .storage import MediaBucket
+from .web import AppFleet, AppSecret, LoadBalancer
+
+__all__ = [
+    "Alerts",
+    "AppFleet",
+    "AppRelease",
+    "AppSecret",
+    "AppSettings",
+    "Cache",
+    "Connectable",
+    "Database",
+    "DevBox",
+    "LoadBalancer",
+    "MediaBucket",
+    "NatInstance",
+    "Network",
+    "OffHours",
+    "SecurityGroup",
+]

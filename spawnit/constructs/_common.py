@@ -1,0 +1,121 @@
+"""Helpers shared by the AWS constructs: AMIs, instance roles, cloud-init documents, bundled files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import yaml
+from cdktf import TerraformStack
+from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
+from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from constructs import Construct
+
+SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+USER_DATA_LIMIT = 16 * 1024  # bytes EC2 accepts before base64
+_ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
+
+
+def asset(path: str) -> str:
+    """Text of a file bundled in ``spawnit/assets``."""
+    return resources.files("spawnit").joinpath("assets", path).read_text(encoding="utf-8")
+
+
+def architecture_of(instance_type: str) -> str:
+    """``arm64`` for Graviton families (t4g, m7g, c7gn...), ``x86_64`` otherwise."""
+    return "arm64" if _ARM_FAMILY.match(instance_type) else "x86_64"
+
+
+def amazon_linux_2023_ami(scope: Construct, instance_type: str) -> str:
+    """Id of the latest Amazon Linux 2023 AMI for the instance type's architecture (public SSM parameter).
+
+    One data source per stack and architecture, shared by every construct that asks.
+    """
+    stack = TerraformStack.of(scope)
+    arch = architecture_of(instance_type)
+    lookup_id = f"al2023-ami-{arch}"
+    existing = stack.node.try_find_child(lookup_id)
+    if existing is None:
+        existing = DataAwsSsmParameter(
+            stack, lookup_id, name=f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+        )
+    return existing.insecure_value
+
+
+def policy_document(*statements: Mapping[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def assume_role_policy(service: str) -> str:
+    return policy_document({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+
+
+class InstanceRole(Construct):
+    """IAM role + instance profile for EC2: SSM Session Manager access plus the given inline statements."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        statements: Sequence[Mapping[str, Any]] = (),
+        managed_policy_arns: Sequence[str] = (SSM_MANAGED_POLICY,),
+    ) -> None:
+        super().__init__(scope, id)
+        self.role = IamRole(self, "role", name=name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"))
+        for index, arn in enumerate(managed_policy_arns):
+            IamRolePolicyAttachment(self, f"managed-{index}", role=self.role.name, policy_arn=arn)
+        if statements:
+            IamRolePolicy(self, "inline", name=f"{name}-inline", role=self.role.id, policy=policy_document(*statements))
+        self.instance_profile = IamInstanceProfile(self, "profile", name=name, role=self.role.name)
+
+
+class _CloudConfigDumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CloudConfigDumper.add_representer(str, _represent_str)
+
+
+def shell_assignments(values: Mapping[str, str]) -> str:
+    """``KEY='value'`` lines for a file sourced by bash (values may hold Terraform references)."""
+    for key, value in values.items():
+        if "'" in str(value) or "\n" in str(value):
+            raise ValueError(f"{key}: {value!r} is not allowed; allowed: a value without quotes or newlines")
+    return "".join(f"{key}='{value}'\n" for key, value in values.items())
+
+
+def base64_text(text: str) -> str:
+    """Base64 of literal text, for ``user_data_base64`` and launch templates (no Terraform function needed)."""
+    return base64.b64encode(text.encode()).decode()
+
+
+PER_BOOT_DIR = "/var/lib/cloud/scripts/per-boot"
+
+
+def cloud_config(*, files: Mapping[str, str], boot_script: tuple[str, str]) -> str:
+    """A ``#cloud-config`` document that writes ``files`` (path -> content, mode 0600) and a
+    boot script (name, content) that cloud-init runs at every boot, the first one included.
+
+    Everything must be literal (no Terraform references): values known only at
+    apply time reach the host another way (SSM parameter, resource tags).
+    """
+    name, script = boot_script
+    write_files = [{"path": path, "content": content, "permissions": "0600", "owner": "root:root"} for path, content in files.items()]
+    write_files.append({"path": f"{PER_BOOT_DIR}/{name}", "content": script, "permissions": "0755", "owner": "root:root"})
+    document = {"write_files": write_files}
+    body = yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=10**9, allow_unicode=True)
+    return "#cloud-config\n" + body

@@ -1,0 +1,100 @@
+"""The application a host runs: images, compose files, Caddyfile, and the boot that starts them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ._common import USER_DATA_LIMIT, asset, cloud_config, shell_assignments
+
+APP_DIR = "/opt/spawnit/app"
+
+
+def _bundled(*names: str) -> dict[str, str]:
+    return {name: asset(f"app/{name}") for name in names}
+
+
+@dataclass(frozen=True)
+class AppRelease:
+    """What an application host runs. The defaults are the bundled GreenLeaf stack
+    (Medusa backend :9000, storefront :8000, Caddy on :80)."""
+
+    backend_image: str = "ghcr.io/greenleaf/medusa-backend:latest"
+    storefront_image: str = "ghcr.io/greenleaf/medusa-storefront:latest"
+    caddy_image: str = "caddy:2.8-alpine"
+    files: Mapping[str, str] = field(default_factory=lambda: _bundled("docker-compose.yml", "Caddyfile"))
+    compose_files: tuple[str, ...] = ("docker-compose.yml",)
+
+    def with_dev_services(self) -> AppRelease:
+        """The same release plus PostgreSQL and Redis containers (the dev compose override)."""
+        files = {**self.files, **_bundled("docker-compose.dev.yml")}
+        return AppRelease(
+            backend_image=self.backend_image,
+            storefront_image=self.storefront_image,
+            caddy_image=self.caddy_image,
+            files=files,
+            compose_files=(*self.compose_files, "docker-compose.dev.yml"),
+        )
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Boot-time values of an application host; they may hold Terraform references.
+
+    Empty database and app secrets mean "local": the boot script then generates
+    secrets on the host and the dev compose override provides PostgreSQL and Redis.
+    """
+
+    db_secret_arn: str = ""
+    db_host: str = ""
+    db_port: str = "5432"
+    db_name: str = "medusa"
+    redis_url: str = "redis://redis:6379"
+    app_secret_arn: str = ""
+    s3: Mapping[str, str] = field(default_factory=lambda: {"S3_BUCKET": "", "S3_REGION": "", "S3_ENDPOINT": "", "S3_URL": ""})
+
+    def as_shell(self) -> dict[str, str]:
+        return {
+            "DB_SECRET_ARN": self.db_secret_arn,
+            "DB_HOST": self.db_host,
+            "DB_PORT": str(self.db_port),
+            "DB_NAME": self.db_name,
+            "REDIS_URL": self.redis_url,
+            "APP_SECRET_ARN": self.app_secret_arn,
+            **self.s3,
+        }
+
+
+def app_user_data(release: AppRelease, *, region: str, settings_parameter: str | None = None, settings: AppSettings | None = None) -> str:
+    """cloud-config for an application host: Ansible playbook, app files, and the boot script,
+    which reads its settings, reads secrets from Secrets Manager, writes ``.env`` and starts the stack.
+
+    Settings known only at apply time (endpoints, secret ARNs) live in the SSM
+    parameter ``settings_parameter``, read at every boot; literal ``settings``
+    are written into the document instead (a host whose settings are all known).
+    """
+    if (settings_parameter is None) == (settings is None):
+        raise ValueError("app_user_data: give exactly one of settings_parameter and settings")
+    missing = set(release.compose_files) - set(release.files)
+    if missing:
+        raise ValueError(f"AppRelease compose_files: {sorted(missing)} are not among files {sorted(release.files)}")
+    boot = {
+        "AWS_REGION": region,
+        "SETTINGS_PARAMETER": settings_parameter or "",
+        "BACKEND_IMAGE": release.backend_image,
+        "STOREFRONT_IMAGE": release.storefront_image,
+        "CADDY_IMAGE": release.caddy_image,
+        "COMPOSE_FILES": " ".join(release.compose_files),
+    }
+    files = {
+        "/opt/spawnit/boot.conf": shell_assignments(boot),
+        "/opt/spawnit/ansible/playbook.yml": asset("ansible/playbook.yml"),
+        **{f"{APP_DIR}/{name}": content for name, content in release.files.items()},
+    }
+    if settings is not None:
+        files["/opt/spawnit/app.conf"] = shell_assignments(settings.as_shell())
+    user_data = cloud_config(files=files, boot_script=("spawnit-app.sh", asset("scripts/app-boot.sh")))
+    size = len(user_data.encode())
+    if size > USER_DATA_LIMIT:
+        raise ValueError(f"AppRelease files: user data would be {size} bytes; allowed: {USER_DATA_LIMIT} bytes at most")
+    return user_data

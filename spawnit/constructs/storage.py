@@ -1,0 +1,62 @@
+"""Object storage for product media."""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
+from constructs import Construct
+
+
+class MediaBucket(Construct):
+    """S3 bucket for product media: versioned, encrypted (SSE-S3), public access blocked, owner-enforced.
+
+    ``endpoint`` names an S3-compatible service the application should use
+    instead (for example Cloudflare R2, free of egress fees); it reaches the app
+    as ``S3_ENDPOINT`` through :attr:`app_settings`.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, bucket_name: str, region: str, endpoint: str | None = None, public_url: str | None = None) -> None:
+        super().__init__(scope, id)
+        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
+        S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+        S3BucketPublicAccessBlock(
+            self, "public-access", bucket=self.bucket.id,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+        )
+        S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256"),
+                    bucket_key_enabled=True,
+                )
+            ],
+        )
+        self.name = self.bucket.bucket
+        self.arn = self.bucket.arn
+        self.region = region
+        self.endpoint = endpoint
+        self.app_settings = {
+            "S3_BUCKET": self.bucket.bucket,
+            "S3_REGION": "auto" if endpoint else region,
+            "S3_ENDPOINT": endpoint or "",
+            "S3_URL": public_url or f"https://{self.bucket.bucket_regional_domain_name}",
+        }
+
+    @property
+    def read_write_statements(self) -> list[dict[str, object]]:
+        """IAM statements letting an application read and write the media."""
+        return [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [self.arn]},
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": [f"{self.arn}/*"]},
+        ]

@@ -1,0 +1,285 @@
+"""The web tier: an Application Load Balancer and the Auto Scaling fleet behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cdktf import Fn, TerraformResourceLifecycle, Token
+from cdktf_cdktf_provider_aws.autoscaling_group import (
+    AutoscalingGroup,
+    AutoscalingGroupInstanceRefresh,
+    AutoscalingGroupInstanceRefreshPreferences,
+    AutoscalingGroupLaunchTemplate,
+    AutoscalingGroupTag,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
+    AutoscalingPolicy,
+    AutoscalingPolicyTargetTrackingConfiguration,
+    AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification,
+)
+from cdktf_cdktf_provider_aws.data_aws_secretsmanager_random_password import DataAwsSecretsmanagerRandomPassword
+from cdktf_cdktf_provider_aws.launch_template import (
+    LaunchTemplate,
+    LaunchTemplateBlockDeviceMappings,
+    LaunchTemplateBlockDeviceMappingsEbs,
+    LaunchTemplateIamInstanceProfile,
+    LaunchTemplateMetadataOptions,
+    LaunchTemplateMonitoring,
+    LaunchTemplateTagSpecifications,
+)
+from cdktf_cdktf_provider_aws.lb import Lb
+from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+from constructs import Construct
+
+from ._common import InstanceRole, amazon_linux_2023_ami, base64_text, shell_assignments
+from .app import AppRelease, AppSettings, app_user_data
+from .data import Cache, Database
+from .network import Network
+from .security import ANYWHERE, Connectable
+from .storage import MediaBucket
+
+HTTP_PORT = 80
+
+
+class LoadBalancer(Construct):
+    """Internet-facing ALB in the public subnets, with an HTTP listener forwarding to one target group.
+
+    Port 80 is open to ``allowed_cidrs`` (everyone by default; Cloudflare's
+    ranges when TLS ends there). Targets are instances answering ``/health``:
+    30 s interval, 2 checks to become healthy, 2 to become unhealthy.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        network: Network,
+        allowed_cidrs: Sequence[str] = (ANYWHERE,),
+        health_check_path: str = "/health",
+        deletion_protection: bool = False,
+    ) -> None:
+        super().__init__(scope, id)
+        if not allowed_cidrs:
+            raise ValueError("LoadBalancer allowed_cidrs: [] is not allowed; allowed: one or more CIDRs (e.g. 0.0.0.0/0)")
+        if not health_check_path.startswith("/"):
+            raise ValueError(f"LoadBalancer health_check_path: {health_check_path!r} is not allowed; allowed: a path starting with /")
+        self.name = name
+        self.security_group = network.security_group(self, "sg", name=f"{name}-alb", description=f"{name}: HTTP from allowed CIDRs")
+        self.security_group.allow_from_cidrs(allowed_cidrs, port=HTTP_PORT, description="HTTP from allowed CIDRs")
+        self.load_balancer = Lb(
+            self,
+            "alb",
+            name=f"{name}-alb"[:32],
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[self.security_group.id],
+            subnets=network.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=deletion_protection,
+            tags={"Name": f"{name}-alb"},
+        )
+        self.target_group = LbTargetGroup(
+            self,
+            "targets",
+            name=f"{name}-app"[:32],
+            port=HTTP_PORT,
+            protocol="HTTP",
+            target_type="instance",
+            vpc_id=network.vpc_id,
+            deregistration_delay="30",
+            health_check=LbTargetGroupHealthCheck(
+                enabled=True,
+                path=health_check_path,
+                port="traffic-port",
+                protocol="HTTP",
+                matcher="200",
+                interval=30,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=2,
+            ),
+            tags={"Name": f"{name}-app"},
+        )
+        self.listener = LbListener(
+            self,
+            "http",
+            load_balancer_arn=self.load_balancer.arn,
+            port=HTTP_PORT,
+            protocol="HTTP",
+            default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)],
+        )
+        self.dns_name = self.load_balancer.dns_name
+        self.arn_suffix = self.load_balancer.arn_suffix
+        self.target_group_arn_suffix = self.target_group.arn_suffix
+
+    def forward_to(self, fleet: Connectable) -> None:
+        """Open the path from the load balancer to ``fleet`` on port 80, both ways of the security groups."""
+        self.security_group.allow_to(fleet, port=HTTP_PORT)
+        fleet.security_group.allow_from(self, port=HTTP_PORT)
+
+
+
+class AppFleet(Construct):
+    """Auto Scaling group of application instances behind ``load_balancer``, in the app subnets.
+
+    Each instance (Amazon Linux 2023, IMDSv2 only, encrypted gp3 root) boots
+    with cloud-init: Ansible prepares Docker, then the compose stack of
+    ``release`` starts with a ``.env`` built at boot (database credentials read
+    from Secrets Manager, never written into the template). The group keeps
+    ``min_size`` to ``max_size`` instances, replaces any that fail the load
+    balancer's health check after a 300 s grace, tracks 60 % average CPU, and
+    rolls new launch template versions out keeping 50 % healthy.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        network: Network,
+        load_balancer: LoadBalancer,
+        database: Database | None = None,
+        cache: Cache | None = None,
+        media: MediaBucket | None = None,
+        release: AppRelease | None = None,
+        instance_type: str = "t3.small",
+        min_size: int = 2,
+        max_size: int = 4,
+        desired_capacity: int = 2,
+        target_cpu_percent: float = 60.0,
+        root_volume_gb: int = 20,
+    ) -> None:
+        super().__init__(scope, id)
+        if not 0 <= min_size <= desired_capacity <= max_size:
+            raise ValueError(
+                f"AppFleet desired_capacity: {desired_capacity} is not allowed with min_size={min_size}, max_size={max_size}; "
+                "allowed: 0 <= min_size <= desired_capacity <= max_size"
+            )
+        if not 10 <= target_cpu_percent <= 90:
+            raise ValueError(f"AppFleet target_cpu_percent: {target_cpu_percent} is not allowed; allowed: 10 to 90")
+        self.name = name
+        self.min_size, self.max_size, self.desired_capacity = min_size, max_size, desired_capacity
+        self.release = release or AppRelease()
+
+        self.security_group = network.security_group(self, "sg", name=f"{name}-app", description=f"{name}: app instances")
+        self.security_group.allow_to_cidrs([ANYWHERE], port=None, description="packages, images and AWS APIs through the NAT")
+        load_balancer.forward_to(self)
+        for tier in (database, cache):
+            if tier is not None:
+                tier.allow_from(self)
+
+        self.app_secret = AppSecret(self, "secrets", name=f"{name}-app")
+        statements: list[dict[str, object]] = [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [self.app_secret.arn]},
+        ]
+        if database is not None:
+            statements.append({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [database.secret_arn]})
+        if media is not None:
+            statements += media.read_write_statements
+        settings = AppSettings(
+            db_secret_arn=database.secret_arn if database else "",
+            db_host=database.endpoint if database else "",
+            db_name=database.database_name if database else "medusa",
+            redis_url=cache.url if cache else "redis://redis:6379",
+            app_secret_arn=self.app_secret.arn,
+            s3=media.app_settings if media else AppSettings().s3,
+        )
+        self.settings = SsmParameter(
+            self, "settings", name=f"/{name}/app/settings", type="String", value=shell_assignments(settings.as_shell()),
+            description=f"{name}: endpoints and secret ARNs the app hosts read at boot",
+        )
+        statements.append({"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": [self.settings.arn]})
+        self.role = InstanceRole(self, "role", name=f"{name}-app", statements=statements)
+        self.user_data = app_user_data(self.release, region=network.region, settings_parameter=f"/{name}/app/settings")
+        self.launch_template = LaunchTemplate(
+            self,
+            "template",
+            name=f"{name}-app",
+            image_id=amazon_linux_2023_ami(self, instance_type),
+            instance_type=instance_type,
+            vpc_security_group_ids=[self.security_group.id],
+            iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=self.role.instance_profile.arn),
+            user_data=base64_text(self.user_data),
+            update_default_version=True,
+            metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2),
+            monitoring=LaunchTemplateMonitoring(enabled=True),
+            block_device_mappings=[
+                LaunchTemplateBlockDeviceMappings(
+                    device_name="/dev/xvda",
+                    ebs=LaunchTemplateBlockDeviceMappingsEbs(volume_size=root_volume_gb, volume_type="gp3", encrypted="true", delete_on_termination="true"),
+                )
+            ],
+            tag_specifications=[
+                LaunchTemplateTagSpecifications(resource_type=kind, tags={"Name": f"{name}-app"}) for kind in ("instance", "volume")
+            ],
+        )
+        self.auto_scaling_group = AutoscalingGroup(
+            self,
+            "group",
+            name=f"{name}-app",
+            min_size=min_size,
+            max_size=max_size,
+            desired_capacity=desired_capacity,
+            vpc_zone_identifier=network.app_subnet_ids,
+            target_group_arns=[load_balancer.target_group.arn],
+            health_check_type="ELB",
+            health_check_grace_period=300,
+            launch_template=AutoscalingGroupLaunchTemplate(id=self.launch_template.id, version=Token.as_string(self.launch_template.latest_version)),
+            instance_refresh=AutoscalingGroupInstanceRefresh(
+                strategy="Rolling", preferences=AutoscalingGroupInstanceRefreshPreferences(min_healthy_percentage=50, instance_warmup="300")
+            ),
+            enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"],
+            tag=[AutoscalingGroupTag(key="Name", value=f"{name}-app", propagate_at_launch=True)],
+            # Scaling policies and schedules move the capacity; a plan must not undo them.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
+        )
+        self.auto_scaling_group_name = self.auto_scaling_group.name
+        self.scaling_policy = AutoscalingPolicy(
+            self,
+            "cpu-target",
+            name=f"{name}-cpu-{int(target_cpu_percent)}",
+            autoscaling_group_name=self.auto_scaling_group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=AutoscalingPolicyTargetTrackingConfiguration(
+                predefined_metric_specification=AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification(
+                    predefined_metric_type="ASGAverageCPUUtilization"
+                ),
+                target_value=target_cpu_percent,
+            ),
+        )
+
+    def ignore_capacity_changes(self) -> None:
+        """Also leave min and max sizes to whoever schedules them (see :class:`OffHours`)."""
+        self.auto_scaling_group.lifecycle = TerraformResourceLifecycle(ignore_changes=["desired_capacity", "min_size", "max_size"])
+
+
+class AppSecret(Construct):
+    """Secrets Manager secret with the application's own secrets (JWT and cookie signing keys),
+    generated by AWS once: the values live in Secrets Manager and the state, never in code or JSON."""
+
+    def __init__(self, scope: Construct, id: str, *, name: str) -> None:
+        super().__init__(scope, id)
+        self.secret = SecretsmanagerSecret(self, "secret", name=name, description=f"{name}: JWT and cookie secrets", recovery_window_in_days=7)
+        keys = {
+            key: DataAwsSecretsmanagerRandomPassword(self, f"{key}-value", password_length=64, exclude_punctuation=True).random_password
+            for key in ("jwt_secret", "cookie_secret")
+        }
+        SecretsmanagerSecretVersion(
+            self,
+            "value",
+            secret_id=self.secret.id,
+            secret_string=Fn.jsonencode(keys),
+            # The generator gives new values on every read: keep the first ones.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]),
+        )
+        self.arn = self.secret.arn
+
+
+__all__ = ["AppFleet", "AppSecret", "LoadBalancer"]

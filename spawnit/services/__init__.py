@@ -1,0 +1,1 @@
+"""The service catalog: one stack class per deployable service (PostgreSQL, Redis, MinIO, ...)."""

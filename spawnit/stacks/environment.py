@@ -1,0 +1,171 @@
+"""One stack class per AWS environment, all built by one code path from an EnvironmentSpec."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from constructs import Construct
+
+from ..config import EnvironmentSpec, load_spec
+from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, Network, OffHours
+
+
+class EnvironmentStack(TerraformStack):
+    """The GreenLeaf platform for one environment, as its :class:`EnvironmentSpec` describes it.
+
+    - ``architecture="devbox"``: network without NAT and one spot dev box;
+    - ``architecture="ha"``: NAT per zone, ALB, Auto Scaling fleet, RDS, Redis, media bucket,
+      plus :class:`OffHours` when ``off_hours`` and :class:`Alerts` when ``alerts``.
+
+    Subclasses only name their environment; pass ``spec`` to override its defaults.
+    """
+
+    environment: ClassVar[str]
+
+    def __init__(self, scope: Construct, spec: EnvironmentSpec | None = None, *, id: str | None = None) -> None:
+        spec = spec or load_spec(self.environment)
+        if spec.name != self.environment:
+            raise ValueError(f"{type(self).__name__} spec.name: {spec.name!r} is not allowed; allowed: {self.environment!r}")
+        super().__init__(scope, id or spec.stack_name)
+        self.spec = spec
+        AwsProvider(
+            self,
+            "aws",
+            region=spec.region,
+            default_tags=[AwsProviderDefaultTags(tags={"project": spec.project, "environment": spec.name, "managed-by": "spawnit"})],
+        )
+        self._configure_state()
+        self.network = Network(
+            self,
+            "network",
+            name=spec.prefix,
+            region=spec.region,
+            cidr=str(spec.vpc_cidr),
+            availability_zones=spec.availability_zones,
+            public_subnet_cidrs=[str(cidr) for cidr in spec.public_subnet_cidrs],
+            app_subnet_cidrs=[str(cidr) for cidr in spec.app_subnet_cidrs],
+            data_subnet_cidrs=[str(cidr) for cidr in spec.data_subnet_cidrs],
+            nat=spec.nat,
+            nat_instance_type=spec.nat_instance_type,
+        )
+        release = AppRelease(backend_image=spec.backend_image, storefront_image=spec.storefront_image, caddy_image=spec.caddy_image)
+        if spec.architecture == "devbox":
+            self._build_devbox(release)
+        else:
+            self._build_high_availability(release)
+
+    def _configure_state(self) -> None:
+        spec = self.spec
+        if spec.state_backend == "local":
+            LocalBackend(self, path=f"terraform.{spec.stack_name}.tfstate")
+            return
+        S3Backend(
+            self,
+            bucket=spec.resolved_state_bucket,
+            key=spec.state_key,
+            region=spec.region,
+            encrypt=True,
+            dynamodb_table=spec.resolved_state_lock_table,
+        )
+        # S3-native locking (a lock file beside the state) in addition to the DynamoDB table.
+        self.add_override("terraform.backend.s3.use_lockfile", True)
+
+    def _build_devbox(self, release: AppRelease) -> None:
+        spec = self.spec
+        self.devbox = DevBox(
+            self,
+            "devbox",
+            name=spec.prefix,
+            network=self.network,
+            release=release,
+            instance_type=spec.devbox_instance_type,
+            ssh_cidrs=[str(cidr) for cidr in spec.ssh_cidrs],
+        )
+        TerraformOutput(self, "devbox_public_ip", value=self.devbox.public_ip, description="Open http://<ip>/ in a browser")
+
+    def _build_high_availability(self, release: AppRelease) -> None:
+        spec = self.spec
+        name = spec.prefix
+        self.load_balancer = LoadBalancer(
+            self,
+            "alb",
+            name=name,
+            network=self.network,
+            allowed_cidrs=[str(cidr) for cidr in spec.allowed_http_cidrs],
+            deletion_protection=spec.deletion_protection,
+        )
+        self.database = Database(
+            self,
+            "database",
+            name=name,
+            network=self.network,
+            instance_class=spec.db_instance_class,
+            engine_version=spec.db_engine_version,
+            allocated_storage_gb=spec.db_storage_gb,
+            multi_az=spec.db_multi_az,
+            deletion_protection=spec.deletion_protection,
+        )
+        self.cache = Cache(self, "cache", name=name, network=self.network, node_type=spec.cache_node_type)
+        self.media = MediaBucket(self, "media", bucket_name=spec.resolved_media_bucket, region=spec.region, endpoint=spec.media_endpoint)
+        self.fleet = AppFleet(
+            self,
+            "fleet",
+            name=name,
+            network=self.network,
+            load_balancer=self.load_balancer,
+            database=self.database,
+            cache=self.cache,
+            media=self.media,
+            release=release,
+            instance_type=spec.app_instance_type,
+            min_size=spec.fleet_min,
+            max_size=spec.fleet_max,
+            desired_capacity=spec.fleet_desired,
+        )
+        if spec.off_hours:
+            self.off_hours = OffHours(
+                self,
+                "off-hours",
+                name=name,
+                fleet=self.fleet,
+                database=self.database,
+                start=spec.office_hours_start,
+                stop=spec.office_hours_stop,
+                days=spec.office_days,
+                timezone=spec.timezone,
+            )
+        if spec.alerts:
+            self.alerts = Alerts(
+                self,
+                "alerts",
+                project=spec.project,
+                emails=spec.alert_emails,
+                monthly_budget_usd=spec.monthly_budget_usd,
+                load_balancer=self.load_balancer,
+                fleet=self.fleet,
+                database=self.database,
+            )
+        TerraformOutput(self, "alb_dns_name", value=self.load_balancer.dns_name, description="Point the site's DNS (CNAME) here")
+        TerraformOutput(self, "rds_endpoint", value=self.database.endpoint)
+        TerraformOutput(self, "redis_endpoint", value=self.cache.endpoint)
+        TerraformOutput(self, "media_bucket", value=self.media.name)
+
+
+class DevStack(EnvironmentStack):
+    """Development: one spot dev box with PostgreSQL and Redis in containers; no NAT, ALB, RDS or ElastiCache."""
+
+    environment = "dev"
+
+
+class PreprodStack(EnvironmentStack):
+    """Pre-production: prod's architecture, smaller (single-AZ db.t3.micro), asleep outside office hours."""
+
+    environment = "preprod"
+
+
+class ProdStack(EnvironmentStack):
+    """Production: NAT instance per zone, ALB, fleet of 2-4, multi-AZ db.t3.medium, Redis, alerts and budget."""
+
+    environment = "prod"
