@@ -65,7 +65,9 @@ class EnvironmentSpec(BaseModel):
 
     # Network
     region: Region = "eu-west-3"
-    availability_zones: tuple[AvailabilityZone, AvailabilityZone] = ("eu-west-3a", "eu-west-3b")
+    availability_zones: tuple[AvailabilityZone, AvailabilityZone] = Field(
+        ("eu-west-3a", "eu-west-3b"), description="Two zones of the region; default: <region>a and <region>b."
+    )
     vpc_cidr: Cidr = Cidr("10.0.0.0/16")
     public_subnet_cidrs: SubnetPair = (Cidr("10.0.1.0/24"), Cidr("10.0.2.0/24"))
     app_subnet_cidrs: SubnetPair = (Cidr("10.0.10.0/24"), Cidr("10.0.20.0/24"))
@@ -113,6 +115,13 @@ class EnvironmentSpec(BaseModel):
     state_backend: Literal["s3", "local"] = "s3"
     state_bucket: BucketName | None = Field(None, description="Defaults to '<project>-tfstate-<region>'.")
     state_lock_table: TableName | None = Field(None, description="Defaults to '<project>-tf-lock'.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zones_follow_region(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "region" in values and "availability_zones" not in values:
+            values = {**values, "availability_zones": (f"{values['region']}a", f"{values['region']}b")}
+        return values
 
     @model_validator(mode="after")
     def _check_consistency(self) -> EnvironmentSpec:

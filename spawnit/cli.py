@@ -1,0 +1,121 @@
+"""The ``spawnit`` command: synthesize, list, plan, deploy, destroy, bootstrap remote state."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import ENVIRONMENTS, ConfigError, load_all_specs, load_spec
+
+DEFAULT_OUTDIR = Path("cdktf.out")
+EXIT_USAGE = 2
+EXIT_NO_TOFU = 127
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spawnit", description="Infrastructure as code for everyone, applied by OpenTofu.")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (TOML or JSON); default: $SPAWNIT_CONFIG or ./spawnit.toml")
+    parser.add_argument("--local-state", action="store_true", help="keep state in a local file instead of the S3 backend")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    synth = commands.add_parser("synth", help="synthesize every default stack into cdktf.out")
+    synth.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+
+    commands.add_parser("list", help="list the stacks with their environment, architecture and state location")
+
+    for action, verb, help_text in (
+        ("plan", "plan", "show what OpenTofu would change in ENV"),
+        ("deploy", "apply", "apply ENV with OpenTofu"),
+        ("destroy", "destroy", "destroy everything in ENV"),
+    ):
+        command = commands.add_parser(action, help=help_text)
+        command.add_argument("environment", metavar="ENV", help=f"one of: {', '.join(ENVIRONMENTS)}")
+        command.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+        command.add_argument("--no-synth", action="store_true", help="use the stack already in --outdir")
+        if verb != "plan":
+            command.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+        command.set_defaults(tofu_action=verb)
+
+    bootstrap = commands.add_parser("bootstrap", help="create the remote state bucket and lock table (idempotent)")
+    bootstrap.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (an S3-compatible service or a local emulator)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    spec_options = {"config_file": arguments.config}
+    if arguments.local_state:
+        spec_options["overrides"] = {"state_backend": "local"}
+    try:
+        if arguments.command == "synth":
+            return _synth(arguments.outdir, spec_options)
+        if arguments.command == "list":
+            return _list(spec_options)
+        if arguments.command == "bootstrap":
+            return _bootstrap(arguments.endpoint_url, spec_options)
+        return _tofu(arguments, spec_options)
+    except ConfigError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _synth(outdir: Path, spec_options: dict) -> int:
+    specs = {spec.name: spec for spec in load_all_specs(**spec_options)}  # validate before the slow import
+    from .stacks import build_app
+
+    build_app(outdir, specs=specs).synth()
+    for name in specs:
+        print(f"synthesized {outdir / 'stacks' / name / 'cdk.tf.json'}")
+    return 0
+
+
+def _list(spec_options: dict) -> int:
+    specs = load_all_specs(**spec_options)
+    print(f"{'STACK':<10} {'ARCHITECTURE':<13} {'REGION':<11} {'NAT':<9} STATE")
+    for spec in specs:
+        state = "local file" if spec.state_backend == "local" else f"s3://{spec.resolved_state_bucket}/{spec.state_key}"
+        nat = spec.nat if spec.architecture == "ha" else "-"
+        print(f"{spec.stack_name:<10} {spec.architecture:<13} {spec.region:<11} {nat:<9} {state}")
+    return 0
+
+
+def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
+    from .tofu import TofuNotFound, find_tofu, run_action
+
+    environment = arguments.environment
+    if environment not in ENVIRONMENTS:
+        print(f"spawnit: ENV: {environment!r} is not allowed; allowed: {', '.join(ENVIRONMENTS)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        find_tofu()
+    except TofuNotFound as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_NO_TOFU
+    if not arguments.no_synth:
+        _synth(arguments.outdir, spec_options)
+    stack_dir = arguments.outdir / "stacks" / load_spec(environment, **spec_options).stack_name
+    return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False))
+
+
+def _bootstrap(endpoint_url: str | None, spec_options: dict) -> int:
+    from .bootstrap import BootstrapError, StateTarget, bootstrap_state
+
+    targets = {
+        StateTarget(bucket=spec.resolved_state_bucket, lock_table=spec.resolved_state_lock_table, region=spec.region)
+        for spec in load_all_specs(**spec_options)
+        if spec.state_backend == "s3"
+    }
+    try:
+        for target in sorted(targets, key=lambda target: (target.region, target.bucket)):
+            for line in bootstrap_state(target, endpoint_url=endpoint_url):
+                print(line)
+    except BootstrapError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Runs OpenTofu in a synthesized stack's folder: init, then plan, apply or destroy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+TOFU_ENV = "SPAWNIT_TOFU"
+INSTALL_HINT = (
+    "OpenTofu is not installed (no 'tofu' on PATH). Install it from https://opentofu.org/docs/intro/install/ "
+    "(for example: curl -fsSL https://get.opentofu.org/install-opentofu.sh | sh -s -- --install-method deb), "
+    f"or point {TOFU_ENV} at the binary."
+)
+ACTIONS = ("plan", "apply", "destroy")
+
+
+class TofuNotFound(RuntimeError):
+    """No OpenTofu binary: the message says how to install one."""
+
+
+def find_tofu(environ: Mapping[str, str] | None = None) -> str:
+    """Path of the OpenTofu binary: ``$SPAWNIT_TOFU`` or ``tofu`` on PATH."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(TOFU_ENV)
+    if configured:
+        if shutil.which(configured, path=environ.get("PATH")):
+            return shutil.which(configured, path=environ.get("PATH")) or configured
+        raise TofuNotFound(f"{TOFU_ENV}={configured!r} is not an executable. {INSTALL_HINT}")
+    found = shutil.which("tofu", path=environ.get("PATH"))
+    if not found:
+        raise TofuNotFound(INSTALL_HINT)
+    return found
+
+
+def action_arguments(action: str, *, auto_approve: bool = False, extra: Sequence[str] = ()) -> list[str]:
+    """Arguments after the binary for one action (``plan``, ``apply`` or ``destroy``)."""
+    if action not in ACTIONS:
+        raise ValueError(f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
+    arguments = [action, "-input=false"]
+    if action == "plan":
+        arguments.append("-detailed-exitcode")
+    elif auto_approve:
+        arguments.append("-auto-approve")
+    return arguments + list(extra)
+
+
+def run_action(
+    stack_dir: Path,
+    action: str,
+    *,
+    auto_approve: bool = False,
+    extra: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """``tofu init`` then the action in ``stack_dir``, output streamed as it comes; returns tofu's exit code.
+
+    ``plan`` uses ``-detailed-exitcode``: 0 no changes, 2 changes, 1 error.
+    """
+    if not (stack_dir / "cdk.tf.json").is_file():
+        raise FileNotFoundError(f"stack folder: {str(stack_dir)!r} has no cdk.tf.json; run 'spawnit synth' first")
+    binary = find_tofu(environ)
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("TF_IN_AUTOMATION", "1")
+    for arguments in (["init", "-input=false"], action_arguments(action, auto_approve=auto_approve, extra=extra)):
+        print(f"$ tofu {' '.join(arguments)}  (in {stack_dir})", file=sys.stderr, flush=True)
+        code = subprocess.call([binary, *arguments], cwd=stack_dir, env=env)
+        if arguments[0] == "init" and code != 0:
+            return code
+    return code

@@ -1,0 +1,114 @@
+"""Shared fixtures. The jsii runtime loads once: every stack the tests read is synthesized by one
+session-scoped App (the default dev/preprod/prod stacks plus a few variants)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from stackjson import StackJson  # noqa: E402
+
+from spawnit.config import load_spec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+# Variants synthesized beside the defaults, in the same App: stack id -> (environment, overrides)
+VARIANTS = {
+    "prod-gateway": ("prod", {"nat": "gateway"}),
+    "prod-custom": (
+        "prod",
+        {
+            "alert_emails": ["ops@example.com", "finance@example.com"],
+            "allowed_http_cidrs": ["173.245.48.0/20", "103.21.244.0/22"],
+            "monthly_budget_usd": 450,
+            "media_endpoint": "https://account.r2.cloudflarestorage.com",
+            "state_backend": "local",
+        },
+    ),
+    "dev-ssh": ("dev", {"ssh_cidrs": ["203.0.113.7/32"]}),
+}
+
+
+def default_spec(name: str, **overrides: object):
+    """A spec from embedded defaults only: no config file, no SPAWNIT_* variables of the machine."""
+    return load_spec(name, config_file=None, environ={}, overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory):
+    """(outdir, {stack id: stack object}) for the one App of the session."""
+    from spawnit.stacks import ENVIRONMENT_STACKS, build_app
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    app = build_app(outdir, specs={name: default_spec(name) for name in ENVIRONMENT_STACKS})
+    for stack_id, (environment, overrides) in VARIANTS.items():
+        ENVIRONMENT_STACKS[environment](app, default_spec(environment, **overrides), id=stack_id)
+    app.synth()
+    stacks = {child.node.id: child for child in app.node.children}
+    return outdir, stacks
+
+
+@pytest.fixture(scope="session")
+def outdir(synthesized) -> Path:
+    return synthesized[0]
+
+
+@pytest.fixture(scope="session")
+def stack_objects(synthesized) -> dict:
+    return synthesized[1]
+
+
+def _load(outdir: Path, name: str) -> StackJson:
+    return StackJson.load(outdir / "stacks" / name / "cdk.tf.json")
+
+
+@pytest.fixture(scope="session")
+def dev(outdir) -> StackJson:
+    return _load(outdir, "dev")
+
+
+@pytest.fixture(scope="session")
+def preprod(outdir) -> StackJson:
+    return _load(outdir, "preprod")
+
+
+@pytest.fixture(scope="session")
+def prod(outdir) -> StackJson:
+    return _load(outdir, "prod")
+
+
+@pytest.fixture(scope="session")
+def prod_gateway(outdir) -> StackJson:
+    return _load(outdir, "prod-gateway")
+
+
+@pytest.fixture(scope="session")
+def prod_custom(outdir) -> StackJson:
+    return _load(outdir, "prod-custom")
+
+
+@pytest.fixture(scope="session")
+def dev_ssh(outdir) -> StackJson:
+    return _load(outdir, "dev-ssh")
+
+
+@pytest.fixture(scope="session")
+def all_stacks(outdir) -> dict[str, StackJson]:
+    return {path.parent.name: StackJson.load(path) for path in sorted(outdir.glob("stacks/*/cdk.tf.json"))}
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Folder for files tests leave for people to look at (screenshots, rendered user data)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

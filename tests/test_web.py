@@ -1,0 +1,186 @@
+"""Web tier: the load balancer and the Auto Scaling fleet behind it."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+APP_GROUP = "greenleaf-prod-app"
+ALB_GROUP = "greenleaf-prod-alb"
+
+
+def fleet_template(stack):
+    return stack.named("aws_launch_template", "name", f"greenleaf-{stack.path.parent.name.split('-')[0]}-app")[1]
+
+
+def fleet_group(stack):
+    return stack.named("aws_autoscaling_group", "name", f"greenleaf-{stack.path.parent.name.split('-')[0]}-app")[1]
+
+
+def fleet_files(stack) -> dict[str, str]:
+    document = yaml.safe_load(base64.b64decode(fleet_template(stack)["user_data"]))
+    return {item["path"]: item["content"] for item in document["write_files"]}
+
+
+# Load balancer -------------------------------------------------------------------------
+
+
+def test_alb_is_internet_facing_in_both_public_subnets(prod):
+    alb = prod.only("aws_lb")
+    assert alb["load_balancer_type"] == "application" and alb["internal"] is False
+    zones = {prod.resolve(ref)[2]["availability_zone"]: prod.resolve(ref)[2]["tags"]["Tier"] for ref in alb["subnets"]}
+    assert zones == {"eu-west-3a": "public", "eu-west-3b": "public"}
+
+
+def test_alb_group_accepts_port_80_from_anywhere_by_default(prod):
+    rules = prod.ingress_rules(group=ALB_GROUP)
+    assert [(rule.peer, rule.from_port, rule.to_port) for rule in rules] == [("0.0.0.0/0", 80, 80)]
+
+
+def test_alb_group_can_be_limited_to_cloudflare_ranges(prod_custom):
+    assert {rule.peer for rule in prod_custom.ingress_rules(group=ALB_GROUP)} == {"173.245.48.0/20", "103.21.244.0/22"}
+    assert all(rule.from_port == 80 for rule in prod_custom.ingress_rules(group=ALB_GROUP))
+
+
+def test_target_group_is_http_80_instances_with_the_health_check_of_the_ticket(prod):
+    group = prod.only("aws_lb_target_group")
+    assert (group["protocol"], group["port"], group["target_type"]) == ("HTTP", 80, "instance")
+    check = group["health_check"]
+    assert (check["path"], check["interval"], check["healthy_threshold"], check["unhealthy_threshold"]) == ("/health", 30, 2, 2)
+
+
+def test_listener_80_forwards_to_the_target_group(prod):
+    listener = prod.only("aws_lb_listener")
+    (target_key,) = prod.resources("aws_lb_target_group")
+    (alb_key,) = prod.resources("aws_lb")
+    assert (listener["port"], listener["protocol"]) == (80, "HTTP")
+    assert listener["load_balancer_arn"] == prod.ref("aws_lb", alb_key, "arn")
+    assert listener["default_action"] == [{"type": "forward", "target_group_arn": prod.ref("aws_lb_target_group", target_key, "arn")}]
+
+
+def test_alb_dns_name_is_an_output(prod):
+    (alb_key,) = prod.resources("aws_lb")
+    assert prod.outputs["alb_dns_name"]["value"] == prod.ref("aws_lb", alb_key, "dns_name")
+
+
+def test_app_instances_accept_http_only_from_the_alb(prod):
+    assert [(rule.peer, rule.from_port) for rule in prod.ingress_rules(group=APP_GROUP)] == [(ALB_GROUP, 80)]
+    assert [(rule.peer, rule.from_port) for rule in prod.egress_rules(group=ALB_GROUP)] == [(APP_GROUP, 80)]
+
+
+# Launch template -----------------------------------------------------------------------
+
+
+def test_launch_template_is_t3_small_amazon_linux_2023_with_imdsv2_required(prod):
+    template = fleet_template(prod)
+    assert template["instance_type"] == "t3.small"
+    assert template["metadata_options"]["http_tokens"] == "required"
+    assert prod.ssm_parameter_name(template["image_id"]) == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+def test_root_volume_is_encrypted_gp3(prod):
+    (mapping,) = fleet_template(prod)["block_device_mappings"]
+    assert mapping["ebs"]["encrypted"] == "true" and mapping["ebs"]["volume_type"] == "gp3"
+
+
+def test_instance_profile_gives_ssm_core_the_db_secret_and_the_media_bucket(prod):
+    template = fleet_template(prod)
+    _, _, profile = prod.resolve(template["iam_instance_profile"]["arn"])
+    role_reference = profile["role"]
+    attached = [body["policy_arn"] for body in prod.resources("aws_iam_role_policy_attachment").values() if body["role"] == role_reference]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+    (policy,) = [body["policy"] for body in prod.resources("aws_iam_role_policy").values() if body["name"] == "greenleaf-prod-app-inline"]
+    (db_key,) = prod.resources("aws_db_instance")
+    (bucket_key,) = prod.resources("aws_s3_bucket")
+    assert "secretsmanager:GetSecretValue" in policy and f"${{aws_db_instance.{db_key}.master_user_secret[0].secret_arn}}" in policy
+    assert f"${{aws_s3_bucket.{bucket_key}.arn}}/*" in policy and "s3:PutObject" in policy
+
+
+def test_user_data_installs_ansible_and_git_and_runs_the_bundled_playbook(prod):
+    files = fleet_files(prod)
+    script = files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]
+    assert "dnf install -y ansible-core git" in script
+    assert "ansible-playbook /opt/spawnit/ansible/playbook.yml" in script
+    playbook = yaml.safe_load(files["/opt/spawnit/ansible/playbook.yml"])
+    task_modules = {key for task in playbook[0]["tasks"] for key in task if key.startswith("ansible.")}
+    assert {"ansible.builtin.dnf", "ansible.builtin.get_url", "ansible.builtin.systemd_service", "ansible.builtin.user"} <= task_modules
+
+
+def test_user_data_builds_database_url_at_boot_from_the_secret(prod):
+    files = fleet_files(prod)
+    script = files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]
+    assert 'aws secretsmanager get-secret-value' in script
+    assert 'DATABASE_URL="postgres://' in script
+    assert "REDIS_URL=$REDIS_URL" in script and "S3_BUCKET=$S3_BUCKET" in script
+    assert "exec >>/var/log/user-data.log" in script
+
+
+def test_boot_settings_come_from_an_ssm_parameter_holding_endpoints_not_secrets(prod):
+    (db_key,) = prod.resources("aws_db_instance")
+    (redis_key,) = prod.resources("aws_elasticache_replication_group")
+    parameter = prod.only("aws_ssm_parameter")
+    assert f"SETTINGS_PARAMETER='{parameter['name']}'" in fleet_files(prod)["/opt/spawnit/boot.conf"]
+    assert f"DB_HOST='${{aws_db_instance.{db_key}.address}}'" in parameter["value"]
+    assert f"REDIS_URL='rediss://${{aws_elasticache_replication_group.{redis_key}.primary_endpoint_address}}:6379'" in parameter["value"]
+
+
+def test_user_data_starts_the_bundled_compose_stack_and_caddyfile(prod):
+    files = fleet_files(prod)
+    compose = yaml.safe_load(files["/opt/spawnit/app/docker-compose.yml"])
+    assert set(compose["services"]) == {"backend", "storefront", "caddy"}
+    assert "reverse_proxy backend:9000" in files["/opt/spawnit/app/Caddyfile"]
+    assert "docker compose" in files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]
+
+
+def test_images_are_parameters(outdir):
+    from conftest import default_spec
+
+    from spawnit.constructs import AppRelease
+    from spawnit.constructs.app import app_user_data
+
+    spec = default_spec("prod", backend_image="registry.example.com/shop/backend:1.2.3")
+    release = AppRelease(backend_image=spec.backend_image)
+    assert "BACKEND_IMAGE='registry.example.com/shop/backend:1.2.3'" in app_user_data(release, region="eu-west-3", settings_parameter="/p")
+
+
+# Auto Scaling group --------------------------------------------------------------------
+
+
+def test_fleet_is_2_to_4_desired_2_over_the_private_app_subnets(prod):
+    group = fleet_group(prod)
+    assert (group["min_size"], group["max_size"], group["desired_capacity"]) == (2, 4, 2)
+    tiers = {prod.resolve(ref)[2]["tags"]["Tier"] for ref in group["vpc_zone_identifier"]}
+    zones = {prod.resolve(ref)[2]["availability_zone"] for ref in group["vpc_zone_identifier"]}
+    assert tiers == {"app"} and zones == {"eu-west-3a", "eu-west-3b"}
+
+
+def test_fleet_uses_elb_health_checks_with_300_s_grace_and_is_attached_to_the_target_group(prod):
+    group = fleet_group(prod)
+    (target_key,) = prod.resources("aws_lb_target_group")
+    assert group["health_check_type"] == "ELB" and group["health_check_grace_period"] == 300
+    assert group["target_group_arns"] == [prod.ref("aws_lb_target_group", target_key, "arn")]
+
+
+def test_fleet_tracks_60_percent_average_cpu(prod):
+    policy = prod.only("aws_autoscaling_policy")
+    assert policy["policy_type"] == "TargetTrackingScaling"
+    tracking = policy["target_tracking_configuration"]
+    assert tracking["predefined_metric_specification"]["predefined_metric_type"] == "ASGAverageCPUUtilization"
+    assert tracking["target_value"] == 60
+
+
+def test_fleet_rolls_out_new_versions_keeping_half_healthy(prod):
+    refresh = fleet_group(prod)["instance_refresh"]
+    assert refresh["strategy"] == "Rolling" and refresh["preferences"]["min_healthy_percentage"] == 50
+
+
+def test_fleet_follows_the_latest_launch_template_version(prod):
+    (template_key,) = [key for key, body in prod.resources("aws_launch_template").items() if body["name"] == "greenleaf-prod-app"]
+    assert fleet_group(prod)["launch_template"]["version"] == prod.ref("aws_launch_template", template_key, "latest_version")
+
+
+@pytest.mark.parametrize("environment", ["preprod", "prod"])
+def test_preprod_and_prod_fleets_are_t3_small(environment, all_stacks):
+    assert fleet_template(all_stacks[environment])["instance_type"] == "t3.small"
