@@ -96,7 +96,11 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
     if not arguments.no_synth:
         _synth(arguments.outdir, spec_options)
     stack_dir = arguments.outdir / "stacks" / load_spec(environment, **spec_options).stack_name
-    return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False))
+    try:
+        return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False))
+    except FileNotFoundError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _bootstrap(endpoint_url: str | None, spec_options: dict) -> int:
