@@ -1,0 +1,109 @@
+"""The bundled artifacts, validated by the real tools: cloud-init, Caddy, ansible-lint, ShellCheck."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+ASSETS = Path(str(resources.files("spawnit") / "assets"))
+USER_DATA_LIMIT = 16 * 1024
+
+
+def tool(name: str) -> str:
+    """A tool from the virtualenv (Python tools) or the system (Debian packages)."""
+    path = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert path, f"{name} is not installed: run the tests through ./scripts/test, which installs it"
+    return path
+
+
+def user_data_documents(all_stacks) -> dict[str, str]:
+    """Decoded user data of every launch template and instance of every stack, by a readable name."""
+    found = {}
+    for stack_name, stack in all_stacks.items():
+        for body in stack.resources("aws_launch_template").values():
+            found[f"{stack_name}/{body['name']}"] = base64.b64decode(body["user_data"]).decode()
+        for key, body in stack.resources("aws_instance").items():
+            found[f"{stack_name}/{key}"] = base64.b64decode(body["user_data_base64"]).decode()
+    return found
+
+
+def test_every_user_data_is_valid_cloud_config(all_stacks, tmp_path, artifacts):
+    documents = user_data_documents(all_stacks)
+    assert len(documents) >= 8  # 3 launch templates per HA stack, a dev box per dev stack
+    for name, text in documents.items():
+        path = tmp_path / (name.replace("/", "_") + ".yaml")
+        path.write_text(text)
+        (artifacts / path.name).write_text(text)
+        result = subprocess.run([tool("cloud-init"), "schema", "--config-file", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+        assert "Valid cloud-config" in result.stdout
+
+
+def test_cloud_init_schema_check_does_reject_a_broken_document(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("#cloud-config\nwrite_files: 5\n")
+    result = subprocess.run([tool("cloud-init"), "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert result.returncode != 0 and "write_files" in result.stdout + result.stderr
+
+
+def test_every_user_data_fits_the_16_kib_ec2_limit(all_stacks):
+    for name, text in user_data_documents(all_stacks).items():
+        assert len(text.encode()) <= USER_DATA_LIMIT, name
+
+
+def caddy_validate(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("caddy"), "validate", "--config", str(path), "--adapter", "caddyfile"], capture_output=True, text=True)
+
+
+def test_caddyfile_is_valid():
+    result = caddy_validate(ASSETS / "app" / "Caddyfile")
+    assert result.returncode == 0, result.stderr
+    assert "Valid configuration" in result.stdout + result.stderr
+
+
+def test_caddy_validate_does_reject_a_broken_caddyfile(tmp_path):
+    broken = tmp_path / "Caddyfile"
+    broken.write_text(":80 {\n\treverse_proxi backend:9000\n}\n")
+    assert caddy_validate(broken).returncode != 0
+
+
+def test_caddyfile_routes_store_and_admin_to_the_backend_and_the_rest_to_the_storefront():
+    text = (ASSETS / "app" / "Caddyfile").read_text()
+    for route in ("handle /store/* {\n\t\treverse_proxy backend:9000", "handle /admin/* {\n\t\treverse_proxy backend:9000", "handle {\n\t\treverse_proxy storefront:8000"):
+        assert route in text
+    assert "format json" in text and "encode zstd gzip" in text and "X-Content-Type-Options" in text
+
+
+def test_playbook_passes_ansible_lint_production_profile(tmp_path):
+    # ansible-lint reads the folder it runs in: give it the playbook alone.
+    shutil.copy(ASSETS / "ansible" / "playbook.yml", tmp_path / "playbook.yml")
+    result = subprocess.run(
+        [tool("ansible-lint"), "--offline", "--profile", "production", "--strict", "playbook.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_playbook_passes_ansible_syntax_check(tmp_path):
+    result = subprocess.run(
+        [tool("ansible-playbook"), "--syntax-check", str(ASSETS / "ansible" / "playbook.yml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_LOCALHOST_WARNING": "false"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script", ["app-boot.sh", "nat-boot.sh"])
+def test_boot_scripts_pass_shellcheck(script):
+    result = subprocess.run([tool("shellcheck"), "--severity=style", str(ASSETS / "scripts" / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
