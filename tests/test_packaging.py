@@ -1,0 +1,91 @@
+"""The package as others use it: `pip install .` then import the constructs; `cdktf synth` like `python main.py`.
+
+Each test here starts one process of its own with the jsii runtime: that is what it checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import ROOT
+
+OUTSIDE_PROJECT = textwrap.dedent(
+    """
+    import sys
+
+    from cdktf import App, TerraformStack
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+    import spawnit
+    from spawnit.constructs import AppFleet, Cache, Database, LoadBalancer, Network
+
+
+    class ShopStack(TerraformStack):
+        def __init__(self, scope, id):
+            super().__init__(scope, id)
+            AwsProvider(self, "aws", region="eu-west-1")
+            net = Network(self, "net", name="shop", region="eu-west-1", availability_zones=["eu-west-1a", "eu-west-1b"])
+            alb = LoadBalancer(self, "alb", name="shop", network=net)
+            db = Database(self, "db", name="shop", network=net)
+            cache = Cache(self, "cache", name="shop", network=net)
+            AppFleet(self, "app", name="shop", network=net, load_balancer=alb, database=db, cache=cache, min_size=1, desired_capacity=1)
+
+
+    app = App(outdir=sys.argv[1])
+    ShopStack(app, "shop")
+    app.synth()
+    print(spawnit.__file__)
+    """
+)
+
+
+def clean_environment(tmp_path: Path) -> dict[str, str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_")}
+    empty_config = tmp_path / "empty.toml"
+    empty_config.write_text("")
+    environ.update(SPAWNIT_CONFIG=str(empty_config), JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CHECKPOINT_DISABLE="1")
+    return environ
+
+
+def test_installed_package_builds_a_stack_from_its_constructs(tmp_path):
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    project = tmp_path / "other-team"
+    project.mkdir()
+    (project / "app.py").write_text(OUTSIDE_PROJECT)
+    environ = clean_environment(tmp_path) | {"PYTHONPATH": str(site)}
+    result = subprocess.run([sys.executable, "app.py", "out"], cwd=project, env=environ, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Path(result.stdout.strip().splitlines()[-1]).is_relative_to(site), "spawnit was not imported from the installed copy"
+    stack = json.loads((project / "out" / "stacks" / "shop" / "cdk.tf.json").read_text())
+    resources = stack["resource"]
+    assert next(iter(resources["aws_vpc"].values()))["tags"] == {"Name": "shop"}
+    assert len(resources["aws_network_interface"]) == 2  # NAT instances by default
+    assert len(resources["aws_db_instance"]) == 1 and len(resources["aws_lb"]) == 1
+    assert len(resources["aws_autoscaling_group"]) == 3  # the fleet and one NAT per zone
+
+
+def test_cdktf_synth_produces_the_same_stacks_as_the_python_app(outdir, tmp_path):
+    cdktf = ROOT / "node_modules" / ".bin" / "cdktf"
+    assert cdktf.exists(), "cdktf-cli is not installed: run the tests through ./scripts/test, which installs it"
+    target = tmp_path / "cdktf.out"
+    environ = clean_environment(tmp_path)
+    environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ['PATH']}"  # python3 of this virtualenv
+    environ["HOME"] = str(tmp_path)  # cdktf-cli writes its settings there
+    result = subprocess.run([str(cdktf), "synth", "--output", str(target)], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = sorted(path.name for path in (target / "stacks").iterdir())
+    assert names == ["dev", "preprod", "prod"]
+    for name in names:
+        assert json.loads((target / "stacks" / name / "cdk.tf.json").read_text()) == json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()), name
+    shutil.rmtree(target)
