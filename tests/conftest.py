@@ -64,43 +64,21 @@ def stack_objects(synthesized) -> dict:
     return synthesized[1]
 
 
-def _load(outdir: Path, name: str) -> StackJson:
-    return StackJson.load(outdir / "stacks" / name / "cdk.tf.json")
-
-
-@pytest.fixture(scope="session")
-def dev(outdir) -> StackJson:
-    return _load(outdir, "dev")
-
-
-@pytest.fixture(scope="session")
-def preprod(outdir) -> StackJson:
-    return _load(outdir, "preprod")
-
-
-@pytest.fixture(scope="session")
-def prod(outdir) -> StackJson:
-    return _load(outdir, "prod")
-
-
-@pytest.fixture(scope="session")
-def prod_gateway(outdir) -> StackJson:
-    return _load(outdir, "prod-gateway")
-
-
-@pytest.fixture(scope="session")
-def prod_custom(outdir) -> StackJson:
-    return _load(outdir, "prod-custom")
-
-
-@pytest.fixture(scope="session")
-def dev_ssh(outdir) -> StackJson:
-    return _load(outdir, "dev-ssh")
-
-
 @pytest.fixture(scope="session")
 def all_stacks(outdir) -> dict[str, StackJson]:
+    """Every synthesized stack by name: the defaults and the VARIANTS."""
     return {path.parent.name: StackJson.load(path) for path in sorted(outdir.glob("stacks/*/cdk.tf.json"))}
+
+
+def _stack_fixture(name: str):
+    @pytest.fixture(scope="session", name=name.replace("-", "_"))
+    def stack(all_stacks) -> StackJson:
+        return all_stacks[name]
+
+    return stack
+
+
+dev, preprod, prod, prod_gateway, prod_custom, dev_ssh = map(_stack_fixture, ["dev", "preprod", "prod", *VARIANTS])
 
 
 @pytest.fixture(scope="session")
