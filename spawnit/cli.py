@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
         command.set_defaults(tofu_action=verb)
 
+    cost = commands.add_parser("cost", help="monthly cost estimate of the synthesized stacks, against the budget")
+    cost.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate (default: every stack in --outdir)")
+    cost.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+    cost.add_argument("--format", choices=("table", "json"), default="table")
+    cost.add_argument("--budget", type=float, help="monthly budget in USD (default: monthly_budget_usd of the configuration)")
+    cost.add_argument("--fail-over-budget", action="store_true", help="exit 1 when over budget or when a resource has no price")
+    cost.add_argument("--compare", choices=("nat-gateway",), help="also price the same stacks with NAT gateways instead of NAT instances")
+    cost.add_argument("--prices", type=Path, help="price table (JSON) for a region without a bundled one")
+    cost.add_argument("--spot-discount", type=float, default=0.70, help="spot discount off on-demand (default 0.70)")
+    cost.add_argument("--nat-gateway-gb", type=float, default=100.0, help="GB a month through each NAT gateway (default 100)")
+
     bootstrap = commands.add_parser("bootstrap", help="create the remote state bucket and lock table (idempotent)")
     bootstrap.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (an S3-compatible service or a local emulator)")
     return parser
@@ -55,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(spec_options)
         if arguments.command == "bootstrap":
             return _bootstrap(arguments.endpoint_url, spec_options)
+        if arguments.command == "cost":
+            return _cost(arguments, spec_options)
         return _tofu(arguments, spec_options)
     except ConfigError as error:
         print(f"spawnit: {error}", file=sys.stderr)
@@ -101,6 +115,34 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
     except FileNotFoundError as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
+    from rich.console import Console
+
+    from .cost import Assumptions, CostError, PriceTable, estimate, load_stacks, render
+
+    try:
+        budget = arguments.budget if arguments.budget is not None else load_spec("prod", **spec_options).monthly_budget_usd
+        if budget <= 0:
+            raise CostError(f"--budget: {budget} is not allowed; allowed: a positive amount")
+        report = estimate(
+            load_stacks(arguments.outdir, arguments.stacks),
+            budget_usd=budget,
+            prices=PriceTable.from_file(arguments.prices) if arguments.prices else None,
+            assumptions=Assumptions(spot_discount=arguments.spot_discount, nat_gateway_gb_month=arguments.nat_gateway_gb),
+            compare_nat_gateway=arguments.compare == "nat-gateway",
+        )
+    except CostError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if arguments.format == "json":
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        render(report, Console(width=140))
+    if arguments.fail_over_budget and (report.over_budget or report.unpriced):
+        return 1
+    return 0
 
 
 def _bootstrap(endpoint_url: str | None, spec_options: dict) -> int:
