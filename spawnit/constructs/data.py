@@ -72,6 +72,7 @@ class Database(Construct):
             db_subnet_group_name=self.subnet_group.name,
             vpc_security_group_ids=[self.security_group.id],
             publicly_accessible=False,
+            iam_database_authentication_enabled=True,
             backup_retention_period=backup_retention_days,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,

@@ -77,7 +77,7 @@ class DevBox(Construct):
             user_data_base64=base64_text(self.user_data),
             user_data_replace_on_change=True,
             instance_market_options=market,
-            metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2),
+            metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
             monitoring=True,
             ebs_optimized=True,
             root_block_device=InstanceRootBlockDevice(volume_size=root_volume_gb, volume_type="gp3", encrypted=True, delete_on_termination=True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
 from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
@@ -61,6 +62,8 @@ class Network(Construct):
         self.availability_zones = tuple(availability_zones)
         self.vpc = Vpc(self, "vpc", cidr_block=self.cidr, enable_dns_hostnames=True, enable_dns_support=True, tags={"Name": name})
         self.vpc_id = self.vpc.id
+        # The VPC's default group gets no rule at all: nothing can use it by accident.
+        self.default_security_group = DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{name}-default-deny"})
         self.internet_gateway = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": name})
 
         self.public_subnets = self._subnets("public", public_subnet_cidrs)

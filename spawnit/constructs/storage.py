@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
 from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
 from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
@@ -15,15 +22,28 @@ from constructs import Construct
 
 
 class MediaBucket(Construct):
-    """S3 bucket for product media: versioned, encrypted (SSE-S3), public access blocked, owner-enforced.
+    """S3 bucket for product media: versioned, encrypted (SSE-S3), public access blocked, owner-enforced;
+    old versions expire after ``noncurrent_version_days`` and unfinished uploads after 7 days.
 
     ``endpoint`` names an S3-compatible service the application should use
     instead (for example Cloudflare R2, free of egress fees); it reaches the app
     as ``S3_ENDPOINT`` through :attr:`app_settings`.
     """
 
-    def __init__(self, scope: Construct, id: str, *, bucket_name: str, region: str, endpoint: str | None = None, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket_name: str,
+        region: str,
+        endpoint: str | None = None,
+        public_url: str | None = None,
+        noncurrent_version_days: int = 90,
+    ) -> None:
         super().__init__(scope, id)
+        if noncurrent_version_days < 1:
+            raise ValueError(f"MediaBucket noncurrent_version_days: {noncurrent_version_days} is not allowed; allowed: 1 or more")
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
         S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
         S3BucketPublicAccessBlock(
@@ -39,6 +59,20 @@ class MediaBucket(Construct):
                 S3BucketServerSideEncryptionConfigurationRuleA(
                     apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256"),
                     bucket_key_enabled=True,
+                )
+            ],
+        )
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="tidy-up",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    abort_incomplete_multipart_upload=[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
+                    noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_version_days)],
                 )
             ],
         )

@@ -208,7 +208,7 @@ class AppFleet(Construct):
             iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=self.role.instance_profile.arn),
             user_data=base64_text(self.user_data),
             update_default_version=True,
-            metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2),
+            metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
             monitoring=LaunchTemplateMonitoring(enabled=True),
             block_device_mappings=[
                 LaunchTemplateBlockDeviceMappings(
