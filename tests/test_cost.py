@@ -204,3 +204,16 @@ def test_cost_rejects_an_unknown_stack_and_a_bad_discount(outdir, capsys, monkey
     assert "stack: 'staging' is not in" in capsys.readouterr().err
     assert main(["cost", "prod", "--outdir", str(outdir), "--spot-discount", "1.5"]) == 2
     assert "spot_discount: 1.5 is not allowed" in capsys.readouterr().err
+
+
+def test_readme_cost_table_matches_the_estimate(real):
+    import re
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for stack in real.stacks:
+        row = re.search(rf"^\| {stack.name}: [^|]+\| ([\d.]+) \| ([\d.]+) \|", readme, re.MULTILINE)
+        assert row, f"no README cost row for {stack.name}"
+        assert (float(row.group(1)), float(row.group(2))) == (stack.total_usd, real.compare[stack.name].total_usd)
+    assert f"**{real.total_usd:.2f}**" in readme
