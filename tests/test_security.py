@@ -120,3 +120,9 @@ def test_every_bucket_blocks_public_access(all_stacks):
 def test_prod_data_has_deletion_protection(prod):
     assert prod.only("aws_db_instance")["deletion_protection"] is True
     assert prod.only("aws_lb")["enable_deletion_protection"] is True
+
+
+def test_readme_shows_the_current_pass_count(checkov_report):
+    summary = checkov_report["summary"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"**{summary['passed']} checks pass**" in readme and f"the {summary['failed']} findings left" in readme
