@@ -409,20 +409,15 @@ class Report:
             "total_usd": self.total_usd,
             "over_budget": self.over_budget,
             "unpriced": [asdict(item) for item in self.unpriced],
-            "stacks": [
-                {
-                    "name": stack.name,
-                    "total_usd": stack.total_usd,
-                    "items": [asdict(item) for item in stack.items],
-                    **(
-                        {"nat_gateway_total_usd": self.compare[stack.name].total_usd, "nat_gateway_delta_usd": round(self.compare[stack.name].total_usd - stack.total_usd, 2)}
-                        if self.compare
-                        else {}
-                    ),
-                }
-                for stack in self.stacks
-            ],
+            "stacks": [self._stack_dict(stack) for stack in self.stacks],
         }
+
+    def _stack_dict(self, stack: StackCost) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": stack.name, "total_usd": stack.total_usd, "items": [asdict(item) for item in stack.items]}
+        if self.compare:
+            other = self.compare[stack.name].total_usd
+            entry |= {"nat_gateway_total_usd": other, "nat_gateway_delta_usd": round(other - stack.total_usd, 2)}
+        return entry
 
 
 def estimate(

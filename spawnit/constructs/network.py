@@ -80,7 +80,7 @@ class Network(Construct):
             self.nat_security_group.allow_from_cidrs([self.cidr], port=None, description="everything from inside the VPC")
             self.nat_security_group.allow_to_cidrs([ANYWHERE], port=None, description="NAT out to the internet")
         self.app_route_tables: list[RouteTable] = []
-        for index, (zone, subnet) in enumerate(zip(self.availability_zones, self.app_subnets)):
+        for index, (zone, subnet) in enumerate(zip(self.availability_zones, self.app_subnets, strict=True)):
             routes = self._route_table(f"app-{zone}", [subnet])
             self.app_route_tables.append(routes)
             if nat == "instance":
@@ -133,7 +133,7 @@ class Network(Construct):
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{self.name}-{tier}-{zone}", "Tier": tier},
             )
-            for zone, cidr in zip(self.availability_zones, cidrs)
+            for zone, cidr in zip(self.availability_zones, cidrs, strict=True)
         ]
 
     def _route_table(self, label: str, subnets: Sequence[Subnet]) -> RouteTable:
