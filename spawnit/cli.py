@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(tofu_action=verb)
 
     cost = commands.add_parser("cost", help="monthly cost estimate of the synthesized stacks, against the budget")
-    cost.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate (default: every stack in --outdir)")
+    cost.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate (default: dev, preprod and prod)")
     cost.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
     cost.add_argument("--format", choices=("table", "json"), default="table")
     cost.add_argument("--budget", type=float, help="monthly budget in USD (default: monthly_budget_usd of the configuration)")

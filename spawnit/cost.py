@@ -21,6 +21,7 @@ from typing import Any
 MINUTES_PER_WEEK = 7 * 24 * 60
 HOURS_PER_WEEK = 7 * 24
 NAT_TAG = "spawnit:nat"
+DEFAULT_STACKS = ("dev", "preprod", "prod")  # what the budget covers; other stacks are estimated when named
 
 FREE_TYPES = frozenset(
     {
@@ -215,7 +216,7 @@ class StackEstimator:
         cost = StackCost(self.name)
         for kind, instances in sorted(self.resources.items()):
             for key, body in sorted(instances.items()):
-                if kind in FREE_TYPES:
+                if kind in FREE_TYPES or kind.startswith("docker_"):  # Docker resources run on a host of one's own
                     continue
                 handler = getattr(self, f"_price_{kind.removeprefix('aws_')}", None)
                 address = _construct_path(body) or f"{kind}.{key}"
@@ -372,7 +373,8 @@ def load_stacks(outdir: Path, names: Iterable[str] | None = None) -> dict[str, d
     available = {path.parent.name: path for path in sorted(Path(outdir).glob("stacks/*/cdk.tf.json"))}
     if not available:
         raise CostError(f"outdir: {str(outdir)!r} holds no synthesized stack; run 'spawnit synth' first")
-    wanted = list(names) if names else list(available)
+    environments = [name for name in DEFAULT_STACKS if name in available]
+    wanted = list(names) if names else environments or list(available)
     unknown = [name for name in wanted if name not in available]
     if unknown:
         raise CostError(f"stack: {unknown[0]!r} is not in {outdir}; allowed: {', '.join(available)}")

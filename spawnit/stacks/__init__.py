@@ -12,12 +12,39 @@ from .environment import DevStack, EnvironmentStack, PreprodStack, ProdStack
 ENVIRONMENT_STACKS: dict[str, type[EnvironmentStack]] = {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
 
 
-def build_app(outdir: str | Path | None = None, *, specs: dict[str, EnvironmentSpec] | None = None, **spec_options: object) -> App:
-    """An App with every default stack: dev, preprod and prod (configuration read as :func:`load_spec` does)."""
+CATALOG_CLIENT = "catalog"
+
+
+def add_catalog_examples(app: App) -> list[str]:
+    """One default instance of every catalog service for each target, as client ``catalog``."""
+    from ..services import TARGETS, all_services
+    from ..services.stack import ServiceStack
+
+    names = []
+    for service in all_services().values():
+        for target in TARGETS:
+            stack = ServiceStack(
+                app,
+                service=service,
+                parameters=service.parse({**service.example, "target": target}),
+                client=CATALOG_CLIENT,
+                instance=f"{service.name}-{target}",
+            )
+            names.append(stack.node.id)
+    return names
+
+
+def build_app(
+    outdir: str | Path | None = None, *, specs: dict[str, EnvironmentSpec] | None = None, catalog: bool = True, **spec_options: object
+) -> App:
+    """An App with every default stack: dev, preprod and prod (configuration read as :func:`load_spec` does),
+    and one example instance of each catalog service per target."""
     app = App(outdir=str(outdir)) if outdir is not None else App()
     for name, stack_class in ENVIRONMENT_STACKS.items():
         spec = (specs or {}).get(name) or load_spec(name, **spec_options)
         stack_class(app, spec)
+    if catalog:
+        add_catalog_examples(app)
     return app
 
 

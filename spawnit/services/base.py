@@ -1,0 +1,189 @@
+"""What every catalog service shares: typed parameters, a description of its containers, a registry.
+
+A service describes containers (image, ports, environment, secrets, volumes,
+health check); a target (:mod:`spawnit.services.targets`) realizes them.
+Defining a subclass of :class:`CatalogService` registers it: adding a service
+or a target touches no other code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+InstanceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+TARGETS = ("docker", "aws")
+
+
+class ParameterError(ValueError):
+    """Invalid service parameters; the message names each field, its value and the rule."""
+
+
+class ServiceParameters(BaseModel):
+    """Parameters every service has: where it runs. Services add their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"additionalProperties": False})
+
+    target: Literal["docker", "aws"] = Field("docker", description="Where the service runs: local or remote Docker host, or an EC2 instance.")
+    docker_host: Annotated[str, StringConstraints(pattern=r"^(unix|ssh|tcp|npipe)://\S+$")] = Field(
+        "unix:///var/run/docker.sock", description="Docker host (target docker): local socket, ssh:// or tcp://."
+    )
+    docker_bind_address: ipaddress.IPv4Address = Field(
+        ipaddress.IPv4Address("127.0.0.1"), description="Host address the ports are published on (target docker); 0.0.0.0 for every interface."
+    )
+    aws_region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] = Field("eu-west-3", description="AWS region (target aws).")
+    aws_instance_type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = Field(
+        "t3.small", description="EC2 instance type (target aws)."
+    )
+    aws_subnet_id: Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = Field(
+        None, description="Subnet of the instance (target aws); default: the first subnet of the default VPC."
+    )
+    allowed_cidrs: list[ipaddress.IPv4Network] = Field(
+        default_factory=lambda: [ipaddress.IPv4Network("0.0.0.0/0")],
+        min_length=1,
+        description="Who may reach the service's ports (target aws security group).",
+    )
+    root_volume_gb: int = Field(20, ge=8, le=1000, description="Encrypted root volume size (target aws).")
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """A port the service offers: ``container`` inside, ``published`` on the host (or the instance)."""
+
+    container: int
+    published: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Health:
+    """A health check command, as for Dockerfile HEALTHCHECK."""
+
+    test: tuple[str, ...]
+    interval: str = "10s"
+    timeout: str = "5s"
+    retries: int = 5
+    start_period: str = "20s"
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """An image built on the target from a generated Dockerfile (no repository file needed)."""
+
+    dockerfile: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container of a service. ``secrets`` maps an environment variable to a secret name
+    of the service: the target supplies the value (never a literal in the JSON)."""
+
+    name: str
+    image: str | ImageBuild
+    ports: tuple[ServicePort, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    volumes: Mapping[str, str] = field(default_factory=dict)
+    health: Health | None = None
+    command: tuple[str, ...] | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    memory_mb: int | None = None
+
+
+class CatalogService:
+    """A deployable service. Subclasses set the class attributes and describe their containers."""
+
+    name: ClassVar[str]
+    category: ClassVar[str]
+    description: ClassVar[str]
+    Parameters: ClassVar[type[ServiceParameters]] = ServiceParameters
+    secrets: ClassVar[tuple[str, ...]] = ()  # names of the secrets the deployer provides
+    example: ClassVar[dict[str, Any]] = {}  # parameters of the default instance, where defaults are not enough
+
+    registry: ClassVar[dict[str, type[CatalogService]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", cls.name):
+                raise ValueError(f"service name: {cls.name!r} is not allowed; allowed: lowercase letters, digits and '-'")
+            CatalogService.registry[cls.name] = cls
+
+    def __init__(self, parameters: ServiceParameters) -> None:
+        self.parameters = parameters
+
+    def containers(self) -> list[ContainerSpec]:
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> ServiceParameters:
+        """Validated parameters, or :class:`ParameterError` naming every bad field, its value and the rule."""
+        try:
+            return cls.Parameters.model_validate(dict(values))
+        except ValidationError as error:
+            raise ParameterError(explain(cls.name, error)) from None
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        schema = cls.Parameters.model_json_schema()
+        schema["title"] = cls.name
+        schema["description"] = cls.description
+        return schema
+
+
+def explain(service: str, error: ValidationError) -> str:
+    lines = [f"invalid parameters for service {service!r}:"]
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(parameters)"
+        value = problem.get("input")
+        context = problem.get("ctx") or {}
+        if problem["type"] == "extra_forbidden":
+            rule = "is not a parameter of this service"
+        elif problem["type"] == "literal_error":
+            rule = f"is not allowed; allowed: {context.get('expected')}"
+        elif problem["type"] == "string_pattern_mismatch":
+            rule = f"is not allowed; allowed: values matching {context.get('pattern')}"
+        else:
+            rule = f"is not allowed: {problem['msg'][0].lower()}{problem['msg'][1:]}"
+        lines.append(f"  {location} = {value!r} {rule}")
+    return "\n".join(lines)
+
+
+def get_service(name: str) -> type[CatalogService]:
+    from . import catalog  # noqa: F401 - defining the services registers them
+
+    try:
+        return CatalogService.registry[name]
+    except KeyError:
+        raise ParameterError(f"service: {name!r} is not in the catalog; allowed: {', '.join(sorted(CatalogService.registry))}") from None
+
+
+def all_services() -> dict[str, type[CatalogService]]:
+    from . import catalog  # noqa: F401
+
+    return dict(sorted(CatalogService.registry.items()))
+
+
+def catalog_document() -> dict[str, Any]:
+    """The catalog as JSON for the API and `spawnit catalog --format json`, generated from the classes."""
+    return {
+        "services": [
+            {
+                "name": service.name,
+                "category": service.category,
+                "description": service.description,
+                "targets": list(TARGETS),
+                "secrets": list(service.secrets),
+                "parameters": service.schema(),
+            }
+            for service in all_services().values()
+        ]
+    }

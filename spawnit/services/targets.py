@@ -1,0 +1,258 @@
+"""Targets realize a service's containers: on a Docker host, or on an EC2 instance that runs Docker.
+
+Both read the same :class:`ContainerSpec` list. Secrets are stack variables
+(``TF_VAR_<secret>``), marked sensitive: their values never appear in the
+synthesized JSON. A new target subclasses :class:`Target` and registers itself.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+from cdktf import AssetType, Fn, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable
+from constructs import Construct
+
+from .base import ContainerSpec, ImageBuild, ServiceParameters
+
+
+class Target:
+    """Realizes containers in a stack. Subclasses set ``name`` and implement :meth:`realize`."""
+
+    name: ClassVar[str]
+    registry: ClassVar[dict[str, type[Target]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Target.registry[cls.name] = cls
+
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+        raise NotImplementedError
+
+
+def secret_variables(stack: TerraformStack, containers: list[ContainerSpec]) -> dict[str, TerraformVariable]:
+    """One sensitive variable per secret the containers use (set with TF_VAR_<name>)."""
+    names = sorted({secret for container in containers for secret in container.secrets.values()})
+    return {
+        name: TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"Secret {name!r} of the service (TF_VAR_{name}).")
+        for name in names
+    }
+
+
+def published_ports(containers: list[ContainerSpec]) -> list[tuple[int, str, str]]:
+    """(published port, protocol, description) of every container, checked for clashes."""
+    seen: dict[tuple[int, str], str] = {}
+    for container in containers:
+        for port in container.ports:
+            key = (port.published, port.protocol)
+            if key in seen:
+                raise ValueError(f"ports: {port.published}/{port.protocol} is published twice ({seen[key]} and {container.name}); allowed: distinct ports")
+            seen[key] = container.name
+    return [(port.published, port.protocol, port.description or container.name) for container in containers for port in container.ports]
+
+
+class DockerTarget(Target):
+    """Containers on a Docker host (local socket or ssh:// / tcp://), on a network of the instance's own."""
+
+    name = "docker"
+
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+        from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
+
+        published_ports(containers)
+        docker_provider(stack, host=parameters.docker_host)
+        network = DockerNetwork(stack, "network", name=prefix, labels={"spawnit.instance": prefix})
+        secrets = secret_variables(stack, containers)
+        volumes = {
+            volume: DockerVolume(stack, f"volume-{volume}", name=f"{prefix}-{volume}", labels={"spawnit.instance": prefix})
+            for container in containers
+            for volume in container.volumes
+        }
+        services: dict[str, DockerService] = {}
+        for container in containers:
+            image = container.image
+            if isinstance(image, ImageBuild):
+                image = ImageBuildSpec(context=_build_context(stack, container.name, image.dockerfile), tag=image.tag)
+            env = {**container.env, **{key: secrets[secret].string_value for key, secret in container.secrets.items()}}
+            services[container.name] = DockerService(
+                stack,
+                container.name,
+                name=f"{prefix}-{container.name}",
+                image=image,
+                network=network,
+                aliases=[container.name],
+                ports=[PortMapping(internal=p.container, external=p.published, protocol=p.protocol, host_ip=str(parameters.docker_bind_address)) for p in container.ports],
+                env=env,
+                mounts=[Mount(volumes[volume], path) for volume, path in container.volumes.items()],
+                command=container.command,
+                health=HealthCheck(container.health.test, container.health.interval, container.health.timeout, container.health.retries, container.health.start_period)
+                if container.health
+                else None,
+                labels={"spawnit.instance": prefix, "spawnit.container": container.name},
+                memory_mb=container.memory_mb,
+                files=container.files,
+                depends_on=[services[name] for name in container.depends_on],
+            )
+        for published, protocol, description in published_ports(containers):
+            TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{parameters.docker_bind_address}:{published}", description=description)
+
+
+def _build_context(stack: TerraformStack, name: str, dockerfile: str) -> str:
+    """A build context holding only the generated Dockerfile, copied into the stack's folder by cdktf."""
+    folder = Path(tempfile.mkdtemp(prefix="spawnit-build-"))
+    (folder / "Dockerfile").write_text(dockerfile)
+    return TerraformAsset(stack, f"{name}-build-context", path=str(folder), type=AssetType.DIRECTORY).path
+
+
+class Ec2Target(Target):
+    """One EC2 instance (Amazon Linux 2023, IMDSv2 only, encrypted root) that runs the same containers.
+
+    Its security group opens exactly the service's published ports, to
+    ``allowed_cidrs``. cloud-init installs Docker and runs a script that
+    creates the network and volumes, reads the secrets from SSM Parameter
+    Store (SecureString, written from the stack's sensitive variables), and
+    starts each container once the ones it depends on are healthy.
+    """
+
+    name = "aws"
+
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+        from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
+        from cdktf_cdktf_provider_aws.data_aws_subnets import DataAwsSubnets, DataAwsSubnetsFilter
+        from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
+        from cdktf_cdktf_provider_aws.instance import Instance, InstanceMetadataOptions, InstanceRootBlockDevice
+        from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+        from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+
+        from ..constructs._common import InstanceRole, amazon_linux_2023_ami, base64_text, cloud_config
+        from ..constructs.security import ANYWHERE, SecurityGroup
+
+        ports = published_ports(containers)
+        AwsProvider(stack, "aws", region=parameters.aws_region, default_tags=[AwsProviderDefaultTags(tags={"spawnit-instance": prefix, "managed-by": "spawnit"})])
+        if parameters.aws_subnet_id:
+            subnet_id = parameters.aws_subnet_id
+            vpc_id = DataAwsSubnet(stack, "subnet", id=subnet_id).vpc_id
+        else:
+            vpc_id = DataAwsVpc(stack, "default-vpc", default=True).id
+            subnets = DataAwsSubnets(stack, "default-subnets", filter=[DataAwsSubnetsFilter(name="vpc-id", values=[vpc_id])])
+            subnet_id = Fn.element(subnets.ids, 0)
+        group = SecurityGroup(stack, "sg", vpc_id=vpc_id, name=prefix, description=f"{prefix}: the service's ports only")
+        for published, protocol, description in ports:
+            for cidr in parameters.allowed_cidrs:
+                _ingress(group, published, protocol, str(cidr), description)
+        group.allow_to_cidrs([ANYWHERE], port=None, description="images, packages and AWS APIs")
+
+        parameter_names = {}
+        for name, variable in secret_variables(stack, containers).items():
+            parameter_names[name] = f"/spawnit/{prefix}/{name}"
+            SsmParameter(stack, f"secret-{name}", name=parameter_names[name], type="SecureString", value=variable.string_value)
+        statements = []
+        if parameter_names:
+            statements = [
+                {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": f"arn:aws:ssm:{parameters.aws_region}:*:parameter/spawnit/{prefix}/*"},
+                {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{parameters.aws_region}.amazonaws.com"}}},
+            ]
+        role = InstanceRole(stack, "role", name=prefix, statements=statements)
+        files, script = run_script(prefix, containers, parameter_names, parameters.aws_region)
+        self.user_data = cloud_config(files=files, boot_script=("spawnit-service.sh", script))
+        instance = Instance(
+            stack,
+            "instance",
+            ami=amazon_linux_2023_ami(stack, parameters.aws_instance_type),
+            instance_type=parameters.aws_instance_type,
+            subnet_id=subnet_id,
+            associate_public_ip_address=True,
+            vpc_security_group_ids=[group.id],
+            iam_instance_profile=role.instance_profile.name,
+            user_data_base64=base64_text(self.user_data),
+            user_data_replace_on_change=True,
+            metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            root_block_device=InstanceRootBlockDevice(volume_size=parameters.root_volume_gb, volume_type="gp3", encrypted=True),
+            monitoring=True,
+            ebs_optimized=True,
+            tags={"Name": prefix},
+        )
+        TerraformOutput(stack, "public_ip", value=instance.public_ip)
+        for published, protocol, description in ports:
+            TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{published}/{protocol}", description=description)
+
+
+def _ingress(group, port: int, protocol: str, cidr: str, description: str) -> None:  # noqa: ANN001
+    from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+
+    VpcSecurityGroupIngressRule(
+        group,
+        f"in-{protocol}{port}-from-{cidr.replace('/', '_')}",
+        security_group_id=group.id,
+        cidr_ipv4=cidr,
+        ip_protocol=protocol,
+        from_port=port,
+        to_port=port,
+        description=description,
+    )
+
+
+def run_script(prefix: str, containers: list[ContainerSpec], secret_parameters: dict[str, str], region: str) -> tuple[dict[str, str], str]:
+    """Files and the boot script that run ``containers`` with plain ``docker`` on the instance."""
+    base = f"/opt/spawnit/{prefix}"
+    files: dict[str, str] = {}
+    lines = [
+        "#!/bin/bash",
+        f"# Runs the containers of {prefix} at every boot; idempotent. Output: /var/log/spawnit-service.log",
+        "set -euo pipefail",
+        "exec >>/var/log/spawnit-service.log 2>&1",
+        "rpm -q docker >/dev/null || dnf install -y docker",
+        "systemctl enable --now docker",
+        "umask 077",
+        f"docker network inspect {prefix} >/dev/null 2>&1 || docker network create {prefix}",
+        "secret() {",
+        f'  aws ssm get-parameter --region {region} --with-decryption --name "$1" --query Parameter.Value --output text',
+        "}",
+        "wait_healthy() {",
+        "  for _ in $(seq 120); do",
+        "    [ \"$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' \"$1\")\" = healthy ] && return 0",
+        "    sleep 5",
+        "  done",
+        '  echo "$1 did not become healthy" >&2; return 1',
+        "}",
+    ]
+    for container in containers:
+        full_name = f"{prefix}-{container.name}"
+        env_file = f"{base}/{container.name}.env"
+        files[f"{base}/{container.name}.env.static"] = "".join(f"{key}={value}\n" for key, value in sorted(container.env.items()))
+        lines.append(f"cp {base}/{container.name}.env.static {env_file}")
+        for key, secret in sorted(container.secrets.items()):
+            lines.append(f'printf "%s=%s\\n" {key} "$(secret {secret_parameters[secret]})" >>{env_file}')
+        image = container.image
+        if isinstance(image, ImageBuild):
+            files[f"{base}/{container.name}-build/Dockerfile"] = image.dockerfile
+            lines.append(f"docker build -t {image.tag} {base}/{container.name}-build")
+            image = image.tag
+        arguments = ["docker", "run", "-d", "--name", full_name, "--network", prefix, "--network-alias", container.name, "--restart", "unless-stopped", "--env-file", env_file]
+        arguments += ["--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
+        for port in container.ports:
+            arguments += ["-p", f"{port.published}:{port.container}/{port.protocol}"]
+        for volume, path in container.volumes.items():
+            arguments += ["-v", f"{prefix}-{volume}:{path}"]
+        for index, (path, content) in enumerate(sorted(container.files.items())):
+            local = f"{base}/{container.name}-files/{index}"
+            files[local] = content
+            arguments += ["-v", f"{local}:{path}:ro"]
+        if container.memory_mb:
+            arguments += ["--memory", f"{container.memory_mb}m"]
+        if container.health:
+            health = container.health
+            command = health.test[1] if health.test[0] == "CMD-SHELL" else shlex.join(health.test[1:])
+            arguments += ["--health-cmd", command, "--health-interval", health.interval, "--health-timeout", health.timeout]
+            arguments += ["--health-retries", str(health.retries), "--health-start-period", health.start_period]
+        arguments.append(image)
+        arguments += list(container.command or ())
+        for dependency in container.depends_on:
+            lines.append(f"wait_healthy {prefix}-{dependency}")
+        lines.append(f"if ! docker container inspect {full_name} >/dev/null 2>&1; then")
+        lines.append("  " + shlex.join(arguments))
+        lines.append(f"else docker start {full_name} >/dev/null; fi")
+    return files, "\n".join(lines) + "\n"
