@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,8 +23,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--local-state", action="store_true", help="keep state in a local file instead of the S3 backend")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    synth = commands.add_parser("synth", help="synthesize every default stack into cdktf.out")
+    synth = commands.add_parser("synth", help="synthesize every default stack, or one service instance (--service), into cdktf.out")
     synth.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+    synth.add_argument("--service", help="a catalog service: synthesize one instance of it into its own stack")
+    synth.add_argument("--target", choices=("docker", "aws"), help="where the instance runs (default: the parameters' target, docker)")
+    synth.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeatable; JSON values allowed)")
+    synth.add_argument("--params", type=Path, metavar="FILE", help="parameters from a JSON or TOML file (--set wins)")
+    synth.add_argument("--client", default="local", help="client owning the instance (stack name: CLIENT-INSTANCE)")
+    synth.add_argument("--instance", help="instance name (default: the service name)")
+
+    catalog = commands.add_parser("catalog", help="list the catalog's services, or 'catalog show NAME' for a parameter schema")
+    catalog.add_argument("words", nargs="*", metavar="show NAME")
+    catalog.add_argument("--format", choices=("table", "json"), default="table")
 
     commands.add_parser("list", help="list the stacks with their environment, architecture and state location")
 
@@ -56,13 +68,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     arguments = _parser().parse_args(argv)
     spec_options = {"config_file": arguments.config}
     if arguments.local_state:
         spec_options["overrides"] = {"state_backend": "local"}
     try:
+        if arguments.command == "synth" and arguments.service:
+            return _synth_service(arguments)
         if arguments.command == "synth":
             return _synth(arguments.outdir, spec_options)
+        if arguments.command == "catalog":
+            return _catalog(arguments)
         if arguments.command == "list":
             return _list(spec_options)
         if arguments.command == "bootstrap":
@@ -82,6 +99,74 @@ def _synth(outdir: Path, spec_options: dict) -> int:
     build_app(outdir, specs=specs).synth()
     for name in specs:
         print(f"synthesized {outdir / 'stacks' / name / 'cdk.tf.json'}")
+    return 0
+
+
+def _catalog(arguments: argparse.Namespace) -> int:
+    from .services import ParameterError, all_services, catalog_document, get_service
+
+    words = arguments.words
+    if words and (words[0] != "show" or len(words) != 2):
+        print(f"spawnit: catalog: {' '.join(words)!r} is not allowed; allowed: 'spawnit catalog' or 'spawnit catalog show NAME'", file=sys.stderr)
+        return EXIT_USAGE
+    if words:
+        try:
+            print(json.dumps(get_service(words[1]).schema(), indent=2))
+        except ParameterError as error:
+            print(f"spawnit: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
+    if arguments.format == "json":
+        print(json.dumps(catalog_document(), indent=2))
+        return 0
+    print(f"{'SERVICE':<12} {'CATEGORY':<10} DESCRIPTION")
+    for service in all_services().values():
+        print(f"{service.name:<12} {service.category:<10} {service.description}")
+    return 0
+
+
+def _service_values(arguments: argparse.Namespace) -> dict:
+    values: dict = {}
+    if arguments.params:
+        text = arguments.params.read_text()
+        try:
+            values = json.loads(text) if arguments.params.suffix == ".json" else tomllib.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ValueError(f"--params {arguments.params}: not valid {arguments.params.suffix.lstrip('.') or 'TOML'}: {error}") from None
+    for assignment in arguments.set:
+        key, separator, raw = assignment.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--set: {assignment!r} is not allowed; allowed: KEY=VALUE")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    if arguments.target:
+        values["target"] = arguments.target
+    return values
+
+
+def _synth_service(arguments: argparse.Namespace) -> int:
+    from .services import ParameterError, get_service
+    from .services.stack import instance_stack_name
+
+    try:
+        service = get_service(arguments.service)
+        parameters = service.parse(_service_values(arguments))
+        instance = arguments.instance or service.name
+        name = instance_stack_name(arguments.client, instance)
+        service(parameters).containers()  # rules across fields fail here, before anything is written
+    except (ParameterError, ValueError, OSError) as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from cdktf import App
+
+    from .services.stack import ServiceStack
+
+    app = App(outdir=str(arguments.outdir))
+    ServiceStack(app, service=service, parameters=parameters, client=arguments.client, instance=instance)
+    app.synth()
+    print(f"synthesized {arguments.outdir / 'stacks' / name / 'cdk.tf.json'} ({service.name} on {parameters.target})")
     return 0
 
 

@@ -100,9 +100,15 @@ class DockerTarget(Target):
             TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{parameters.docker_bind_address}:{published}", description=description)
 
 
+_CONTEXTS: tempfile.TemporaryDirectory | None = None  # removed when the process ends, after cdktf has copied them
+
+
 def _build_context(stack: TerraformStack, name: str, dockerfile: str) -> str:
     """A build context holding only the generated Dockerfile, copied into the stack's folder by cdktf."""
-    folder = Path(tempfile.mkdtemp(prefix="spawnit-build-"))
+    global _CONTEXTS
+    if _CONTEXTS is None:
+        _CONTEXTS = tempfile.TemporaryDirectory(prefix="spawnit-build-")
+    folder = Path(tempfile.mkdtemp(dir=_CONTEXTS.name))
     (folder / "Dockerfile").write_text(dockerfile)
     return TerraformAsset(stack, f"{name}-build-context", path=str(folder), type=AssetType.DIRECTORY).path
 
