@@ -27,6 +27,7 @@ from .layout import check_subnet_layout
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")
+SECTIONS = ("all", *ENVIRONMENTS, "platform")
 CONFIG_FILE_ENV = "SPAWNIT_CONFIG"
 DEFAULT_CONFIG_FILE = "spawnit.toml"
 
@@ -227,6 +228,62 @@ def load_spec(
         raise ConfigError(_explain(name, error, values, sources)) from None
 
 
+class PlatformUser(BaseModel):
+    """A user created in the platform's Keycloak realm; the password is a deploy-time secret, never configured here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    username: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{1,30}$")]
+    email: Email
+    first_name: str = ""
+    last_name: str = ""
+    roles: tuple[Literal["admin", "user"], ...] = ("user",)
+
+
+class PlatformSettings(BaseModel):
+    """The self-hosted platform on Docker: MinIO, Keycloak and SpawnIt's own API and web UI."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    docker_host: Annotated[str, StringConstraints(pattern=r"^(unix|ssh|tcp|npipe)://\S+$")] = "unix:///var/run/docker.sock"
+    bind_address: ipaddress.IPv4Address = Field(ipaddress.IPv4Address("127.0.0.1"), description="Host address the ports are published on.")
+    network: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "spawnit"
+    minio_image: Image = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
+    keycloak_image: Image = "quay.io/keycloak/keycloak:26.0"
+    minio_root_user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")] = "spawnit"
+    minio_api_port: int = Field(9000, ge=1024, le=65535)
+    minio_console_port: int = Field(9001, ge=1024, le=65535)
+    keycloak_port: int = Field(8080, ge=1024, le=65535)
+    api_port: int = Field(8000, ge=1024, le=65535)
+    bucket: BucketName = "spawnit"
+    realm: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "spawnit"
+    keycloak_admin: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,64}$")] = "admin"
+    users: tuple[PlatformUser, ...] = (PlatformUser(username="admin", email="admin@spawnit.localhost", roles=("admin", "user")),)
+    build_context: str = Field("../../..", description="The repository's root, relative to the stack's folder in cdktf.out (where OpenTofu runs).")
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> PlatformSettings:
+        ports = [self.minio_api_port, self.minio_console_port, self.keycloak_port, self.api_port]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"ports: {ports} must be distinct")
+        names = [user.username for user in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError(f"users: {names} must have distinct usernames")
+        return self
+
+
+def load_platform_settings(*, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PlatformSettings:
+    """The ``[platform]`` section of the configuration file over the defaults."""
+    environ = os.environ if environ is None else environ
+    path = _config_path(config_file, environ)
+    values = _read_config_file(path).get("platform", {}) if path is not None else {}
+    try:
+        return PlatformSettings(**values)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
+        raise ConfigError(f"invalid configuration for the platform ({path} [platform]): {problems}") from None
+
+
 def load_all_specs(**kwargs: Any) -> list[EnvironmentSpec]:
     return [load_spec(name, **kwargs) for name in ENVIRONMENTS]
 
@@ -254,8 +311,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path}: expected a table of environments; allowed keys: all, {', '.join(ENVIRONMENTS)}")
     for key, table in document.items():
-        if key not in ("all", *ENVIRONMENTS):
-            raise ConfigError(f"config file {path}: unknown section {key!r}; allowed: all, {', '.join(ENVIRONMENTS)}")
+        if key not in SECTIONS:
+            raise ConfigError(f"config file {path}: unknown section {key!r}; allowed: {', '.join(SECTIONS)}")
         if not isinstance(table, dict):
             raise ConfigError(f"config file {path}: section {key!r} must be a table of fields")
     return document

@@ -21,7 +21,7 @@ SECRET_VALUES = {
     "password assignment": re.compile(r"(?im)^[ \t]*[A-Z_]*(PASSWORD|SECRET|TOKEN)[A-Z_]*[ \t]*[=:][ \t]*['\"]?(?![$/])[A-Za-z0-9+/_\-]{8,}"),
 }
 BASE64_KEYS = ("user_data", "user_data_base64")
-REFERENCE_ONLY = re.compile(r"^\$\{.*\}$", re.DOTALL)
+REFERENCE_ONLY = re.compile(r"^\$?\$\{.*\}$", re.DOTALL)  # a reference, or an escaped placeholder read at run time
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cdktf_cdktf_provider_docker.container import (
     Container,
@@ -98,6 +99,14 @@ class Mount:
     read_only: bool = False
 
 
+class HealthLike(Protocol):
+    test: tuple[str, ...]
+    interval: str
+    timeout: str
+    retries: int
+    start_period: str
+
+
 @dataclass(frozen=True)
 class HealthCheck:
     """Docker health check: ``test`` as for Dockerfile HEALTHCHECK (``["CMD", ...]`` or ``["CMD-SHELL", "..."]``)."""
@@ -147,7 +156,7 @@ class DockerService(Construct):
         mounts: Sequence[Mount] = (),
         command: Sequence[str] | None = None,
         restart: str = "unless-stopped",
-        health: HealthCheck | None = None,
+        health: HealthLike | None = None,
         labels: Mapping[str, str] | None = None,
         memory_mb: int | None = None,
         cpus: float | None = None,

@@ -60,7 +60,7 @@ class DockerTarget(Target):
     name = "docker"
 
     def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
-        from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
+        from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, ImageBuildSpec, Mount, PortMapping, docker_provider
 
         published_ports(containers)
         docker_provider(stack, host=parameters.docker_host)
@@ -88,9 +88,7 @@ class DockerTarget(Target):
                 env=env,
                 mounts=[Mount(volumes[volume], path) for volume, path in container.volumes.items()],
                 command=container.command,
-                health=HealthCheck(container.health.test, container.health.interval, container.health.timeout, container.health.retries, container.health.start_period)
-                if container.health
-                else None,
+                health=container.health,
                 labels={"spawnit.instance": prefix, "spawnit.container": container.name},
                 memory_mb=container.memory_mb,
                 files=container.files,

@@ -1,4 +1,4 @@
-"""Stacks: one class per environment, and the App holding every default stack."""
+"""Stacks: one class per environment, the platform's own stacks, the local environment, and the App holding them all."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 
 from cdktf import App
 
-from ..config import EnvironmentSpec, load_spec
+from ..config import EnvironmentSpec, PlatformSettings, load_platform_settings, load_spec
 from .environment import DevStack, EnvironmentStack, PreprodStack, ProdStack
+from .local import LocalEnvStack
+from .platform import PlatformConfigsStack, PlatformInstancesStack, PlatformNetworkStack, PlatformVolumesStack, add_platform_stacks
 
 ENVIRONMENT_STACKS: dict[str, type[EnvironmentStack]] = {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
 
@@ -35,17 +37,37 @@ def add_catalog_examples(app: App) -> list[str]:
 
 
 def build_app(
-    outdir: str | Path | None = None, *, specs: dict[str, EnvironmentSpec] | None = None, catalog: bool = True, **spec_options: object
+    outdir: str | Path | None = None,
+    *,
+    specs: dict[str, EnvironmentSpec] | None = None,
+    platform: PlatformSettings | None = None,
+    catalog: bool = True,
+    **spec_options: object,
 ) -> App:
     """An App with every default stack: dev, preprod and prod (configuration read as :func:`load_spec` does),
-    and one example instance of each catalog service per target."""
+    the platform's four stacks, the local Docker environment, and one example instance of each
+    catalog service per target."""
     app = App(outdir=str(outdir)) if outdir is not None else App()
     for name, stack_class in ENVIRONMENT_STACKS.items():
         spec = (specs or {}).get(name) or load_spec(name, **spec_options)
         stack_class(app, spec)
+    add_platform_stacks(app, platform or load_platform_settings(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")}))
+    LocalEnvStack(app)
     if catalog:
         add_catalog_examples(app)
     return app
 
 
-__all__ = ["DevStack", "EnvironmentStack", "PreprodStack", "ProdStack", "ENVIRONMENT_STACKS", "build_app"]
+__all__ = [
+    "DevStack",
+    "EnvironmentStack",
+    "LocalEnvStack",
+    "PlatformConfigsStack",
+    "PlatformInstancesStack",
+    "PlatformNetworkStack",
+    "PlatformVolumesStack",
+    "PreprodStack",
+    "ProdStack",
+    "ENVIRONMENT_STACKS",
+    "build_app",
+]

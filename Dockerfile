@@ -1,0 +1,34 @@
+# SpawnIt's API and web UI (`spawnit serve`), with OpenTofu to run the jobs.
+# Built by the platform-instances stack from this repository: docker build -t spawnit/platform:local .
+FROM node:22-bookworm-slim
+
+ARG TARGETARCH=amd64
+ARG TOFU_VERSION=1.8.8
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl unzip \
+ && rm -rf /var/lib/apt/lists/*
+# OpenTofu release, checked against its published SHA-256 sums.
+RUN set -eu; \
+    base="https://github.com/opentofu/opentofu/releases/download/v${TOFU_VERSION}"; \
+    file="tofu_${TOFU_VERSION}_linux_${TARGETARCH}.zip"; \
+    cd /tmp; \
+    curl -fsSLO "$base/$file"; \
+    curl -fsSL "$base/tofu_${TOFU_VERSION}_SHA256SUMS" | grep " $file\$" | sha256sum -c -; \
+    unzip -q "$file" tofu -d /usr/local/bin; \
+    rm "$file"; \
+    tofu version
+
+WORKDIR /app
+COPY requirements.txt pyproject.toml README.md ./
+RUN python3 -m venv /venv && /venv/bin/pip install --no-cache-dir -r requirements.txt
+COPY spawnit ./spawnit
+COPY main.py cdktf.json ./
+RUN /venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation .
+
+ENV PATH=/venv/bin:$PATH \
+    JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+    PYTHONUNBUFFERED=1
+USER node
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --retries=5 CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"]
+CMD ["spawnit", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,100 @@
+"""The self-hosted platform's generated configuration: the Keycloak realm SpawnIt imports at start.
+
+Pure Python (no cdktf): the realm is a document built from :class:`PlatformSettings`.
+Passwords and the API client's secret are Keycloak placeholders (``${NAME}``)
+that Keycloak replaces from its environment at import: the realm file holds none.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .config import PlatformSettings, PlatformUser
+
+WEB_CLIENT = "spawnit-web"
+API_CLIENT = "spawnit-api"
+API_CLIENT_SECRET_ENV = "SPAWNIT_API_CLIENT_SECRET"
+
+
+def user_password_env(user: PlatformUser) -> str:
+    """Environment variable holding a user's initial password in the Keycloak container."""
+    return "SPAWNIT_USER_" + re.sub(r"[^A-Z0-9]", "_", user.username.upper()) + "_PASSWORD"
+
+
+def user_password_variable(user: PlatformUser) -> str:
+    """Stack variable (TF_VAR_...) that gives a user's initial password at deploy time."""
+    return "user_" + re.sub(r"[^a-z0-9]", "_", user.username) + "_password"
+
+
+def realm_document(settings: PlatformSettings) -> dict[str, Any]:
+    """The realm: roles, an OIDC client for the web UI (public, code flow + PKCE) and one for the API
+    (the audience of the UI's tokens), and the configured users with temporary passwords."""
+    ui_origin = f"http://localhost:{settings.api_port}"
+    return {
+        "realm": settings.realm,
+        "displayName": "SpawnIt",
+        "enabled": True,
+        "sslRequired": "external",
+        "registrationAllowed": False,
+        "loginWithEmailAllowed": True,
+        "duplicateEmailsAllowed": False,
+        "resetPasswordAllowed": True,
+        "bruteForceProtected": True,
+        "accessTokenLifespan": 300,
+        "roles": {
+            "realm": [
+                {"name": "admin", "description": "Reaches every client's instances."},
+                {"name": "user", "description": "Reaches its own instances."},
+            ]
+        },
+        "clients": [
+            {
+                "clientId": WEB_CLIENT,
+                "name": "SpawnIt web UI",
+                "protocol": "openid-connect",
+                "enabled": True,
+                "publicClient": True,
+                "standardFlowEnabled": True,
+                "implicitFlowEnabled": False,
+                "directAccessGrantsEnabled": False,
+                "redirectUris": [f"{ui_origin}/*"],
+                "webOrigins": [ui_origin],
+                "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{ui_origin}/*"},
+                "protocolMappers": [
+                    {
+                        "name": f"audience-{API_CLIENT}",
+                        "protocol": "openid-connect",
+                        "protocolMapper": "oidc-audience-mapper",
+                        "config": {"included.client.audience": API_CLIENT, "access.token.claim": "true", "id.token.claim": "false"},
+                    }
+                ],
+            },
+            {
+                "clientId": API_CLIENT,
+                "name": "SpawnIt API",
+                "protocol": "openid-connect",
+                "enabled": True,
+                "publicClient": False,
+                "clientAuthenticatorType": "client-secret",
+                "secret": "${" + API_CLIENT_SECRET_ENV + "}",
+                "standardFlowEnabled": False,
+                "directAccessGrantsEnabled": False,
+                "serviceAccountsEnabled": True,
+            },
+        ],
+        "users": [
+            {
+                "username": user.username,
+                "email": user.email,
+                "firstName": user.first_name,
+                "lastName": user.last_name,
+                "enabled": True,
+                "emailVerified": True,
+                "realmRoles": list(user.roles),
+                "credentials": [{"type": "password", "value": "${" + user_password_env(user) + "}", "temporary": True}],
+                "requiredActions": ["UPDATE_PASSWORD"],
+            }
+            for user in settings.users
+        ],
+    }

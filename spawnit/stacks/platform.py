@@ -1,0 +1,181 @@
+"""SpawnIt deploys itself on Docker, in four stacks that can be destroyed one by one and deploy in order
+with ``cdktf deploy 'platform-*'``: network, volumes, instances (MinIO, Keycloak, SpawnIt), configs.
+
+Later stacks take earlier stacks' objects (cross-stack references, not copied names).
+Every password is a sensitive stack variable (``TF_VAR_...``), never a literal.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cdktf import TerraformOutput, TerraformStack, TerraformVariable
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
+from cdktf_cdktf_provider_aws.s3_object import S3Object
+from constructs import Construct
+
+from ..config import PlatformSettings
+from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
+from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
+from ..services.catalog import keycloak_health
+
+STORE_FOLDERS = ("clients/", "templates/", "tfstates/")
+REALM_FILE = "/opt/keycloak/data/import/spawnit-realm.json"
+PLATFORM_IMAGE = "spawnit/platform:local"
+
+
+def _secret(stack: TerraformStack, name: str, description: str) -> TerraformVariable:
+    return TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"{description} (TF_VAR_{name})")
+
+
+class PlatformNetworkStack(TerraformStack):
+    """platform-network: the Docker network every platform container joins."""
+
+    def __init__(self, scope: Construct, settings: PlatformSettings, id: str = "platform-network") -> None:
+        super().__init__(scope, id)
+        docker_provider(self, host=settings.docker_host)
+        self.network = DockerNetwork(self, "network", name=settings.network, labels={"spawnit.platform": "network"})
+
+
+class PlatformVolumesStack(TerraformStack):
+    """platform-volumes: MinIO's objects and Keycloak's database survive the containers."""
+
+    def __init__(self, scope: Construct, settings: PlatformSettings, id: str = "platform-volumes") -> None:
+        super().__init__(scope, id)
+        docker_provider(self, host=settings.docker_host)
+        self.minio_data = DockerVolume(self, "minio-data", name=f"{settings.network}-minio-data", labels={"spawnit.platform": "volumes"})
+        self.keycloak_data = DockerVolume(self, "keycloak-data", name=f"{settings.network}-keycloak-data", labels={"spawnit.platform": "volumes"})
+
+
+class PlatformInstancesStack(TerraformStack):
+    """platform-instances: MinIO (S3 API + console), Keycloak 26 with the generated realm, and SpawnIt's
+    API and web UI built from this repository's Dockerfile. Each waits for what it needs to be healthy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        settings: PlatformSettings,
+        *,
+        network: PlatformNetworkStack,
+        volumes: PlatformVolumesStack,
+        id: str = "platform-instances",
+    ) -> None:
+        super().__init__(scope, id)
+        docker_provider(self, host=settings.docker_host)
+        bind = str(settings.bind_address)
+        net = network.network.name
+        minio_password = _secret(self, "minio_root_password", "MinIO root password")
+        keycloak_password = _secret(self, "keycloak_admin_password", "Keycloak bootstrap administrator password")
+        api_client_secret = _secret(self, "api_client_secret", f"Secret of the {API_CLIENT} OIDC client")
+        user_passwords = {
+            user_password_env(user): _secret(self, user_password_variable(user), f"Initial password of {user.username} (changed at first login)")
+            for user in settings.users
+        }
+
+        self.minio = DockerService(
+            self,
+            "minio",
+            name=f"{settings.network}-minio",
+            image=settings.minio_image,
+            network=net,
+            aliases=["minio"],
+            ports=[PortMapping(9000, settings.minio_api_port, host_ip=bind), PortMapping(9001, settings.minio_console_port, host_ip=bind)],
+            env={"MINIO_ROOT_USER": settings.minio_root_user, "MINIO_ROOT_PASSWORD": minio_password.string_value},
+            mounts=[Mount(volumes.minio_data.name, "/data")],
+            command=["server", "/data", "--console-address", ":9001"],
+            health=HealthCheck(("CMD", "mc", "ready", "local")),
+            labels={"spawnit.platform": "minio"},
+        )
+        self.realm = realm_document(settings)
+        self.keycloak = DockerService(
+            self,
+            "keycloak",
+            name=f"{settings.network}-keycloak",
+            image=settings.keycloak_image,
+            network=net,
+            aliases=["keycloak"],
+            ports=[PortMapping(8080, settings.keycloak_port, host_ip=bind)],
+            env={
+                "KC_BOOTSTRAP_ADMIN_USERNAME": settings.keycloak_admin,
+                "KC_BOOTSTRAP_ADMIN_PASSWORD": keycloak_password.string_value,
+                "KC_HOSTNAME": f"http://localhost:{settings.keycloak_port}",
+                "KC_HOSTNAME_BACKCHANNEL_DYNAMIC": "true",
+                "KC_HTTP_ENABLED": "true",
+                "KC_HEALTH_ENABLED": "true",
+                "KC_DB": "dev-file",
+                API_CLIENT_SECRET_ENV: api_client_secret.string_value,
+                **{env: variable.string_value for env, variable in user_passwords.items()},
+            },
+            mounts=[Mount(volumes.keycloak_data.name, "/opt/keycloak/data")],
+            command=["start", "--import-realm"],
+            files={REALM_FILE: json.dumps(self.realm, indent=2)},
+            health=keycloak_health(),
+            labels={"spawnit.platform": "keycloak"},
+        )
+        issuer = f"http://localhost:{settings.keycloak_port}/realms/{settings.realm}"
+        self.api = DockerService(
+            self,
+            "api",
+            name=f"{settings.network}-api",
+            image=ImageBuildSpec(context=settings.build_context, tag=PLATFORM_IMAGE),
+            network=net,
+            aliases=["spawnit"],
+            ports=[PortMapping(8000, settings.api_port, host_ip=bind)],
+            env={
+                "SPAWNIT_S3_ENDPOINT": "http://minio:9000",
+                "SPAWNIT_S3_BUCKET": settings.bucket,
+                "AWS_ACCESS_KEY_ID": settings.minio_root_user,
+                "AWS_SECRET_ACCESS_KEY": minio_password.string_value,
+                "AWS_REGION": "us-east-1",
+                "SPAWNIT_OIDC_ISSUER": issuer,
+                "SPAWNIT_OIDC_JWKS_URL": f"http://keycloak:8080/realms/{settings.realm}/protocol/openid-connect/certs",
+                "SPAWNIT_OIDC_AUDIENCE": API_CLIENT,
+            },
+            health=HealthCheck(("CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')")),
+            labels={"spawnit.platform": "api"},
+            depends_on=[self.minio, self.keycloak],
+        )
+        TerraformOutput(self, "s3_endpoint", value=f"http://{bind}:{settings.minio_api_port}")
+        TerraformOutput(self, "minio_console", value=f"http://{bind}:{settings.minio_console_port}")
+        TerraformOutput(self, "oidc_issuer", value=issuer)
+        TerraformOutput(self, "web_ui", value=f"http://localhost:{settings.api_port}")
+
+
+class PlatformConfigsStack(TerraformStack):
+    """platform-configs: the store in MinIO, through the AWS provider pointed at MinIO's S3 API (path style):
+    the bucket ``spawnit``, versioned, with the folders ``clients/``, ``templates/`` and ``tfstates/``."""
+
+    def __init__(self, scope: Construct, settings: PlatformSettings, *, instances: PlatformInstancesStack, id: str = "platform-configs") -> None:
+        super().__init__(scope, id)
+        self.add_dependency(instances)
+        minio_password = _secret(self, "minio_root_password", "MinIO root password")
+        AwsProvider(
+            self,
+            "minio",
+            region="us-east-1",
+            access_key=settings.minio_root_user,
+            secret_key=minio_password.string_value,
+            s3_use_path_style=True,
+            skip_credentials_validation=True,
+            skip_metadata_api_check="true",
+            skip_region_validation=True,
+            skip_requesting_account_id=True,
+            endpoints=[AwsProviderEndpoints(s3=f"http://{settings.bind_address}:{settings.minio_api_port}")],
+        )
+        self.bucket = S3Bucket(self, "bucket", bucket=settings.bucket)
+        S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        self.folders = [
+            S3Object(self, f"folder-{folder.rstrip('/')}", bucket=self.bucket.id, key=folder, content="", content_type="application/x-directory")
+            for folder in STORE_FOLDERS
+        ]
+
+
+def add_platform_stacks(app: Construct, settings: PlatformSettings) -> list[TerraformStack]:
+    """The four platform stacks, wired in dependency order."""
+    network = PlatformNetworkStack(app, settings)
+    volumes = PlatformVolumesStack(app, settings)
+    instances = PlatformInstancesStack(app, settings, network=network, volumes=volumes)
+    configs = PlatformConfigsStack(app, settings, instances=instances)
+    return [network, volumes, instances, configs]
