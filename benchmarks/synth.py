@@ -27,6 +27,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 BARE_IMPORT = "import cdktf_cdktf_provider_aws"
 FULL_SYNTH = "import sys; from spawnit.stacks import build_app; build_app(sys.argv[1]).synth()"
+CATALOG_SYNTH = (
+    "import sys; from cdktf import App; from spawnit.stacks import add_catalog_examples; "
+    "app = App(outdir=sys.argv[1]); add_catalog_examples(app); app.synth()"
+)
 TIME_RATIO_TARGET = 1.25
 PEAK_TARGET_MB = 1024
 
@@ -75,18 +79,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, the median is printed (default 1)")
     repeat = parser.parse_args().repeat
-    with tempfile.TemporaryDirectory() as outdir:
+    with tempfile.TemporaryDirectory() as outdir, tempfile.TemporaryDirectory() as catalog_outdir:
         bare = median([measure(BARE_IMPORT) for _ in range(repeat)])
         synth = median([measure(FULL_SYNTH, outdir) for _ in range(repeat)])
-        stacks = sorted(path.parent.name for path in Path(outdir).glob("stacks/*/cdk.tf.json"))
+        catalog = median([measure(CATALOG_SYNTH, catalog_outdir) for _ in range(repeat)])
+        stacks = len(list(Path(outdir).glob("stacks/*/cdk.tf.json")))
+        catalog_stacks = len(list(Path(catalog_outdir).glob("stacks/*/cdk.tf.json")))
     ratio = synth.seconds / bare.seconds
-    print(f"{'run':<38} {'wall s':>7} {'python MB':>10} {'node MB':>8} {'both MB':>8}")
-    for label, run in (("bare import cdktf_cdktf_provider_aws", bare), (f"full synth ({', '.join(stacks)})", synth)):
-        print(f"{label:<38} {run.seconds:>7.2f} {run.python_mb:>10.0f} {run.node_mb:>8.0f} {run.tree_mb:>8.0f}")
+    print(f"{'run':<42} {'wall s':>7} {'python MB':>10} {'node MB':>8} {'both MB':>8}")
+    runs = (
+        ("bare import cdktf_cdktf_provider_aws", bare),
+        (f"full synth, main.py ({stacks} stacks)", synth),
+        (f"catalog, every service x target ({catalog_stacks})", catalog),
+    )
+    for label, run in runs:
+        print(f"{label:<42} {run.seconds:>7.2f} {run.python_mb:>10.0f} {run.node_mb:>8.0f} {run.tree_mb:>8.0f}")
     print(f"ratio full synth / bare import: {ratio:.2f} (target <= {TIME_RATIO_TARGET}): {'met' if ratio <= TIME_RATIO_TARGET else 'MISSED'}")
     peak = synth.process_peak_mb
     print(f"peak of one synth process: {peak:.0f} MB (target < {PEAK_TARGET_MB}): {'met' if peak < PEAK_TARGET_MB else 'MISSED'}")
     print(f"python and node together: {synth.tree_mb:.0f} MB (of which {bare.tree_mb:.0f} MB is the bare import)")
+    print(f"catalog synth beyond the bare import: {catalog.seconds - bare.seconds:+.2f} s for {catalog_stacks} stacks")
     return 0
 
 

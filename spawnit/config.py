@@ -250,7 +250,6 @@ class PlatformSettings(BaseModel):
     network: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "spawnit"
     minio_image: Image = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
     keycloak_image: Image = "quay.io/keycloak/keycloak:26.0"
-    minio_root_user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")] = "spawnit"
     minio_api_port: int = Field(9000, ge=1024, le=65535)
     minio_console_port: int = Field(9001, ge=1024, le=65535)
     keycloak_port: int = Field(8080, ge=1024, le=65535)
@@ -259,7 +258,9 @@ class PlatformSettings(BaseModel):
     realm: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "spawnit"
     keycloak_admin: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,64}$")] = "admin"
     users: tuple[PlatformUser, ...] = (PlatformUser(username="admin", email="admin@spawnit.localhost", roles=("admin", "user")),)
-    build_context: str = Field("../../..", description="The repository's root, relative to the stack's folder in cdktf.out (where OpenTofu runs).")
+    build_context: str | None = Field(
+        None, description="Folder holding SpawnIt's Dockerfile; default: the folder synth runs in (this repository's root)."
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> PlatformSettings:

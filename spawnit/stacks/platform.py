@@ -8,6 +8,7 @@ Every password is a sensitive stack variable (``TF_VAR_...``), never a literal.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from cdktf import TerraformOutput, TerraformStack, TerraformVariable
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
@@ -66,6 +67,7 @@ class PlatformInstancesStack(TerraformStack):
         docker_provider(self, host=settings.docker_host)
         bind = str(settings.bind_address)
         net = network.network.name
+        minio_user = _secret(self, "minio_root_user", "MinIO root user, the S3 access key")
         minio_password = _secret(self, "minio_root_password", "MinIO root password")
         keycloak_password = _secret(self, "keycloak_admin_password", "Keycloak bootstrap administrator password")
         api_client_secret = _secret(self, "api_client_secret", f"Secret of the {API_CLIENT} OIDC client")
@@ -82,7 +84,7 @@ class PlatformInstancesStack(TerraformStack):
             network=net,
             aliases=["minio"],
             ports=[PortMapping(9000, settings.minio_api_port, host_ip=bind), PortMapping(9001, settings.minio_console_port, host_ip=bind)],
-            env={"MINIO_ROOT_USER": settings.minio_root_user, "MINIO_ROOT_PASSWORD": minio_password.string_value},
+            env={"MINIO_ROOT_USER": minio_user.string_value, "MINIO_ROOT_PASSWORD": minio_password.string_value},
             mounts=[Mount(volumes.minio_data.name, "/data")],
             command=["server", "/data", "--console-address", ":9001"],
             health=HealthCheck(("CMD", "mc", "ready", "local")),
@@ -119,14 +121,14 @@ class PlatformInstancesStack(TerraformStack):
             self,
             "api",
             name=f"{settings.network}-api",
-            image=ImageBuildSpec(context=settings.build_context, tag=PLATFORM_IMAGE),
+            image=ImageBuildSpec(context=settings.build_context or str(Path.cwd()), tag=PLATFORM_IMAGE),
             network=net,
             aliases=["spawnit"],
             ports=[PortMapping(8000, settings.api_port, host_ip=bind)],
             env={
                 "SPAWNIT_S3_ENDPOINT": "http://minio:9000",
                 "SPAWNIT_S3_BUCKET": settings.bucket,
-                "AWS_ACCESS_KEY_ID": settings.minio_root_user,
+                "AWS_ACCESS_KEY_ID": minio_user.string_value,
                 "AWS_SECRET_ACCESS_KEY": minio_password.string_value,
                 "AWS_REGION": "us-east-1",
                 "SPAWNIT_OIDC_ISSUER": issuer,
@@ -150,12 +152,13 @@ class PlatformConfigsStack(TerraformStack):
     def __init__(self, scope: Construct, settings: PlatformSettings, *, instances: PlatformInstancesStack, id: str = "platform-configs") -> None:
         super().__init__(scope, id)
         self.add_dependency(instances)
+        minio_user = _secret(self, "minio_root_user", "MinIO root user, the S3 access key")
         minio_password = _secret(self, "minio_root_password", "MinIO root password")
         AwsProvider(
             self,
             "minio",
             region="us-east-1",
-            access_key=settings.minio_root_user,
+            access_key=minio_user.string_value,
             secret_key=minio_password.string_value,
             s3_use_path_style=True,
             skip_credentials_validation=True,

@@ -1,0 +1,260 @@
+"""The platform deploys itself on Docker; the local environment; the Docker constructs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from spawnit.config import ConfigError, PlatformSettings, PlatformUser, load_platform_settings
+from spawnit.constructs._common import asset
+from spawnit.constructs.app import AppRelease
+from spawnit.platform import API_CLIENT, WEB_CLIENT, realm_document
+
+PLATFORM = ("platform-network", "platform-volumes", "platform-instances", "platform-configs")
+
+
+def containers(stack) -> dict[str, dict]:
+    return {body["name"]: body for body in stack.resources("docker_container").values()}
+
+
+def image_name(stack, container) -> str:
+    _, _, image = stack.resolve(container["image"].replace(".image_id}", ".id}"))
+    return image["name"]
+
+
+def unescape(text: str) -> str:
+    """What the container receives: Terraform turns $${ into ${."""
+    return text.replace("$${", "${")
+
+
+@pytest.fixture(scope="module")
+def manifest(outdir) -> dict:
+    return json.loads((outdir / "manifest.json").read_text())["stacks"]
+
+
+@pytest.fixture(scope="module")
+def instances(all_stacks):
+    return all_stacks["platform-instances"]
+
+
+# Order and wiring ------------------------------------------------------------------------------
+
+
+def test_four_platform_stacks_each_destroyable_on_its_own(all_stacks):
+    assert all(name in all_stacks for name in PLATFORM)
+
+
+def test_platform_stacks_deploy_in_dependency_order(manifest):
+    assert set(manifest["platform-instances"]["dependencies"]) == {"platform-network", "platform-volumes"}
+    assert manifest["platform-configs"]["dependencies"] == ["platform-instances"]
+    assert manifest["platform-network"]["dependencies"] == [] and manifest["platform-volumes"]["dependencies"] == []
+
+
+def test_instances_take_the_network_and_volumes_by_cross_stack_reference(instances):
+    for container in containers(instances).values():
+        assert container["networks_advanced"][0]["name"].startswith("${data.terraform_remote_state.cross-stack-reference-input-platform-network.")
+        for volume in container.get("volumes", []):
+            assert volume["volume_name"].startswith("${data.terraform_remote_state.cross-stack-reference-input-platform-volumes.")
+
+
+def test_network_and_volumes_stacks_hold_what_they_say(all_stacks):
+    assert all_stacks["platform-network"].only("docker_network")["name"] == "spawnit"
+    assert {v["name"] for v in all_stacks["platform-volumes"].resources("docker_volume").values()} == {"spawnit-minio-data", "spawnit-keycloak-data"}
+
+
+# MinIO, Keycloak, SpawnIt -----------------------------------------------------------------------
+
+
+def test_minio_serves_s3_and_console_with_credentials_from_variables(instances):
+    minio = containers(instances)["spawnit-minio"]
+    assert image_name(instances, minio).startswith("minio/minio:RELEASE.")
+    assert sorted((p["internal"], p["external"]) for p in minio["ports"]) == [(9000, 9000), (9001, 9001)]
+    assert {"MINIO_ROOT_USER=${var.minio_root_user}", "MINIO_ROOT_PASSWORD=${var.minio_root_password}"} <= set(minio["env"])
+    assert instances.document["variable"]["minio_root_password"]["sensitive"] is True
+    assert minio["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"] and minio["wait"] is True
+
+
+def test_keycloak_26_imports_the_generated_realm(instances):
+    keycloak = containers(instances)["spawnit-keycloak"]
+    assert image_name(instances, keycloak).startswith("quay.io/keycloak/keycloak:26")
+    assert keycloak["command"] == ["start", "--import-realm"]
+    (upload,) = keycloak["upload"]
+    assert upload["file"] == "/opt/keycloak/data/import/spawnit-realm.json"
+    realm = json.loads(unescape(upload["content"]))
+    assert realm["realm"] == "spawnit"
+    assert {client["clientId"] for client in realm["clients"]} == {WEB_CLIENT, API_CLIENT}
+    assert [user["username"] for user in realm["users"]] == ["admin"]
+    assert keycloak["wait"] is True and "KC_HEALTH_ENABLED=true" in keycloak["env"]
+
+
+def test_realm_passwords_are_placeholders_filled_from_sensitive_variables(instances):
+    keycloak = containers(instances)["spawnit-keycloak"]
+    realm = json.loads(unescape(keycloak["upload"][0]["content"]))
+    credential = realm["users"][0]["credentials"][0]
+    assert credential == {"type": "password", "value": "${SPAWNIT_USER_ADMIN_PASSWORD}", "temporary": True}
+    assert "SPAWNIT_USER_ADMIN_PASSWORD=${var.user_admin_password}" in keycloak["env"]
+    assert "SPAWNIT_API_CLIENT_SECRET=${var.api_client_secret}" in keycloak["env"]
+    variables = instances.document["variable"]
+    assert all(variables[name]["sensitive"] for name in ("user_admin_password", "api_client_secret", "keycloak_admin_password"))
+
+
+def test_api_image_is_built_from_the_repository_dockerfile_which_runs_spawnit_serve(instances, outdir):
+    api = containers(instances)["spawnit-api"]
+    _, _, image = instances.resolve(api["image"].replace(".image_id}", ".id}"))
+    assert image["name"] == "spawnit/platform:local"
+    dockerfile = (Path(image["build"]["context"]) / image["build"]["dockerfile"]).read_text()
+    assert 'CMD ["spawnit", "serve"' in dockerfile
+    assert "sha256sum -c" in dockerfile  # OpenTofu is verified, not trusted
+
+
+def test_api_starts_after_minio_and_keycloak_are_healthy(instances):
+    keys = {body["name"]: key for key, body in instances.resources("docker_container").items()}
+    api = containers(instances)["spawnit-api"]
+    assert sorted(api["depends_on"]) == sorted(f"docker_container.{keys[name]}" for name in ("spawnit-minio", "spawnit-keycloak"))
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert "SPAWNIT_OIDC_AUDIENCE=spawnit-api" in api["env"] and "SPAWNIT_S3_ENDPOINT=http://minio:9000" in api["env"]
+
+
+def test_ports_are_published_on_loopback_by_default(instances):
+    for container in containers(instances).values():
+        assert {port["ip"] for port in container["ports"]} == {"127.0.0.1"}
+
+
+# The store ------------------------------------------------------------------------------------
+
+
+def test_configs_create_the_versioned_bucket_and_its_folders_through_minio(all_stacks):
+    configs = all_stacks["platform-configs"]
+    assert configs.only("aws_s3_bucket")["bucket"] == "spawnit"
+    assert configs.only("aws_s3_bucket_versioning")["versioning_configuration"]["status"] == "Enabled"
+    assert sorted(body["key"] for body in configs.resources("aws_s3_object").values()) == ["clients/", "templates/", "tfstates/"]
+    provider = configs.document["provider"]["aws"][0]
+    assert provider["endpoints"] == [{"s3": "http://127.0.0.1:9000"}] and provider["s3_use_path_style"] is True
+    assert (provider["access_key"], provider["secret_key"]) == ("${var.minio_root_user}", "${var.minio_root_password}")
+
+
+# Realm and settings ---------------------------------------------------------------------------
+
+
+def test_web_client_uses_code_flow_with_pkce_and_puts_the_api_in_the_audience():
+    realm = realm_document(PlatformSettings())
+    web = next(client for client in realm["clients"] if client["clientId"] == WEB_CLIENT)
+    assert web["publicClient"] is True and web["standardFlowEnabled"] is True and web["implicitFlowEnabled"] is False
+    assert web["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert web["protocolMappers"][0]["config"]["included.client.audience"] == API_CLIENT
+
+
+def test_default_users_come_from_the_config_file(tmp_path):
+    config = tmp_path / "spawnit.toml"
+    config.write_text(
+        '[platform]\napi_port = 8088\n[[platform.users]]\nusername = "alice"\nemail = "alice@example.com"\nroles = ["admin"]\n'
+        '[[platform.users]]\nusername = "bob"\nemail = "bob@example.com"\n'
+    )
+    settings = load_platform_settings(config_file=config, environ={})
+    assert settings.users == (
+        PlatformUser(username="alice", email="alice@example.com", roles=("admin",)),
+        PlatformUser(username="bob", email="bob@example.com"),
+    )
+    realm = realm_document(settings)
+    assert [user["credentials"][0]["value"] for user in realm["users"]] == ["${SPAWNIT_USER_ALICE_PASSWORD}", "${SPAWNIT_USER_BOB_PASSWORD}"]
+    assert realm["clients"][0]["redirectUris"] == ["http://localhost:8088/*"]
+
+
+def test_bad_platform_settings_name_the_field(tmp_path):
+    config = tmp_path / "spawnit.toml"
+    config.write_text('[platform]\nkeycloak_port = 9000\n')
+    with pytest.raises(ConfigError, match=r"ports: \[9000, 9001, 9000, 8000\] must be distinct"):
+        load_platform_settings(config_file=config, environ={})
+    config.write_text('[platform]\nusers = [{username = "Al", email = "al@example.com"}]\n')
+    with pytest.raises(ConfigError, match=r"users.0.username"):
+        load_platform_settings(config_file=config, environ={})
+
+
+# Local environment ----------------------------------------------------------------------------
+
+
+def test_local_environment_runs_the_whole_app_on_docker(all_stacks):
+    local = all_stacks["local"]
+    running = containers(local)
+    release = AppRelease()
+    assert set(running) == {f"greenleaf-local-{name}" for name in ("postgres", "redis", "backend", "storefront", "caddy")}
+    assert image_name(local, running["greenleaf-local-backend"]) == release.backend_image
+    assert image_name(local, running["greenleaf-local-storefront"]) == release.storefront_image
+    assert image_name(local, running["greenleaf-local-caddy"]) == release.caddy_image
+
+
+def test_local_caddy_uses_the_same_caddyfile_as_aws(all_stacks):
+    caddy = containers(all_stacks["local"])["greenleaf-local-caddy"]
+    assert caddy["upload"] == [{"file": "/etc/caddy/Caddyfile", "content": asset("app/Caddyfile")}]
+    assert [(p["internal"], p["external"], p["ip"]) for p in caddy["ports"]] == [(80, 8080, "127.0.0.1")]
+
+
+def test_local_backend_reaches_its_database_by_name_with_a_secret_password(all_stacks):
+    local = all_stacks["local"]
+    env = containers(local)["greenleaf-local-backend"]["env"]
+    assert "DATABASE_URL=postgres://medusa:${urlencode(var.db_password)}@postgres:5432/medusa" in env
+    assert "REDIS_URL=redis://redis:6379" in env
+    assert all(local.document["variable"][name]["sensitive"] for name in ("db_password", "jwt_secret", "cookie_secret"))
+
+
+def test_local_backend_waits_for_healthy_postgres_and_redis(all_stacks):
+    local = all_stacks["local"]
+    keys = {body["name"]: key for key, body in local.resources("docker_container").items()}
+    backend = containers(local)["greenleaf-local-backend"]
+    assert sorted(backend["depends_on"]) == sorted(f"docker_container.{keys[f'greenleaf-local-{name}']}" for name in ("postgres", "redis"))
+    assert all(containers(local)[f"greenleaf-local-{name}"]["wait"] for name in ("postgres", "redis"))
+
+
+# Docker constructs ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scope():
+    from cdktf import App, TerraformStack
+
+    return TerraformStack(App(), "constructs")
+
+
+@pytest.mark.parametrize(
+    "props, message",
+    [
+        ({"image": "Not An Image!"}, "DockerService image: 'Not An Image!' is not allowed; allowed: name:tag or name@sha256"),
+        ({"restart": "sometimes"}, "DockerService restart: 'sometimes' is not allowed; allowed: no, on-failure, always, unless-stopped"),
+        ({"memory_mb": 1}, "DockerService memory_mb: 1 is not allowed"),
+        ({"files": {"relative/path": "x"}}, "DockerService files: 'relative/path' is not allowed; allowed: absolute paths"),
+    ],
+)
+def test_docker_service_rejects_bad_props(scope, props, message):
+    from spawnit.constructs.docker import DockerService
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DockerService(scope, "svc", name="svc", **{"image": "nginx:1.27-alpine", **props})
+
+
+def test_docker_service_pulls_by_digest_too(scope):
+    from cdktf import Testing
+
+    from spawnit.constructs.docker import DockerService
+
+    digest = "nginx@sha256:" + "a" * 64
+    DockerService(scope, "svc", name="svc", image=digest, env={"LITERAL": "${NOT_TERRAFORM}"})
+    synthesized = json.loads(Testing.synth(scope))
+    assert next(iter(synthesized["resource"]["docker_image"].values()))["name"] == digest
+    assert next(iter(synthesized["resource"]["docker_container"].values()))["env"] == ["LITERAL=$${NOT_TERRAFORM}"]
+
+
+@pytest.mark.parametrize("host", ["unix:///var/run/docker.sock", "ssh://deploy@build-host", "tcp://10.1.2.3:2376"])
+def test_docker_provider_accepts_local_ssh_and_tcp_hosts(scope, host):
+    from spawnit.constructs.docker import docker_provider
+
+    assert docker_provider(scope, host=host) is not None
+
+
+def test_docker_provider_rejects_other_hosts(scope):
+    from spawnit.constructs.docker import docker_provider
+
+    with pytest.raises(ValueError, match=r"docker host: 'http://x' is not allowed; allowed: a URL starting with unix://, ssh://, tcp://, npipe://"):
+        docker_provider(scope, host="http://x")
