@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--spot-discount", type=float, default=0.70, help="spot discount off on-demand (default 0.70)")
     cost.add_argument("--nat-gateway-gb", type=float, default=100.0, help="GB a month through each NAT gateway (default 100)")
 
+    serve = commands.add_parser("serve", help="run the web API and UI")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+
     bootstrap = commands.add_parser("bootstrap", help="create the remote state bucket and lock table (idempotent)")
     bootstrap.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (an S3-compatible service or a local emulator)")
     return parser
@@ -86,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bootstrap(arguments.endpoint_url, spec_options)
         if arguments.command == "cost":
             return _cost(arguments, spec_options)
+        if arguments.command == "serve":
+            return _serve(arguments.host, arguments.port)
         return _tofu(arguments, spec_options)
     except ConfigError as error:
         print(f"spawnit: {error}", file=sys.stderr)
@@ -227,6 +233,18 @@ def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
         render(report, Console(width=140))
     if arguments.fail_over_budget and (report.over_budget or report.unpriced):
         return 1
+    return 0
+
+
+def _serve(host: str, port: int) -> int:
+    if not 1 <= port <= 65535:
+        print(f"spawnit: --port: {port} is not allowed; allowed: 1 to 65535", file=sys.stderr)
+        return EXIT_USAGE
+    import uvicorn
+
+    from .api import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
     return 0
 
 

@@ -1,5 +1,9 @@
 """SpawnIt's construct library: the building blocks of a cost-aware, highly available web platform.
 
+AWS: Network, NatInstance, LoadBalancer, AppFleet, Database, Cache, MediaBucket,
+DevBox, Alerts, OffHours, SecurityGroup. Docker: DockerNetwork, DockerVolume,
+DockerService (and docker_provider for local, ssh:// or tcp:// hosts).
+
 Every construct takes ``(scope, id, *, keyword props)``, has safe and cheap
 defaults, fails at synth time on a bad prop, and exposes what others need
 (``security_group``, ``endpoint``, ``arn``...) plus its underlying resources.
@@ -15,6 +19,7 @@ defaults, fails at synth time on a bad prop, and exposes what others need
 from .app import AppRelease, AppSettings
 from .data import Cache, Database
 from .devbox import DevBox
+from .docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
 from .monitoring import Alerts
 from .nat import NatInstance
 from .network import Network
@@ -33,6 +38,14 @@ __all__ = [
     "Connectable",
     "Database",
     "DevBox",
+    "DockerNetwork",
+    "DockerService",
+    "DockerVolume",
+    "HealthCheck",
+    "ImageBuildSpec",
+    "Mount",
+    "PortMapping",
+    "docker_provider",
     "LoadBalancer",
     "MediaBucket",
     "NatInstance",
