@@ -62,20 +62,7 @@ class MediaBucket(Construct):
                 )
             ],
         )
-        S3BucketLifecycleConfiguration(
-            self,
-            "lifecycle",
-            bucket=self.bucket.id,
-            rule=[
-                S3BucketLifecycleConfigurationRule(
-                    id="tidy-up",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    abort_incomplete_multipart_upload=[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
-                    noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_version_days)],
-                )
-            ],
-        )
+        tidy_lifecycle(self, "lifecycle", bucket=self.bucket.id, noncurrent_version_days=noncurrent_version_days)
         self.name = self.bucket.bucket
         self.arn = self.bucket.arn
         self.region = region
@@ -94,3 +81,21 @@ class MediaBucket(Construct):
             {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [self.arn]},
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": [f"{self.arn}/*"]},
         ]
+
+
+def tidy_lifecycle(scope: Construct, id: str, *, bucket: str, noncurrent_version_days: int = 90) -> S3BucketLifecycleConfiguration:
+    """Lifecycle rules for a versioned bucket: old versions expire, unfinished uploads are cleaned up after 7 days."""
+    return S3BucketLifecycleConfiguration(
+        scope,
+        id,
+        bucket=bucket,
+        rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="tidy-up",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                abort_incomplete_multipart_upload=[S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
+                noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_version_days)],
+            )
+        ],
+    )

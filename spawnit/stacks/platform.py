@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
 from ..config import PlatformSettings
+from ..constructs.storage import tidy_lifecycle
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
 from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
 from ..services.catalog import keycloak_health
@@ -169,6 +170,7 @@ class PlatformConfigsStack(TerraformStack):
         )
         self.bucket = S3Bucket(self, "bucket", bucket=settings.bucket)
         S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        tidy_lifecycle(self, "lifecycle", bucket=self.bucket.id, noncurrent_version_days=90)
         self.folders = [
             S3Object(self, f"folder-{folder.rstrip('/')}", bucket=self.bucket.id, key=folder, content="", content_type="application/x-directory")
             for folder in STORE_FOLDERS
