@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from spawnit.bootstrap import BootstrapError, StateTarget, bootstrap_state
 from spawnit.cli import main
@@ -14,30 +11,9 @@ from spawnit.cli import main
 TARGET = StateTarget(bucket="greenleaf-tfstate-eu-west-3", lock_table="greenleaf-tf-lock", region="eu-west-3")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def aws_endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
-def fake_credentials(monkeypatch, aws_endpoint):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # A fresh account for every test: moto's reset endpoint.
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{aws_endpoint}/moto-api/reset", method="POST")).close()
+def fresh_account(aws_account):
+    """A fresh emulated account for every test."""
 
 
 def clients(endpoint):

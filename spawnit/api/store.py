@@ -1,0 +1,196 @@
+"""Where the orchestrator keeps everything durable: S3 (MinIO in the platform) or a local folder.
+
+Both stores have one interface and one key layout, so a restart or a second API
+replica sees the same specs, job records and logs:
+
+    clients/{client}/{instance}/spec.json          service, target, validated parameters, timestamps
+    clients/{client}/{instance}/terraform.tfstate  OpenTofu's state (S3 backend, per instance)
+    jobs/{job}.json, jobs/{job}.log                job records and their output
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+SEGMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or refused an operation."""
+
+
+class ObjectStore(Protocol):
+    """Bytes by key. Keys are '/'-separated; listing is by prefix."""
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+
+class LocalObjectStore:
+    """Objects as files under ``root``; writes are atomic (write then rename)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StoreError(f"key: {key!r} is not allowed; allowed: a path inside the store")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+            handle.write(data)
+        os.replace(handle.name, path)
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        root = self.root.resolve()
+        return sorted(
+            str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() and str(path.relative_to(root)).startswith(prefix)
+        )
+
+
+class S3ObjectStore:
+    """Objects in an S3 bucket (AWS, MinIO or any S3-compatible endpoint) through boto3."""
+
+    def __init__(self, bucket: str, *, endpoint_url: str | None = None, region: str | None = None, client: Any = None) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=Config(s3={"addressing_style": "path"})
+        )
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self._call("put_object", Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise StoreError(f"s3://{self.bucket}/{key}: {error}") from None
+
+    def delete(self, key: str) -> None:
+        self._call("delete_object", Bucket=self.bucket, Key=key)
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(keys)
+
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(**arguments)
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"s3://{self.bucket}/{arguments.get('Key', '')}: {error}") from None
+
+
+def _check_segment(field: str, value: str) -> str:
+    if not SEGMENT.match(value):
+        raise ValueError(f"{field}: {value!r} is not allowed; allowed: 2-32 lowercase letters, digits and '-', starting with a letter")
+    return value
+
+
+class Store:
+    """The orchestrator's records on top of an :class:`ObjectStore`."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+
+    # Instances
+    @staticmethod
+    def instance_prefix(client: str, instance: str) -> str:
+        return f"clients/{_check_segment('client', client)}/{_check_segment('instance', instance)}/"
+
+    @classmethod
+    def state_key(cls, client: str, instance: str) -> str:
+        return cls.instance_prefix(client, instance) + "terraform.tfstate"
+
+    def put_spec(self, client: str, instance: str, spec: dict[str, Any]) -> None:
+        self.objects.put(self.instance_prefix(client, instance) + "spec.json", json.dumps(spec, indent=2, sort_keys=True).encode(), "application/json")
+
+    def get_spec(self, client: str, instance: str) -> dict[str, Any] | None:
+        data = self.objects.get(self.instance_prefix(client, instance) + "spec.json")
+        return json.loads(data) if data is not None else None
+
+    def list_instances(self, client: str | None = None) -> list[tuple[str, str]]:
+        """(client, instance) of every stored spec, for one client or all."""
+        prefix = f"clients/{_check_segment('client', client)}/" if client else "clients/"
+        found = []
+        for key in self.objects.list(prefix):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[3] == "spec.json":
+                found.append((parts[1], parts[2]))
+        return found
+
+    def delete_instance(self, client: str, instance: str) -> None:
+        for key in self.objects.list(self.instance_prefix(client, instance)):
+            self.objects.delete(key)
+
+    # Jobs
+    @staticmethod
+    def _job_key(job_id: str, suffix: str) -> str:
+        if not JOB_ID.match(job_id):
+            raise ValueError(f"job id: {job_id!r} is not allowed; allowed: a UUID")
+        return f"jobs/{job_id}.{suffix}"
+
+    def put_job(self, record: dict[str, Any]) -> None:
+        self.objects.put(self._job_key(record["id"], "json"), json.dumps(record, indent=2, sort_keys=True).encode(), "application/json")
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        data = self.objects.get(self._job_key(job_id, "json"))
+        return json.loads(data) if data is not None else None
+
+    def jobs(self) -> Iterator[dict[str, Any]]:
+        for key in self.objects.list("jobs/"):
+            if key.endswith(".json"):
+                data = self.objects.get(key)
+                if data is not None:
+                    yield json.loads(data)
+
+    def put_log(self, job_id: str, events: list[dict[str, Any]]) -> None:
+        """A job's events so far, one JSON object a line (S3 has no append: the whole log is rewritten)."""
+        body = "".join(json.dumps(event, sort_keys=True) + "\n" for event in events).encode()
+        self.objects.put(self._job_key(job_id, "log"), body, "application/x-ndjson")
+
+    def get_log(self, job_id: str) -> list[dict[str, Any]]:
+        data = self.objects.get(self._job_key(job_id, "log"))
+        return [json.loads(line) for line in data.decode().splitlines() if line.strip()] if data else []
+
+
+def store_from_environment(environ: dict[str, str] | None = None) -> Store:
+    """S3 when ``SPAWNIT_S3_ENDPOINT`` or ``SPAWNIT_S3_BUCKET`` is set, else a local folder (``SPAWNIT_DATA_DIR``, default ./spawnit-data)."""
+    environ = dict(os.environ if environ is None else environ)
+    if environ.get("SPAWNIT_S3_ENDPOINT") or environ.get("SPAWNIT_S3_BUCKET"):
+        return Store(S3ObjectStore(environ.get("SPAWNIT_S3_BUCKET", "spawnit"), endpoint_url=environ.get("SPAWNIT_S3_ENDPOINT"), region=environ.get("AWS_REGION")))
+    return Store(LocalObjectStore(environ.get("SPAWNIT_DATA_DIR", "spawnit-data")))
