@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Literal
 
-from cdktf import TerraformStack
+from cdktf import LocalBackend, S3Backend, S3BackendEndpointConfig, TerraformStack
 from constructs import Construct
 
 from .base import CatalogService, ParameterError, ServiceParameters
@@ -20,12 +22,56 @@ def instance_stack_name(client: str, instance: str) -> str:
     return f"{client}-{instance}"
 
 
+@dataclass(frozen=True)
+class InstanceState:
+    """Where an instance's OpenTofu state lives: an S3 key (AWS or an S3-compatible endpoint such as
+    MinIO, locked by a lock file beside it) or a local file."""
+
+    kind: Literal["s3", "local"]
+    key: str = ""
+    bucket: str = ""
+    region: str = "us-east-1"
+    endpoint: str | None = None
+    path: str = ""
+
+    def apply(self, stack: TerraformStack) -> None:
+        if self.kind == "local":
+            LocalBackend(stack, path=self.path)
+            return
+        S3Backend(
+            stack,
+            bucket=self.bucket,
+            key=self.key,
+            region=self.region,
+            encrypt=self.endpoint is None,  # SSE needs KMS on MinIO; AWS S3 encrypts
+            use_path_style=self.endpoint is not None,
+            endpoints=S3BackendEndpointConfig(s3=self.endpoint) if self.endpoint else None,
+            skip_credentials_validation=self.endpoint is not None,
+            skip_region_validation=self.endpoint is not None,
+            skip_requesting_account_id=self.endpoint is not None,
+            skip_metadata_api_check=self.endpoint is not None,
+            skip_s3_checksum=self.endpoint is not None,
+        )
+        stack.add_override("terraform.backend.s3.use_lockfile", True)
+
+
 class ServiceStack(TerraformStack):
     """A catalog service's instance, realized by the target its parameters name."""
 
-    def __init__(self, scope: Construct, *, service: type[CatalogService], parameters: ServiceParameters, client: str, instance: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        service: type[CatalogService],
+        parameters: ServiceParameters,
+        client: str,
+        instance: str,
+        state: InstanceState | None = None,
+    ) -> None:
         name = instance_stack_name(client, instance)
         super().__init__(scope, name)
+        if state is not None:
+            state.apply(self)
         self.service = service(parameters)
         self.parameters = parameters
         self.target = Target.registry[parameters.target]()

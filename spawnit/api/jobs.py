@@ -1,0 +1,315 @@
+"""Jobs: plan, apply or destroy one instance with OpenTofu, streaming every line, cancellable.
+
+A job synthesizes the instance in the long-lived worker, copies the stack into
+its own working folder, runs ``tofu init`` (S3 backend, per-instance key), then
+the action. Every output line and status change is an event with an increasing
+id (for Server-Sent Events and ``Last-Event-ID``), kept in memory and written
+to the store, so a restart or another replica loses nothing. One job at a time
+per instance. Cancelling sends SIGTERM to the job's process group, SIGKILL
+after a grace period, and removes the state lock a killed process leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..tofu import find_tofu
+from .store import Store
+from .worker import SynthError, SynthWorker
+
+ACTIONS = ("plan", "apply", "destroy")
+ACTIVE = ("queued", "running")
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+FLUSH_SECONDS = 0.5
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Conflict(RuntimeError):
+    """The instance already has a job running."""
+
+
+@dataclass
+class Job:
+    id: str
+    client: str
+    instance: str
+    action: str
+    status: str = "queued"
+    created_at: str = field(default_factory=now)
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    changes: bool | None = None  # plan: whether tofu found changes (drift)
+    error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JobLog:
+    """A job's events: appended by the runner, waited on by subscribers, flushed to the store."""
+
+    def __init__(self, events: list[dict[str, Any]] | None = None) -> None:
+        self.events: list[dict[str, Any]] = list(events or [])
+        self.condition = threading.Condition()
+        self.closed = False
+
+    def append(self, kind: str, data: Any) -> dict[str, Any]:
+        with self.condition:
+            event = {"id": len(self.events) + 1, "event": kind, "data": data, "time": now()}
+            self.events.append(event)
+            self.condition.notify_all()
+            return event
+
+    def close(self) -> None:
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+
+    def after(self, last_id: int, timeout: float) -> tuple[list[dict[str, Any]], bool]:
+        """Events with an id above ``last_id`` (waiting up to ``timeout`` for one), and whether the log is closed."""
+        with self.condition:
+            if len(self.events) <= last_id and not self.closed:
+                self.condition.wait(timeout)
+            return self.events[last_id:], self.closed
+
+
+class JobManager:
+    """Runs jobs in threads; the store is the source of truth for records and logs."""
+
+    def __init__(
+        self,
+        store: Store,
+        worker: SynthWorker,
+        *,
+        workdir: str | Path,
+        state: dict[str, Any] | None = None,
+        grace_seconds: float = 10.0,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.worker = worker
+        self.workdir = Path(workdir)
+        self.state = state or {"kind": "local"}
+        self.grace_seconds = grace_seconds
+        self.environ = dict(os.environ if environ is None else environ)
+        self._lock = threading.Lock()
+        self._active: dict[tuple[str, str], Job] = {}
+        self._logs: dict[str, JobLog] = {}
+        self._processes: dict[str, subprocess.Popen[str]] = {}
+        self._cancelled: set[str] = set()
+        self.recover()
+
+    # Lifecycle ------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Jobs a previous process left queued or running are marked interrupted."""
+        interrupted = []
+        for record in self.store.jobs():
+            if record["status"] in ACTIVE:
+                record.update(status="interrupted", finished_at=now(), error="the API stopped while the job ran")
+                self.store.put_job(record)
+                events = self.store.get_log(record["id"])
+                events.append({"id": len(events) + 1, "event": "status", "data": "interrupted", "time": now()})
+                self.store.put_log(record["id"], events)
+                interrupted.append(record["id"])
+        return interrupted
+
+    def submit(self, client: str, instance: str, action: str) -> Job:
+        if action not in ACTIONS:
+            raise ValueError(f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
+        spec = self.store.get_spec(client, instance)
+        if spec is None:
+            raise LookupError(f"instance {client}/{instance} does not exist")
+        with self._lock:
+            running = self._active.get((client, instance))
+            if running is not None:
+                raise Conflict(f"instance {client}/{instance} already has job {running.id} ({running.action}, {running.status})")
+            job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action)
+            self._active[(client, instance)] = job
+            self._logs[job.id] = JobLog()
+        self._save(job)
+        self._event(job, "status", "queued")
+        threading.Thread(target=self._run, args=(job, spec), name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            for job in self._active.values():
+                if job.id == job_id:
+                    return job.record()
+        return self.store.get_job(job_id)
+
+    def active_job(self, client: str, instance: str) -> Job | None:
+        with self._lock:
+            return self._active.get((client, instance))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        record = self.get(job_id)
+        if record is None:
+            raise LookupError(f"job {job_id} does not exist")
+        if record["status"] in FINAL:
+            raise Conflict(f"job {job_id} is already {record['status']}")
+        with self._lock:
+            self._cancelled.add(job_id)
+            process = self._processes.get(job_id)
+        if process is not None:
+            self._terminate(process)
+        return self.get(job_id) or record
+
+    def snapshot(self, job_id: str) -> list[dict[str, Any]]:
+        """The events so far, without waiting."""
+        log = self._logs.get(job_id)
+        return list(log.events) if log is not None else self.store.get_log(job_id)
+
+    def events(self, job_id: str, last_id: int = 0, *, poll: float = 1.0) -> Iterator[dict[str, Any]]:
+        """Every event after ``last_id``, live while the job runs, from the store once it is over."""
+        log = self._logs.get(job_id)
+        if log is None:
+            yield from (event for event in self.store.get_log(job_id) if event["id"] > last_id)
+            return
+        while True:
+            fresh, closed = log.after(last_id, poll)
+            for event in fresh:
+                last_id = event["id"]
+                yield event
+            if closed and not fresh:
+                return
+
+    # Running --------------------------------------------------------------------------------
+    def _run(self, job: Job, spec: dict[str, Any]) -> None:
+        folder = self.workdir / job.id
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            job.status, job.started_at = "running", now()
+            self._save(job)
+            self._event(job, "status", "running")
+            stack_dir = self.worker.synth(
+                service=spec["service"],
+                parameters={**spec["parameters"], "target": spec["target"]},
+                client=job.client,
+                instance=job.instance,
+                outdir=str(folder / "synth"),
+                state=self._state_for(job),
+            )
+            self._event(job, "line", f"synthesized {stack_dir.name}")
+            run_dir = folder / "run"
+            shutil.copytree(stack_dir, run_dir)
+            code = self._tofu(job, run_dir, ["init", "-input=false", "-no-color"])
+            if code == 0 and job.id not in self._cancelled:
+                code = self._tofu(job, run_dir, self._arguments(job.action))
+            self._finish(job, code)
+        except SynthError as error:
+            job.error = str(error)
+            self._finish(job, None)
+        except Exception as error:  # noqa: BLE001 - a job never takes the API down
+            job.error = f"{type(error).__name__}: {error}"
+            self._finish(job, None)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @staticmethod
+    def _arguments(action: str) -> list[str]:
+        if action == "plan":
+            return ["plan", "-input=false", "-no-color", "-detailed-exitcode"]
+        return [action, "-input=false", "-no-color", "-auto-approve"]
+
+    def _state_for(self, job: Job) -> dict[str, Any]:
+        key = Store.state_key(job.client, job.instance)
+        if self.state.get("kind") == "s3":
+            return {**self.state, "key": key}
+        return {"kind": "local", "path": str(Path(self.state.get("root", self.workdir / "state")) / key)}
+
+    def _tofu(self, job: Job, cwd: Path, arguments: list[str]) -> int:
+        binary = find_tofu(self.environ)
+        self._event(job, "line", f"$ tofu {' '.join(arguments)}")
+        process = subprocess.Popen(
+            [binary, *arguments],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env={**self.environ, "TF_IN_AUTOMATION": "1"},
+            start_new_session=True,  # its own process group: cancelling reaches tofu's providers too
+        )
+        with self._lock:
+            self._processes[job.id] = process
+        if job.id in self._cancelled:
+            self._terminate(process)
+        for line in process.stdout:
+            self._event(job, "line", line.rstrip("\n"))
+        code = process.wait()
+        with self._lock:
+            self._processes.pop(job.id, None)
+        return code
+
+    def _terminate(self, process: subprocess.Popen[str]) -> None:
+        """SIGTERM to the process group, SIGKILL after the grace period (in the background)."""
+
+        def stop() -> None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=self.grace_seconds)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        threading.Thread(target=stop, daemon=True).start()
+
+    def _finish(self, job: Job, code: int | None) -> None:
+        job.exit_code = code
+        job.finished_at = now()
+        if job.id in self._cancelled:
+            job.status = "cancelled"
+            self._release_lock(job)
+        elif code == 0 or (job.action == "plan" and code == 2):
+            job.status = "succeeded"
+            if job.action == "plan":
+                job.changes = code == 2
+        else:
+            job.status = "failed"
+            job.error = job.error or f"tofu exited with {code}"
+        self._save(job)
+        self._event(job, "status", job.status)
+        log = self._logs[job.id]
+        self.store.put_log(job.id, log.events)
+        log.close()
+        with self._lock:
+            self._active.pop((job.client, job.instance), None)
+            self._cancelled.discard(job.id)
+
+    def _release_lock(self, job: Job) -> None:
+        """A killed tofu leaves its lock file beside the state: remove it (S3 lock files, use_lockfile)."""
+        key = Store.state_key(job.client, job.instance) + ".tflock"
+        if self.state.get("kind") == "s3":
+            self.store.objects.delete(key)
+        else:
+            Path(self._state_for(job)["path"] + ".lock.info").unlink(missing_ok=True)
+        self._event(job, "line", "state lock released")
+
+    # Records --------------------------------------------------------------------------------
+    def _save(self, job: Job) -> None:
+        self.store.put_job(job.record())
+
+    def _event(self, job: Job, kind: str, data: Any) -> None:
+        log = self._logs[job.id]
+        log.append(kind, data)
+        last = getattr(log, "flushed_at", 0.0)
+        if kind == "status" or time.monotonic() - last > FLUSH_SECONDS:
+            self.store.put_log(job.id, log.events)
+            log.flushed_at = time.monotonic()

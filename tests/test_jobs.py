@@ -1,0 +1,190 @@
+"""Jobs: a real synthesis worker, a stand-in tofu that records how it was called, and a local store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+
+import pytest
+
+from spawnit.api.jobs import Conflict, JobManager
+from spawnit.api.store import LocalObjectStore, Store
+from spawnit.api.worker import SynthWorker
+
+STAND_IN = """#!{python}
+import json, os, signal, sys, time
+log = os.environ["TOFU_LOG"]
+def record(entry):
+    with open(log, "a") as handle:
+        handle.write(json.dumps(entry) + "\\n")
+backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
+record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend}})
+def on_term(signum, frame):
+    record({{"signal": "SIGTERM"}})
+    print("Interrupt received, stopping", flush=True)
+    sys.exit(130)
+if os.environ.get("TOFU_IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, on_term)
+action = sys.argv[1]
+print(f"tofu {{action}}: starting", flush=True)
+for index in range(int(os.environ.get("TOFU_SLOW_" + action.upper(), "0"))):
+    print(f"working {{index}}", flush=True)
+    time.sleep(0.1)
+codes = json.loads(os.environ.get("TOFU_EXIT_CODES", "{{}}"))
+print(f"tofu {{action}}: done", flush=True)
+sys.exit(codes.get(action, 0))
+"""
+
+
+@pytest.fixture(scope="module")
+def worker():
+    synth = SynthWorker()
+    synth.start()
+    yield synth
+    synth.close()
+
+
+@pytest.fixture
+def tofu(tmp_path):
+    binary = tmp_path / "bin" / "tofu"
+    binary.parent.mkdir()
+    binary.write_text(STAND_IN.format(python=sys.executable))
+    binary.chmod(0o755)
+    log = tmp_path / "tofu.log"
+    environ = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}", "TOFU_LOG": str(log)}
+
+    def calls() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return environ, calls
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    store.put_spec("acme", "cache", {"service": "redis", "target": "docker", "parameters": {"port": 6380}})
+    return store
+
+
+def manager(store, worker, tofu, tmp_path, **options) -> JobManager:
+    environ, _ = tofu
+    environ = {**environ, **options.pop("env", {})}
+    return JobManager(store, worker, workdir=tmp_path / "work", environ=environ, **options)
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def finished(jobs: JobManager, job_id: str) -> dict:
+    wait_for(lambda: jobs.get(job_id)["status"] in ("succeeded", "failed", "cancelled", "interrupted"))
+    return jobs.get(job_id)
+
+
+def test_plan_runs_init_then_plan_with_detailed_exit_code_in_a_synthesized_copy(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path, env={"TOFU_EXIT_CODES": json.dumps({"plan": 2})})
+    job = jobs.submit("acme", "cache", "plan")
+    record = finished(jobs, job.id)
+    assert (record["status"], record["exit_code"], record["changes"]) == ("succeeded", 2, True)
+    calls = tofu[1]()
+    assert [call["argv"] for call in calls] == [["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color", "-detailed-exitcode"]]
+    assert calls[0]["cwd"] == str(tmp_path / "work" / job.id / "run")
+    assert calls[0]["backend"] == {"local": {"path": str(tmp_path / "work" / "state" / "clients/acme/cache/terraform.tfstate")}}
+    assert not (tmp_path / "work" / job.id).exists()  # the isolated workdir is cleaned up
+
+
+def test_every_line_and_status_is_an_event_with_increasing_ids_kept_in_the_store(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path)
+    job = jobs.submit("acme", "cache", "apply")
+    finished(jobs, job.id)
+    events = list(jobs.events(job.id))
+    assert [event["id"] for event in events] == list(range(1, len(events) + 1))
+    statuses = [event["data"] for event in events if event["event"] == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+    lines = [event["data"] for event in events if event["event"] == "line"]
+    assert "$ tofu apply -input=false -no-color -auto-approve" in lines and "tofu apply: done" in lines
+    assert store.get_log(job.id) == events
+    assert store.get_job(job.id)["status"] == "succeeded"
+
+
+def test_events_resume_after_a_given_id(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path)
+    job = jobs.submit("acme", "cache", "plan")
+    finished(jobs, job.id)
+    assert [event["id"] for event in jobs.events(job.id, last_id=3)][0] == 4
+
+
+def test_s3_state_gets_the_per_instance_key(store, worker, tofu, tmp_path):
+    state = {"kind": "s3", "bucket": "spawnit", "region": "us-east-1", "endpoint": "http://minio:9000"}
+    jobs = manager(store, worker, tofu, tmp_path, state=state)
+    finished(jobs, jobs.submit("acme", "cache", "plan").id)
+    backend = tofu[1]()[0]["backend"]["s3"]
+    assert (backend["bucket"], backend["key"], backend["use_lockfile"]) == ("spawnit", "clients/acme/cache/terraform.tfstate", True)
+    assert backend["endpoints"] == {"s3": "http://minio:9000"} and backend["use_path_style"] is True
+
+
+def test_one_job_at_a_time_per_instance(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "30"})
+    job = jobs.submit("acme", "cache", "apply")
+    with pytest.raises(Conflict, match=f"already has job {job.id}"):
+        jobs.submit("acme", "cache", "destroy")
+    finished(jobs, job.id)
+    finished(jobs, jobs.submit("acme", "cache", "destroy").id)
+
+
+def test_cancel_mid_run_sends_sigterm_and_marks_the_job_cancelled(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "600"})
+    job = jobs.submit("acme", "cache", "apply")
+    wait_for(lambda: "working 3" in [event["data"] for event in jobs.snapshot(job.id)])
+    jobs.cancel(job.id)
+    record = finished(jobs, job.id)
+    assert record["status"] == "cancelled"
+    assert {"signal": "SIGTERM"} in tofu[1]()
+    lines = [e["data"] for e in store.get_log(job.id)]
+    assert "Interrupt received, stopping" in lines and "state lock released" in lines
+
+
+def test_cancel_kills_a_process_that_ignores_sigterm_after_the_grace_period(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path, grace_seconds=0.5, env={"TOFU_SLOW_APPLY": "600", "TOFU_IGNORE_TERM": "1"})
+    job = jobs.submit("acme", "cache", "apply")
+    wait_for(lambda: "working 2" in [event["data"] for event in jobs.snapshot(job.id)])
+    started = time.monotonic()
+    jobs.cancel(job.id)
+    record = finished(jobs, job.id)
+    assert record["status"] == "cancelled" and record["exit_code"] == -9
+    assert time.monotonic() - started < 10
+
+
+def test_a_restart_marks_running_jobs_interrupted(store, worker, tofu, tmp_path):
+    job_id = str(uuid.uuid4())
+    store.put_job({"id": job_id, "client": "acme", "instance": "cache", "action": "apply", "status": "running"})
+    store.put_log(job_id, [{"id": 1, "event": "status", "data": "running"}])
+    jobs = manager(store, worker, tofu, tmp_path)
+    assert jobs.get(job_id)["status"] == "interrupted"
+    assert [e["data"] for e in jobs.events(job_id)] == ["running", "interrupted"]
+
+
+def test_bad_parameters_fail_the_job_with_the_reason(store, worker, tofu, tmp_path):
+    store.put_spec("acme", "bad", {"service": "redis", "target": "docker", "parameters": {"port": 80}})
+    jobs = manager(store, worker, tofu, tmp_path)
+    record = finished(jobs, jobs.submit("acme", "bad", "apply").id)
+    assert record["status"] == "failed" and "port = 80 is not allowed" in record["error"]
+    assert tofu[1]() == []
+
+
+def test_missing_instance_and_unknown_action_are_refused(store, worker, tofu, tmp_path):
+    jobs = manager(store, worker, tofu, tmp_path)
+    with pytest.raises(LookupError, match="instance acme/ghost does not exist"):
+        jobs.submit("acme", "ghost", "plan")
+    with pytest.raises(ValueError, match="action: 'import' is not allowed; allowed: plan, apply, destroy"):
+        jobs.submit("acme", "cache", "import")
