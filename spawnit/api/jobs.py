@@ -272,26 +272,28 @@ class JobManager:
         threading.Thread(target=stop, daemon=True).start()
 
     def _finish(self, job: Job, code: int | None) -> None:
-        job.exit_code = code
-        job.finished_at = now()
-        if job.id in self._cancelled:
-            job.status = "cancelled"
+        cancelled = job.id in self._cancelled
+        if cancelled:
             self._release_lock(job)
-        elif code == 0 or (job.action == "plan" and code == 2):
-            job.status = "succeeded"
-            if job.action == "plan":
-                job.changes = code == 2
-        else:
-            job.status = "failed"
-            job.error = job.error or f"tofu exited with {code}"
+        with self._lock:  # the final status and the instance's release are seen together
+            job.exit_code = code
+            job.finished_at = now()
+            if cancelled:
+                job.status = "cancelled"
+            elif code == 0 or (job.action == "plan" and code == 2):
+                job.status = "succeeded"
+                if job.action == "plan":
+                    job.changes = code == 2
+            else:
+                job.status = "failed"
+                job.error = job.error or f"tofu exited with {code}"
+            self._active.pop((job.client, job.instance), None)
+            self._cancelled.discard(job.id)
         self._save(job)
         self._event(job, "status", job.status)
         log = self._logs[job.id]
         self.store.put_log(job.id, log.events)
         log.close()
-        with self._lock:
-            self._active.pop((job.client, job.instance), None)
-            self._cancelled.discard(job.id)
 
     def _release_lock(self, job: Job) -> None:
         """A killed tofu leaves its lock file beside the state: remove it (S3 lock files, use_lockfile)."""
