@@ -120,5 +120,16 @@ def aws_account(aws_endpoint, monkeypatch) -> str:
     return aws_endpoint
 
 
+@pytest.fixture(scope="session")
+def synth_worker():
+    """One long-lived synthesis worker for the session (its jsii runtime loads once)."""
+    from spawnit.api.worker import SynthWorker
+
+    worker = SynthWorker()
+    worker.start()
+    yield worker
+    worker.close()
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -15,13 +15,15 @@ from spawnit.services import catalog_document, get_service
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = free_port()
+    data = tmp_path_factory.mktemp("spawnit-data")
     process = subprocess.Popen(
         [sys.executable, "-m", "spawnit", "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ},
+        env={key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_S3")} | {"SPAWNIT_DATA_DIR": str(data)},
+        cwd=data,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

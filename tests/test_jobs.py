@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 import uuid
 
@@ -12,63 +10,23 @@ import pytest
 
 from spawnit.api.jobs import Conflict, JobManager
 from spawnit.api.store import LocalObjectStore, Store
-from spawnit.api.worker import SynthWorker
-
-STAND_IN = """#!{python}
-import json, os, signal, sys, time
-log = os.environ["TOFU_LOG"]
-def record(entry):
-    with open(log, "a") as handle:
-        handle.write(json.dumps(entry) + "\\n")
-backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
-record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend}})
-def on_term(signum, frame):
-    record({{"signal": "SIGTERM"}})
-    print("Interrupt received, stopping", flush=True)
-    sys.exit(130)
-if os.environ.get("TOFU_IGNORE_TERM"):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-else:
-    signal.signal(signal.SIGTERM, on_term)
-action = sys.argv[1]
-print(f"tofu {{action}}: starting", flush=True)
-for index in range(int(os.environ.get("TOFU_SLOW_" + action.upper(), "0"))):
-    print(f"working {{index}}", flush=True)
-    time.sleep(0.1)
-codes = json.loads(os.environ.get("TOFU_EXIT_CODES", "{{}}"))
-print(f"tofu {{action}}: done", flush=True)
-sys.exit(codes.get(action, 0))
-"""
-
-
-@pytest.fixture(scope="module")
-def worker():
-    synth = SynthWorker()
-    synth.start()
-    yield synth
-    synth.close()
-
-
-@pytest.fixture
-def tofu(tmp_path):
-    binary = tmp_path / "bin" / "tofu"
-    binary.parent.mkdir()
-    binary.write_text(STAND_IN.format(python=sys.executable))
-    binary.chmod(0o755)
-    log = tmp_path / "tofu.log"
-    environ = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}", "TOFU_LOG": str(log)}
-
-    def calls() -> list[dict]:
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-    return environ, calls
-
+from standin import stand_in_tofu
 
 @pytest.fixture
 def store(tmp_path) -> Store:
     store = Store(LocalObjectStore(tmp_path / "store"))
     store.put_spec("acme", "cache", {"service": "redis", "target": "docker", "parameters": {"port": 6380}})
     return store
+
+
+@pytest.fixture
+def worker(synth_worker):
+    return synth_worker
+
+
+@pytest.fixture
+def tofu(tmp_path):
+    return stand_in_tofu(tmp_path)
 
 
 def manager(store, worker, tofu, tmp_path, **options) -> JobManager:

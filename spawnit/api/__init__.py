@@ -1,30 +1,104 @@
 """SpawnIt's web API (FastAPI), started by ``spawnit serve``.
 
-What it serves so far: health, and the service catalog generated from the
-catalog's classes (each service's parameter JSON Schema). Errors are JSON.
+Catalog, instances (specs in the store), jobs (plan/apply/destroy with live
+Server-Sent Events, resumable with ``Last-Event-ID``), health. Errors are JSON.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Request
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
 from ..services import ParameterError, catalog_document, get_service
+from .jobs import ACTIONS, Conflict, JobManager
+from .store import Store, store_from_environment
+from .worker import SynthWorker
+
+INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 
 
-def create_app() -> FastAPI:
+class InstanceRequest(BaseModel):
+    service: str = Field(description="A catalog service, e.g. postgresql.")
+    target: Literal["docker", "aws"] = "docker"
+    parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters (see GET /api/catalog/{service}).")
+    instance: str | None = Field(None, pattern=INSTANCE_NAME, description="Instance name; default: <service>-<random>.")
+
+
+class InstanceUpdate(BaseModel):
+    parameters: dict[str, Any] = Field(description="Parameters to change; the others keep their values.")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _validated(service_name: str, target: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as the service's model keeps them, or a 422 naming every bad field."""
+    try:
+        service = get_service(service_name)
+        model = service.parse({**parameters, "target": target})
+        service(model).containers()
+    except ParameterError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    return model.model_dump(mode="json", exclude={"target"})
+
+
+def create_app(*, store: Store | None = None, jobs: JobManager | None = None, workdir: str | Path | None = None) -> FastAPI:
+    store = store or store_from_environment()
+    owns_jobs = jobs is None
+    jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or Path("spawnit-data") / "work")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Warm the synthesis worker in the background: the first job then starts in well under a second.
+        warming = asyncio.get_running_loop().run_in_executor(None, jobs.worker.start)
+        yield
+        warming.cancel()
+        if owns_jobs:
+            jobs.worker.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="SpawnIt",
         version=__version__,
         description="Deploy catalog services on Docker or AWS without touching infrastructure code.",
     )
+    app.state.store, app.state.jobs = store, jobs
 
     @app.exception_handler(HTTPException)
     async def json_error(request: Request, error: HTTPException) -> JSONResponse:
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
+
+    def spec_or_404(client: str, instance: str) -> dict[str, Any]:
+        try:
+            spec = store.get_spec(client, instance)
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        if spec is None:
+            raise HTTPException(status_code=404, detail=f"instance {client}/{instance} does not exist")
+        return spec
+
+    def start(client: str, instance: str, action: str) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        try:
+            job = jobs.submit(client, instance, action)
+        except Conflict as error:
+            raise HTTPException(status_code=409, detail=str(error)) from None
+        spec.update(last_job=job.id, updated_at=_now())
+        store.put_spec(client, instance, spec)
+        return {"job": job.id, "status": job.status, "action": action}
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
@@ -41,4 +115,107 @@ def create_app() -> FastAPI:
         except ParameterError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
 
+    @app.post("/api/clients/{client}/instances", status_code=201, tags=["instances"], summary="Create an instance (validated, stored, not yet deployed)")
+    def create_instance(client: str, request: InstanceRequest) -> dict[str, Any]:
+        parameters = _validated(request.service, request.target, request.parameters)
+        instance = request.instance or f"{request.service}-{uuid.uuid4().hex[:6]}"
+        try:
+            if store.get_spec(client, instance) is not None:
+                raise HTTPException(status_code=409, detail=f"instance {client}/{instance} already exists")
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        spec = {
+            "client": client,
+            "instance": instance,
+            "service": request.service,
+            "target": request.target,
+            "parameters": parameters,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "last_job": None,
+            "drift": "unknown",
+        }
+        store.put_spec(client, instance, spec)
+        return {"instance": instance, "spec": spec}
+
+    @app.get("/api/clients/{client}/instances", tags=["instances"], summary="The client's instances")
+    def list_instances(client: str) -> dict[str, Any]:
+        try:
+            pairs = store.list_instances(client)
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        return {"instances": [describe(c, i) for c, i in pairs]}
+
+    def describe(client: str, instance: str) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        last = jobs.get(spec["last_job"]) if spec.get("last_job") else None
+        return {**spec, "last_job": last}
+
+    @app.get("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Spec, last job and drift status")
+    def get_instance(client: str, instance: str) -> dict[str, Any]:
+        return describe(client, instance)
+
+    @app.patch("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Change parameters (apply to deploy them)")
+    def update_instance(client: str, instance: str, update: InstanceUpdate) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters})
+        spec["updated_at"] = _now()
+        store.put_spec(client, instance, spec)
+        return spec
+
+    @app.delete("/api/clients/{client}/instances/{instance}", status_code=202, tags=["instances"], summary="Destroy, then remove the instance")
+    def delete_instance(client: str, instance: str) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        started = start(client, instance, "destroy")
+        spec = spec_or_404(client, instance)
+        spec["deleting"] = started["job"]
+        store.put_spec(client, instance, spec)
+        jobs.on_finish(started["job"], lambda record: record["status"] == "succeeded" and store.delete_instance(client, instance))
+        return started
+
+    @app.post("/api/clients/{client}/instances/{instance}/{action}", status_code=202, tags=["jobs"], summary="Start a plan, apply or destroy job")
+    def run_action(client: str, instance: str, action: str) -> dict[str, Any]:
+        if action not in ACTIONS:
+            raise HTTPException(status_code=404, detail=f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
+        return start(client, instance, action)
+
+    def job_or_404(job_id: str) -> dict[str, Any]:
+        try:
+            record = jobs.get(job_id)
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        if record is None:
+            raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
+        return record
+
+    @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's record")
+    def get_job(job_id: str) -> dict[str, Any]:
+        return job_or_404(job_id)
+
+    @app.delete("/api/jobs/{job_id}", status_code=202, tags=["jobs"], summary="Cancel a job (SIGTERM, then SIGKILL after a grace period)")
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        job_or_404(job_id)
+        try:
+            return jobs.cancel(job_id)
+        except Conflict as error:
+            raise HTTPException(status_code=409, detail=str(error)) from None
+
+    @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="Server-Sent Events: every output line and status change")
+    async def job_events(job_id: str, last_event_id: str | None = Header(None)) -> EventSourceResponse:
+        job_or_404(job_id)
+        after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
+
+        async def stream():
+            iterator = jobs.events(job_id, after, poll=0.5)
+            while True:
+                event = await asyncio.to_thread(next, iterator, None)
+                if event is None:
+                    return
+                yield {"id": str(event["id"]), "event": event["event"], "data": event["data"]}
+
+        return EventSourceResponse(stream(), ping=15)
+
     return app
+
+
+__all__ = ["create_app"]

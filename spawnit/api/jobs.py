@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +112,7 @@ class JobManager:
         self._logs: dict[str, JobLog] = {}
         self._processes: dict[str, subprocess.Popen[str]] = {}
         self._cancelled: set[str] = set()
+        self._callbacks: dict[str, list[Callable[[dict[str, Any]], object]]] = {}
         self.recover()
 
     # Lifecycle ------------------------------------------------------------------------------
@@ -145,6 +146,16 @@ class JobManager:
         self._event(job, "status", "queued")
         threading.Thread(target=self._run, args=(job, spec), name=f"job-{job.id}", daemon=True).start()
         return job
+
+    def on_finish(self, job_id: str, callback: Callable[[dict[str, Any]], object]) -> None:
+        """Call ``callback(record)`` once the job is over (at once if it already is)."""
+        with self._lock:
+            if any(job.id == job_id for job in self._active.values()):
+                self._callbacks.setdefault(job_id, []).append(callback)
+                return
+        record = self.get(job_id)
+        if record is not None:
+            callback(record)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -294,6 +305,10 @@ class JobManager:
         log = self._logs[job.id]
         self.store.put_log(job.id, log.events)
         log.close()
+        with self._lock:
+            callbacks = self._callbacks.pop(job.id, [])
+        for callback in callbacks:
+            callback(job.record())
 
     def _release_lock(self, job: Job) -> None:
         """A killed tofu leaves its lock file beside the state: remove it (S3 lock files, use_lockfile)."""

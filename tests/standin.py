@@ -1,0 +1,54 @@
+"""A stand-in OpenTofu: records its command line, working folder and backend; prints lines; obeys signals.
+
+Behaviour from the environment: TOFU_EXIT_CODES ({"plan": 2}), TOFU_SLOW_<ACTION> (lines printed 0.1 s apart),
+TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+STAND_IN = """#!{python}
+import json, os, signal, sys, time
+log = os.environ["TOFU_LOG"]
+def record(entry):
+    with open(log, "a") as handle:
+        handle.write(json.dumps(entry) + "\\n")
+backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
+record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend}})
+def on_term(signum, frame):
+    record({{"signal": "SIGTERM"}})
+    print("Interrupt received, stopping", flush=True)
+    sys.exit(130)
+if os.environ.get("TOFU_IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, on_term)
+action = sys.argv[1]
+print(f"tofu {{action}}: starting", flush=True)
+for index in range(int(os.environ.get("TOFU_SLOW_" + action.upper(), "0"))):
+    print(f"working {{index}}", flush=True)
+    time.sleep(0.1)
+codes = json.loads(os.environ.get("TOFU_EXIT_CODES", "{{}}"))
+print(f"tofu {{action}}: done", flush=True)
+sys.exit(codes.get(action, 0))
+"""
+
+
+def stand_in_tofu(tmp_path: Path) -> tuple[dict[str, str], Callable[[], list[dict]]]:
+    """A stand-in `tofu` first on PATH: (environment to run with, function reading the calls it received)."""
+    binary = tmp_path / "bin" / "tofu"
+    binary.parent.mkdir()
+    binary.write_text(STAND_IN.format(python=sys.executable))
+    binary.chmod(0o755)
+    log = tmp_path / "tofu.log"
+    environ = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}", "TOFU_LOG": str(log)}
+
+    def calls() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return environ, calls

@@ -1,0 +1,175 @@
+"""The instance and job routes, in process, over a local store with a stand-in tofu; SSE on a real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from conftest import free_port
+from spawnit.api import create_app
+from spawnit.api.jobs import JobManager
+from spawnit.api.store import LocalObjectStore, Store
+from standin import stand_in_tofu
+
+
+@pytest.fixture
+def tofu(tmp_path):
+    return stand_in_tofu(tmp_path)
+
+
+@pytest.fixture
+def app(tmp_path, synth_worker, tofu):
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=tofu[0], grace_seconds=1)
+    return create_app(store=store, jobs=jobs)
+
+
+@pytest.fixture
+def api(app):
+    with TestClient(app) as client:
+        yield client
+
+
+def wait_job(api, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = api.get(f"/api/jobs/{job_id}").json()
+        if record["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def create(api, **body):
+    return api.post("/api/clients/acme/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": "cache", **body})
+
+
+def test_create_stores_a_validated_spec_and_returns_201(api, app):
+    response = create(api)
+    assert response.status_code == 201 and response.json()["instance"] == "cache"
+    spec = app.state.store.get_spec("acme", "cache")
+    assert (spec["service"], spec["target"], spec["parameters"]["port"], spec["parameters"]["version"]) == ("redis", "docker", 6380, "7.4")
+    assert spec["created_at"].endswith("Z")
+
+
+def test_bad_parameters_are_a_422_naming_the_fields_and_nothing_is_stored(api, app):
+    response = create(api, parameters={"port": 80, "maxmemory_mb": "lots"})
+    assert response.status_code == 422
+    assert "port = 80 is not allowed" in response.json()["error"] and "maxmemory_mb = 'lots'" in response.json()["error"]
+    assert app.state.store.list_instances("acme") == []
+
+
+def test_unknown_service_and_bad_names_are_422(api):
+    assert "is not in the catalog" in create(api, service="oracle").json()["error"]
+    assert create(api, instance="Bad Name").status_code == 422
+    assert api.post("/api/clients/ACME/instances", json={"service": "redis"}).status_code == 422
+
+
+def test_a_second_instance_of_the_same_name_is_a_409(api):
+    create(api)
+    assert create(api).status_code == 409
+
+
+def test_list_get_and_patch(api):
+    create(api)
+    assert [item["instance"] for item in api.get("/api/clients/acme/instances").json()["instances"]] == ["cache"]
+    assert api.get("/api/clients/acme/instances/cache").json()["drift"] == "unknown"
+    patched = api.patch("/api/clients/acme/instances/cache", json={"parameters": {"maxmemory_mb": 512}})
+    assert patched.status_code == 200 and patched.json()["parameters"] == {**patched.json()["parameters"], "maxmemory_mb": 512, "port": 6380}
+    assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"maxmemory_mb": 1}}).status_code == 422
+    assert api.get("/api/clients/acme/instances/nothing").status_code == 404
+
+
+def test_plan_apply_destroy_are_202_jobs_with_uuid_ids(api, tofu):
+    create(api)
+    for action in ("plan", "apply", "destroy"):
+        response = api.post(f"/api/clients/acme/instances/cache/{action}")
+        assert response.status_code == 202
+        record = wait_job(api, response.json()["job"])
+        assert (record["action"], record["status"]) == (action, "succeeded")
+    assert [call["argv"][0] for call in tofu[1]()] == ["init", "plan", "init", "apply", "init", "destroy"]
+    assert api.get("/api/clients/acme/instances/cache").json()["last_job"]["action"] == "destroy"
+
+
+def test_one_job_at_a_time_is_a_409(api, tofu, monkeypatch):
+    create(api)
+    api.app.state.jobs.environ["TOFU_SLOW_APPLY"] = "50"
+    first = api.post("/api/clients/acme/instances/cache/apply").json()["job"]
+    second = api.post("/api/clients/acme/instances/cache/plan")
+    assert second.status_code == 409 and first in second.json()["error"]
+    wait_job(api, first)
+
+
+def test_cancel_mid_run(api):
+    create(api)
+    api.app.state.jobs.environ["TOFU_SLOW_APPLY"] = "600"
+    job = api.post("/api/clients/acme/instances/cache/apply").json()["job"]
+    deadline = time.monotonic() + 60
+    while "working 2" not in [e["data"] for e in api.app.state.jobs.snapshot(job)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.delete(f"/api/jobs/{job}").status_code == 202
+    assert wait_job(api, job)["status"] == "cancelled"
+    assert api.delete(f"/api/jobs/{job}").status_code == 409
+
+
+def test_delete_destroys_then_removes_the_instance(api, app):
+    create(api)
+    response = api.delete("/api/clients/acme/instances/cache")
+    assert response.status_code == 202
+    wait_job(api, response.json()["job"])
+    deadline = time.monotonic() + 10
+    while app.state.store.get_spec("acme", "cache") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.state.store.get_spec("acme", "cache") is None
+
+
+def test_unknown_jobs_and_actions(api):
+    create(api)
+    assert api.get("/api/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert api.get("/api/jobs/not-a-uuid").status_code == 422
+    assert api.post("/api/clients/acme/instances/cache/import").status_code == 404
+
+
+@pytest.fixture
+def live(app):
+    """The same app on a real server on 127.0.0.1, for Server-Sent Events."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def read_events(url: str, headers: dict | None = None) -> list[tuple[str, str, str]]:
+    events, current = [], {}
+    with httpx.stream("GET", url, headers=headers or {}, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith(("id:", "event:", "data:")):
+                key, _, value = line.partition(":")
+                current[key] = value.strip()
+            elif not line and current:
+                events.append((current.get("id"), current.get("event"), current.get("data")))
+                current = {}
+    return events
+
+
+def test_job_events_stream_every_line_and_resume_with_last_event_id(live):
+    httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+    job = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
+    events = read_events(f"{live}/api/jobs/{job}/events")
+    assert [event[0] for event in events] == [str(i) for i in range(1, len(events) + 1)]
+    assert ("status", "succeeded") == events[-1][1:]
+    assert any(event[1] == "line" and event[2].startswith("$ tofu plan") for event in events)
+    resumed = read_events(f"{live}/api/jobs/{job}/events", headers={"Last-Event-ID": "3"})
+    assert resumed == events[3:]
