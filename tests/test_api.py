@@ -22,7 +22,7 @@ def server(tmp_path_factory):
         [sys.executable, "-m", "spawnit", "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_S3")} | {"SPAWNIT_DATA_DIR": str(data)},
+        env={key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_S3")} | {"SPAWNIT_DATA_DIR": str(data), "SPAWNIT_AUTH": "off"},
         cwd=data,
     )
     base = f"http://127.0.0.1:{port}"

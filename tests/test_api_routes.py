@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from conftest import free_port
 from spawnit.api import create_app
+from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
 from spawnit.api.store import LocalObjectStore, Store
 from standin import stand_in_tofu
@@ -26,7 +27,7 @@ def tofu(tmp_path):
 def app(tmp_path, synth_worker, tofu):
     store = Store(LocalObjectStore(tmp_path / "store"))
     jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=tofu[0], grace_seconds=1)
-    return create_app(store=store, jobs=jobs)
+    return create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
 
 
 @pytest.fixture
@@ -68,6 +69,7 @@ def test_unknown_service_and_bad_names_are_422(api):
     assert "is not in the catalog" in create(api, service="oracle").json()["error"]
     assert create(api, instance="Bad Name").status_code == 422
     assert api.post("/api/clients/ACME/instances", json={"service": "redis"}).status_code == 422
+    assert api.post("/api/clients/-acme/instances", json={"service": "redis"}).status_code == 422
 
 
 def test_a_second_instance_of_the_same_name_is_a_409(api):

@@ -63,9 +63,9 @@ def test_jobs_and_logs_survive_in_the_store(store):
     assert list(store.jobs()) == [record]
 
 
-@pytest.mark.parametrize("client, instance", [("Acme", "db"), ("acme", "../etc"), ("a", "db"), ("acme", "x" * 40)])
+@pytest.mark.parametrize("client, instance", [("Acme", "db"), ("acme", "../etc"), ("a", "db"), ("acme", "x" * 70)])
 def test_names_are_checked_before_any_key_is_built(client, instance):
-    with pytest.raises(ValueError, match="is not allowed; allowed: 2-32 lowercase letters"):
+    with pytest.raises(ValueError, match="is not allowed; allowed: 2-64 lowercase letters"):
         Store.instance_prefix(client, instance)
 
 

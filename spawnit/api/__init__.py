@@ -15,13 +15,14 @@ from typing import Any, Literal
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
 from ..services import ParameterError, catalog_document, get_service
+from .auth import Authenticator, AuthSettings, Principal, require_client
 from .jobs import ACTIONS, Conflict, JobManager
 from .store import Store, store_from_environment
 from .worker import SynthWorker
@@ -55,7 +56,10 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any]) -> di
     return model.model_dump(mode="json", exclude={"target"})
 
 
-def create_app(*, store: Store | None = None, jobs: JobManager | None = None, workdir: str | Path | None = None) -> FastAPI:
+def create_app(
+    *, store: Store | None = None, jobs: JobManager | None = None, auth: AuthSettings | None = None, workdir: str | Path | None = None
+) -> FastAPI:
+    authenticate = Authenticator(auth or AuthSettings.from_environment())
     store = store or store_from_environment()
     owns_jobs = jobs is None
     jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or Path("spawnit-data") / "work")
@@ -79,7 +83,7 @@ def create_app(*, store: Store | None = None, jobs: JobManager | None = None, wo
 
     @app.exception_handler(HTTPException)
     async def json_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+        return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
 
     def spec_or_404(client: str, instance: str) -> dict[str, Any]:
         try:
@@ -116,7 +120,8 @@ def create_app(*, store: Store | None = None, jobs: JobManager | None = None, wo
             raise HTTPException(status_code=404, detail=str(error)) from None
 
     @app.post("/api/clients/{client}/instances", status_code=201, tags=["instances"], summary="Create an instance (validated, stored, not yet deployed)")
-    def create_instance(client: str, request: InstanceRequest) -> dict[str, Any]:
+    def create_instance(client: str, request: InstanceRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
         parameters = _validated(request.service, request.target, request.parameters)
         instance = request.instance or f"{request.service}-{uuid.uuid4().hex[:6]}"
         try:
@@ -139,7 +144,8 @@ def create_app(*, store: Store | None = None, jobs: JobManager | None = None, wo
         return {"instance": instance, "spec": spec}
 
     @app.get("/api/clients/{client}/instances", tags=["instances"], summary="The client's instances")
-    def list_instances(client: str) -> dict[str, Any]:
+    def list_instances(client: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
         try:
             pairs = store.list_instances(client)
         except ValueError as error:
@@ -152,11 +158,13 @@ def create_app(*, store: Store | None = None, jobs: JobManager | None = None, wo
         return {**spec, "last_job": last}
 
     @app.get("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Spec, last job and drift status")
-    def get_instance(client: str, instance: str) -> dict[str, Any]:
+    def get_instance(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
         return describe(client, instance)
 
     @app.patch("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Change parameters (apply to deploy them)")
-    def update_instance(client: str, instance: str, update: InstanceUpdate) -> dict[str, Any]:
+    def update_instance(client: str, instance: str, update: InstanceUpdate, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
         spec = spec_or_404(client, instance)
         spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters})
         spec["updated_at"] = _now()
@@ -164,7 +172,8 @@ def create_app(*, store: Store | None = None, jobs: JobManager | None = None, wo
         return spec
 
     @app.delete("/api/clients/{client}/instances/{instance}", status_code=202, tags=["instances"], summary="Destroy, then remove the instance")
-    def delete_instance(client: str, instance: str) -> dict[str, Any]:
+    def delete_instance(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
         spec = spec_or_404(client, instance)
         started = start(client, instance, "destroy")
         spec = spec_or_404(client, instance)
@@ -174,35 +183,36 @@ def create_app(*, store: Store | None = None, jobs: JobManager | None = None, wo
         return started
 
     @app.post("/api/clients/{client}/instances/{instance}/{action}", status_code=202, tags=["jobs"], summary="Start a plan, apply or destroy job")
-    def run_action(client: str, instance: str, action: str) -> dict[str, Any]:
+    def run_action(client: str, instance: str, action: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
         if action not in ACTIONS:
             raise HTTPException(status_code=404, detail=f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
         return start(client, instance, action)
 
-    def job_or_404(job_id: str) -> dict[str, Any]:
+    def job_or_404(job_id: str, principal: Principal) -> dict[str, Any]:
         try:
             record = jobs.get(job_id)
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        if record is None:
+        if record is None or not principal.may_reach(record["client"]):
             raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
         return record
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's record")
-    def get_job(job_id: str) -> dict[str, Any]:
-        return job_or_404(job_id)
+    def get_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        return job_or_404(job_id, principal)
 
     @app.delete("/api/jobs/{job_id}", status_code=202, tags=["jobs"], summary="Cancel a job (SIGTERM, then SIGKILL after a grace period)")
-    def cancel_job(job_id: str) -> dict[str, Any]:
-        job_or_404(job_id)
+    def cancel_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        job_or_404(job_id, principal)
         try:
             return jobs.cancel(job_id)
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
 
     @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="Server-Sent Events: every output line and status change")
-    async def job_events(job_id: str, last_event_id: str | None = Header(None)) -> EventSourceResponse:
-        job_or_404(job_id)
+    async def job_events(job_id: str, last_event_id: str | None = Header(None), principal: Principal = Depends(authenticate)) -> EventSourceResponse:
+        job_or_404(job_id, principal)
         after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
 
         async def stream():

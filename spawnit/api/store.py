@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-SEGMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+SEGMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")  # client ids are token subjects (often UUIDs)
 JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -117,7 +117,7 @@ class S3ObjectStore:
 
 def _check_segment(field: str, value: str) -> str:
     if not SEGMENT.match(value):
-        raise ValueError(f"{field}: {value!r} is not allowed; allowed: 2-32 lowercase letters, digits and '-', starting with a letter")
+        raise ValueError(f"{field}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
     return value
 
 

@@ -25,7 +25,7 @@ from constructs import Construct
 
 DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
 IMAGE_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$")
-NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,199}$")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 MANAGED_LABEL = "managed-by"
 
@@ -48,7 +48,7 @@ def literal(text: str) -> str:
 
 def _check_name(owner: str, name: str) -> None:
     if not NAME.match(name):
-        raise ValueError(f"{owner} name: {name!r} is not allowed; allowed: letters, digits, '_', '.', '-' (up to 63, starting with a letter or digit)")
+        raise ValueError(f"{owner} name: {name!r} is not allowed; allowed: letters, digits, '_', '.', '-' (up to 200, starting with a letter or digit)")
 
 
 class DockerNetwork(Construct):

@@ -12,13 +12,13 @@ from constructs import Construct
 from .base import CatalogService, ParameterError, ServiceParameters
 from .targets import Target
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
 
 
 def instance_stack_name(client: str, instance: str) -> str:
     for field, value in (("client", client), ("instance", instance)):
         if not NAME.match(value):
-            raise ParameterError(f"{field}: {value!r} is not allowed; allowed: 2-32 lowercase letters, digits and '-', starting with a letter")
+            raise ParameterError(f"{field}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
     return f"{client}-{instance}"
 
 

@@ -1,0 +1,90 @@
+"""OIDC bearer tokens (from Keycloak), validated against the issuer's JWKS: signature, issuer, audience, expiry.
+
+The client a user acts as is the token's subject; a user reaches only its own
+instances, and the realm role ``admin`` reaches every client's. Authentication
+is switched off only by the explicit setting ``SPAWNIT_AUTH=off`` (local use).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import jwt
+from fastapi import HTTPException, Request
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.roles
+
+    def may_reach(self, client: str) -> bool:
+        return self.admin or self.subject == client
+
+
+ANONYMOUS_ADMIN = Principal(subject="local", roles=frozenset({"admin"}))
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str  # "oidc" or "off"
+    issuer: str | None = None
+    audience: str | None = None
+    jwks_url: str | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
+        environ = os.environ if environ is None else environ
+        mode = environ.get("SPAWNIT_AUTH", "oidc")
+        if mode not in ("oidc", "off"):
+            raise ValueError(f"SPAWNIT_AUTH: {mode!r} is not allowed; allowed: oidc, off")
+        if mode == "off":
+            return cls("off")
+        issuer = environ.get("SPAWNIT_OIDC_ISSUER")
+        if not issuer:
+            raise ValueError("SPAWNIT_OIDC_ISSUER: missing; allowed: the issuer URL of the realm, or SPAWNIT_AUTH=off for local use")
+        jwks = environ.get("SPAWNIT_OIDC_JWKS_URL") or issuer.rstrip("/") + "/protocol/openid-connect/certs"
+        return cls("oidc", issuer=issuer, audience=environ.get("SPAWNIT_OIDC_AUDIENCE", "spawnit-api"), jwks_url=jwks)
+
+
+class Authenticator:
+    """Turns a request's bearer token into a :class:`Principal`, or a 401."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self._keys = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300) if settings.mode == "oidc" else None
+
+    def __call__(self, request: Request) -> Principal:
+        if self.settings.mode == "off":
+            return ANONYMOUS_ADMIN
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(status_code=401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            key = self._keys.get_signing_key_from_jwt(token).key
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except (jwt.PyJWTError, jwt.PyJWKClientError) as error:
+            raise HTTPException(status_code=401, detail=f"invalid token: {error}", headers={"WWW-Authenticate": "Bearer"}) from None
+        roles = frozenset(claims.get("realm_access", {}).get("roles", []))
+        return Principal(subject=claims["sub"], roles=roles)
+
+
+def require_client(principal: Principal, client: str) -> None:
+    if not principal.may_reach(client):
+        raise HTTPException(status_code=403, detail=f"client {client!r} is not yours; allowed: {principal.subject!r}")

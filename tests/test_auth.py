@@ -1,0 +1,123 @@
+"""OIDC bearer tokens: signed with a key the test generates, checked against its JWKS served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+from spawnit.api import create_app
+from spawnit.api.auth import AuthSettings
+from spawnit.api.jobs import JobManager
+from spawnit.api.store import LocalObjectStore, Store
+
+ISSUER = "http://localhost:8080/realms/spawnit"
+AUDIENCE = "spawnit-api"
+ALICE = "6f1c2b8e-4b7a-4c57-9a0e-2f8a1d3c5e7b"
+
+
+def new_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def signing_key():
+    return new_key()
+
+
+@pytest.fixture(scope="module")
+def jwks_url(signing_key):
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
+    body = json.dumps({"keys": [{**public, "kid": "test-key", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/realms/spawnit/protocol/openid-connect/certs"
+    server.shutdown()
+
+
+def token(key, *, subject=ALICE, roles=("user",), audience=AUDIENCE, issuer=ISSUER, expires_in=300, kid="test-key") -> str:
+    now = int(time.time())
+    claims = {"sub": subject, "iss": issuer, "aud": audience, "iat": now, "exp": now + expires_in, "realm_access": {"roles": list(roles)}}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture
+def api(tmp_path, jwks_url, synth_worker):
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    store.put_spec(ALICE, "cache", {"client": ALICE, "instance": "cache", "service": "redis", "target": "docker", "parameters": {}})
+    store.put_spec("bob", "site", {"client": "bob", "instance": "site", "service": "nginx", "target": "docker", "parameters": {}})
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work")
+    app = create_app(store=store, jobs=jobs, auth=AuthSettings("oidc", issuer=ISSUER, audience=AUDIENCE, jwks_url=jwks_url))
+    with TestClient(app) as client:
+        yield client
+
+
+def get(api, path, bearer=None):
+    return api.get(path, headers={"Authorization": f"Bearer {bearer}"} if bearer else {})
+
+
+def test_a_valid_token_reaches_its_own_instances(api, signing_key):
+    response = get(api, f"/api/clients/{ALICE}/instances", token(signing_key))
+    assert response.status_code == 200 and [i["instance"] for i in response.json()["instances"]] == ["cache"]
+
+
+def test_another_clients_instances_are_forbidden(api, signing_key):
+    response = get(api, "/api/clients/bob/instances", token(signing_key))
+    assert response.status_code == 403 and "is not yours" in response.json()["error"]
+
+
+def test_admin_reaches_every_client(api, signing_key):
+    assert get(api, "/api/clients/bob/instances", token(signing_key, roles=("admin",))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda key: token(key, expires_in=-60), "Signature has expired"),
+        (lambda key: token(key, audience="someone-else"), "Audience doesn't match"),
+        (lambda key: token(key, issuer="http://evil.example/realms/spawnit"), "Invalid issuer"),
+        (lambda key: token(new_key()), "Signature verification failed"),
+        (lambda key: token(key, kid="unknown-key"), "Unable to find a signing key"),
+        (lambda key: "not-a-jwt", "invalid token"),
+    ],
+)
+def test_bad_tokens_are_401(api, signing_key, make, reason):
+    response = get(api, f"/api/clients/{ALICE}/instances", make(signing_key))
+    assert response.status_code == 401 and reason in response.json()["error"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_no_token_is_401(api):
+    response = get(api, f"/api/clients/{ALICE}/instances")
+    assert response.status_code == 401 and response.json()["error"] == "missing bearer token"
+
+
+def test_catalog_and_health_need_no_token(api):
+    assert get(api, "/healthz").status_code == 200 and get(api, "/api/catalog").status_code == 200
+
+
+def test_auth_is_off_only_when_said_explicitly(monkeypatch):
+    assert AuthSettings.from_environment({"SPAWNIT_AUTH": "off"}).mode == "off"
+    with pytest.raises(ValueError, match="SPAWNIT_OIDC_ISSUER: missing"):
+        AuthSettings.from_environment({})
+    with pytest.raises(ValueError, match="SPAWNIT_AUTH: 'none' is not allowed; allowed: oidc, off"):
+        AuthSettings.from_environment({"SPAWNIT_AUTH": "none"})
+    settings = AuthSettings.from_environment({"SPAWNIT_OIDC_ISSUER": ISSUER})
+    assert (settings.audience, settings.jwks_url) == (AUDIENCE, ISSUER + "/protocol/openid-connect/certs")
