@@ -19,7 +19,7 @@ def record(entry):
     with open(log, "a") as handle:
         handle.write(json.dumps(entry) + "\\n")
 backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
-record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend}})
+record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend, "started": time.time()}})
 def on_term(signum, frame):
     record({{"signal": "SIGTERM"}})
     print("Interrupt received, stopping", flush=True)
@@ -35,6 +35,7 @@ for index in range(int(os.environ.get("TOFU_SLOW_" + action.upper(), "0"))):
     time.sleep(0.1)
 codes = json.loads(os.environ.get("TOFU_EXIT_CODES", "{{}}"))
 print(f"tofu {{action}}: done", flush=True)
+record({{"finished": action, "cwd": os.getcwd(), "at": time.time()}})
 sys.exit(codes.get(action, 0))
 """
 

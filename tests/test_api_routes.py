@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -94,7 +95,7 @@ def test_plan_apply_destroy_are_202_jobs_with_uuid_ids(api, tofu):
         assert response.status_code == 202
         record = wait_job(api, response.json()["job"])
         assert (record["action"], record["status"]) == (action, "succeeded")
-    assert [call["argv"][0] for call in tofu[1]()] == ["init", "plan", "init", "apply", "init", "destroy"]
+    assert [call["argv"][0] for call in tofu[1]() if "argv" in call] == ["init", "plan", "init", "apply", "init", "destroy"]
     assert api.get("/api/clients/acme/instances/cache").json()["last_job"]["action"] == "destroy"
 
 
@@ -175,3 +176,62 @@ def test_job_events_stream_every_line_and_resume_with_last_event_id(live):
     assert any(event[1] == "line" and event[2].startswith("$ tofu plan") for event in events)
     resumed = read_events(f"{live}/api/jobs/{job}/events", headers={"Last-Event-ID": "3"})
     assert resumed == events[3:]
+
+
+def metric(api, line_start: str) -> float:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_jobs_by_status_and_time_them(api):
+    create(api)
+    wait_job(api, api.post("/api/clients/acme/instances/cache/apply").json()["job"])
+    assert metric(api, 'spawnit_jobs_total{action="apply",status="succeeded"}') == 1
+    assert metric(api, 'spawnit_job_duration_seconds_count{action="apply"}') == 1
+    assert metric(api, "spawnit_jobs_running") == 0
+
+
+def test_drift_status_follows_the_plans_of_deployed_instances(api, app):
+    create(api)
+    wait_job(api, api.post("/api/clients/acme/instances/cache/apply").json()["job"])
+    assert api.get("/api/clients/acme/instances/cache").json()["drift"] == "compliant"
+    jobs = app.state.jobs
+    jobs.environ["TOFU_EXIT_CODES"] = '{"plan": 2}'
+    assert app.state.drift.check_all() == {"acme/cache": "drifted"}
+    jobs.environ["TOFU_EXIT_CODES"] = '{"plan": 1}'
+    assert app.state.drift.check_all() == {"acme/cache": "error"}
+    jobs.environ["TOFU_EXIT_CODES"] = '{}'
+    assert app.state.drift.check_all() == {"acme/cache": "compliant"}
+    assert metric(api, 'spawnit_drift_checks_total{result="drifted"}') == 1
+    assert api.get("/api/clients/acme/instances/cache").json()["drift_checked_at"].endswith("Z")
+
+
+def test_drift_checks_only_deployed_instances_and_at_most_two_at_once(api, app, tofu):
+    for index in range(5):
+        create(api, instance=f"cache-{index}")
+        wait_job(api, api.post(f"/api/clients/acme/instances/cache-{index}/apply").json()["job"])
+    create(api, instance="never-deployed")
+    app.state.jobs.environ["TOFU_SLOW_PLAN"] = "5"
+    results = app.state.drift.check_all()
+    assert sorted(results) == [f"acme/cache-{index}" for index in range(5)]
+    calls = tofu[1]()
+    starts = [(call["started"], call["cwd"]) for call in calls if call.get("argv", [None])[0] == "plan"]
+    ends = {call["cwd"]: call["at"] for call in calls if call.get("finished") == "plan"}
+    overlap = max(sum(1 for other, cwd in starts if other <= start < ends[cwd]) for start, _ in starts)
+    assert len(starts) == 5 and overlap <= 2
+
+
+def test_client_events_stream_job_events_and_drift(live):
+    httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+    job = httpx.post(f"{live}/api/clients/acme/instances/cache/apply").json()["job"]
+    seen = []
+    with httpx.stream("GET", f"{live}/api/clients/acme/events", timeout=30) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                seen.append(json.loads(line.partition(":")[2]))
+                if seen[-1].get("data") == "succeeded":
+                    break
+    assert {event["job"] for event in seen} == {job}
+    assert [event["data"] for event in seen if event["data"] in ("queued", "running", "succeeded")] == ["queued", "running", "succeeded"]

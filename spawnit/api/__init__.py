@@ -7,6 +7,8 @@ Server-Sent Events, resumable with ``Last-Event-ID``), health. Errors are JSON.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -16,7 +18,8 @@ from typing import Any, Literal
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -24,6 +27,7 @@ from .. import __version__
 from ..services import ParameterError, catalog_document, get_service
 from .auth import Authenticator, AuthSettings, Principal, require_client
 from .jobs import ACTIONS, Conflict, JobManager
+from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
 from .worker import SynthWorker
 
@@ -57,18 +61,37 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any]) -> di
 
 
 def create_app(
-    *, store: Store | None = None, jobs: JobManager | None = None, auth: AuthSettings | None = None, workdir: str | Path | None = None
+    *,
+    store: Store | None = None,
+    jobs: JobManager | None = None,
+    auth: AuthSettings | None = None,
+    workdir: str | Path | None = None,
+    drift_interval: float | None = None,
+    drift_concurrency: int | None = None,
 ) -> FastAPI:
+    """The API. Without arguments, everything comes from the environment: SPAWNIT_S3_* or SPAWNIT_DATA_DIR (store),
+    SPAWNIT_AUTH / SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and
+    SPAWNIT_DRIFT_CONCURRENCY (default 2)."""
     authenticate = Authenticator(auth or AuthSettings.from_environment())
     store = store or store_from_environment()
     owns_jobs = jobs is None
     jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or Path("spawnit-data") / "work")
+    events, metrics = ClientEvents(), Metrics()
+    track_deployments(store, events, metrics, jobs)
+    drift = DriftMonitor(
+        store,
+        jobs,
+        interval=drift_interval or float(os.environ.get("SPAWNIT_DRIFT_INTERVAL", "600")),
+        concurrency=drift_concurrency or int(os.environ.get("SPAWNIT_DRIFT_CONCURRENCY", "2")),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # Warm the synthesis worker in the background: the first job then starts in well under a second.
         warming = asyncio.get_running_loop().run_in_executor(None, jobs.worker.start)
+        drift.start()
         yield
+        drift.stop()
         warming.cancel()
         if owns_jobs:
             jobs.worker.close()
@@ -79,7 +102,7 @@ def create_app(
         version=__version__,
         description="Deploy catalog services on Docker or AWS without touching infrastructure code.",
     )
-    app.state.store, app.state.jobs = store, jobs
+    app.state.store, app.state.jobs, app.state.events, app.state.drift = store, jobs, events, drift
 
     @app.exception_handler(HTTPException)
     async def json_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -107,6 +130,10 @@ def create_app(
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics: jobs by status, job duration, drift checks")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/catalog", tags=["catalog"], summary="Every service with its category, description and parameter schema")
     def catalog() -> dict[str, Any]:
@@ -222,6 +249,22 @@ def create_app(
                 if event is None:
                     return
                 yield {"id": str(event["id"]), "event": event["event"], "data": event["data"]}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    @app.get("/api/clients/{client}/events", tags=["jobs"], summary="Server-Sent Events: every job event and drift change of the client")
+    async def client_events(
+        client: str, request: Request, last_event_id: str | None = Header(None), principal: Principal = Depends(authenticate)
+    ) -> EventSourceResponse:
+        require_client(principal, client)
+        after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
+
+        async def stream():
+            iterator = events.stream(client, after, poll=0.5)
+            while not await request.is_disconnected():
+                event = await asyncio.to_thread(next, iterator)
+                if event:
+                    yield {"id": str(event["id"]), "event": event["event"], "data": json.dumps(event["data"])}
 
         return EventSourceResponse(stream(), ping=15)
 

@@ -113,6 +113,8 @@ class JobManager:
         self._processes: dict[str, subprocess.Popen[str]] = {}
         self._cancelled: set[str] = set()
         self._callbacks: dict[str, list[Callable[[dict[str, Any]], object]]] = {}
+        self.event_listeners: list[Callable[[Job, dict[str, Any]], object]] = []  # every event of every job
+        self.finish_listeners: list[Callable[[Job], object]] = []  # every job, once over
         self.recover()
 
     # Lifecycle ------------------------------------------------------------------------------
@@ -307,6 +309,8 @@ class JobManager:
         log.close()
         with self._lock:
             callbacks = self._callbacks.pop(job.id, [])
+        for listener in self.finish_listeners:
+            listener(job)
         for callback in callbacks:
             callback(job.record())
 
@@ -325,7 +329,9 @@ class JobManager:
 
     def _event(self, job: Job, kind: str, data: Any) -> None:
         log = self._logs[job.id]
-        log.append(kind, data)
+        event = log.append(kind, data)
+        for listener in self.event_listeners:
+            listener(job, event)
         last = getattr(log, "flushed_at", 0.0)
         if kind == "status" or time.monotonic() - last > FLUSH_SECONDS:
             self.store.put_log(job.id, log.events)

@@ -1,0 +1,156 @@
+"""What the API watches: per-client event streams, Prometheus metrics, and drift.
+
+Drift detection plans every deployed instance on an interval, at most
+``concurrency`` at a time, and records ``compliant`` (no change), ``drifted``
+(changes) or ``error`` on the instance. Its cost grows with the number of
+instances only through that bound: a round takes about
+``instances / concurrency x (time of one plan)``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .jobs import Conflict, Job, JobLog, JobManager, now
+from .store import Store
+
+
+class ClientEvents:
+    """Every job event and drift change of each client, numbered per client (for ``Last-Event-ID``)."""
+
+    def __init__(self, keep: int = 5000) -> None:
+        self.keep = keep
+        self._logs: dict[str, JobLog] = {}
+        self._lock = threading.Lock()
+
+    def log(self, client: str) -> JobLog:
+        with self._lock:
+            return self._logs.setdefault(client, JobLog())
+
+    def publish(self, client: str, kind: str, data: dict[str, Any]) -> None:
+        log = self.log(client)
+        log.append(kind, data)
+
+    def stream(self, client: str, last_id: int = 0, *, poll: float = 1.0, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+        log = self.log(client)
+        while stop is None or not stop.is_set():
+            fresh, _ = log.after(last_id, poll)
+            for event in fresh:
+                last_id = event["id"]
+                yield event
+            if not fresh:
+                yield {}  # a heartbeat: lets the caller notice a closed connection
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Counter("spawnit_jobs_total", "Jobs finished, by action and status", ["action", "status"], registry=self.registry)
+        self.running = Gauge("spawnit_jobs_running", "Jobs running now", registry=self.registry)
+        self.duration = Histogram(
+            "spawnit_job_duration_seconds", "Duration of finished jobs", ["action"], registry=self.registry, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800)
+        )
+        self.drift_checks = Counter("spawnit_drift_checks_total", "Drift checks, by result", ["result"], registry=self.registry)
+        self._started: dict[str, float] = {}
+
+    def on_event(self, job: Job, event: dict[str, Any]) -> None:
+        if event["event"] == "status" and event["data"] == "running":
+            self._started[job.id] = time.monotonic()
+            self.running.inc()
+
+    def on_finish(self, job: Job) -> None:
+        started = self._started.pop(job.id, None)
+        if started is not None:
+            self.running.dec()
+            self.duration.labels(job.action).observe(time.monotonic() - started)
+        self.jobs.labels(job.action, job.status).inc()
+
+
+def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs: JobManager) -> None:
+    """Keep each instance's deployment and drift status in its spec as jobs finish, and tell the client."""
+
+    def on_event(job: Job, event: dict[str, Any]) -> None:
+        metrics.on_event(job, event)
+        events.publish(job.client, event["event"], {"job": job.id, "instance": job.instance, "action": job.action, "data": event["data"]})
+
+    def on_finish(job: Job) -> None:
+        metrics.on_finish(job)
+        spec = store.get_spec(job.client, job.instance)
+        if spec is None:
+            return
+        if job.action == "apply" and job.status == "succeeded":
+            spec.update(deployed_at=now(), drift="compliant")
+        elif job.action == "destroy" and job.status == "succeeded":
+            spec.update(deployed_at=None, drift="unknown")
+        elif job.action == "plan" and spec.get("deployed_at"):
+            drift = {True: "drifted", False: "compliant"}.get(job.changes, "error") if job.status == "succeeded" else "error"
+            spec.update(drift=drift, drift_checked_at=now())
+            metrics.drift_checks.labels(drift).inc()
+            events.publish(job.client, "drift", {"instance": job.instance, "drift": drift, "job": job.id})
+        else:
+            return
+        store.put_spec(job.client, job.instance, spec)
+
+    jobs.event_listeners.append(on_event)
+    jobs.finish_listeners.append(on_finish)
+
+
+class DriftMonitor:
+    """Plans every deployed instance every ``interval`` seconds, ``concurrency`` at a time."""
+
+    def __init__(self, store: Store, jobs: JobManager, *, interval: float = 600.0, concurrency: int = 2) -> None:
+        if interval <= 0 or concurrency < 1:
+            raise ValueError(f"drift monitor: interval={interval}, concurrency={concurrency} are not allowed; allowed: interval > 0, concurrency >= 1")
+        self.store, self.jobs = store, jobs
+        self.interval, self.concurrency = interval, concurrency
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deployed(self) -> list[tuple[str, str]]:
+        return [(c, i) for c, i in self.store.list_instances() if (self.store.get_spec(c, i) or {}).get("deployed_at")]
+
+    def check_all(self) -> dict[str, str]:
+        """One round: plan every deployed instance, at most ``concurrency`` at once; returns instance -> drift."""
+        slots = threading.Semaphore(self.concurrency)
+        results: dict[str, str] = {}
+        threads = []
+        for client, instance in self.deployed():
+            slots.acquire()
+            if self._stop.is_set():
+                slots.release()
+                break
+            try:
+                job = self.jobs.submit(client, instance, "plan")
+            except Conflict:
+                slots.release()  # a job is running on it: its outcome will tell
+                continue
+            done = threading.Event()
+            self.jobs.on_finish(job.id, lambda record, done=done: done.set())
+
+            def wait(client=client, instance=instance, done=done) -> None:
+                done.wait()
+                results[f"{client}/{instance}"] = (self.store.get_spec(client, instance) or {}).get("drift", "error")
+                slots.release()
+
+            thread = threading.Thread(target=wait, daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        return results
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                self.check_all()
+
+        self._thread = threading.Thread(target=loop, name="drift-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
