@@ -1,6 +1,6 @@
 """A long-lived synthesis worker: the jsii runtime loads once, then every request reuses it.
 
-The parent talks to ``python -m spawnit.api.worker`` over stdin/stdout, one JSON
+The parent talks to the worker process (:func:`serve`) over stdin/stdout, one JSON
 object per line. A request names a catalog service, its parameters, the client,
 the instance, the output folder and where the state lives; the answer is the
 synthesized stack's folder, or an error message.
@@ -38,7 +38,7 @@ class SynthWorker:
         if self._process is None or self._process.poll() is not None:
             environ = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
             self._process = subprocess.Popen(
-                [self.python, "-m", "spawnit.api.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=environ
+                [self.python, "-c", "from spawnit.api.worker import serve; serve()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=environ
             )
             ready = self._process.stdout.readline()
             if json.loads(ready or "{}").get("ready") is not True:
@@ -66,10 +66,13 @@ class SynthWorker:
             self._process = None
 
 
-def _serve() -> None:  # runs in the worker process
+def serve() -> None:
+    """The worker process's loop: load every provider binding once, then answer requests."""
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # whatever the libraries print must not reach the protocol stream
 
+    import cdktf_cdktf_provider_aws  # noqa: F401 - the slow part, done before the first request
+    import cdktf_cdktf_provider_docker  # noqa: F401
     from cdktf import App
 
     from ..services import ParameterError, get_service
@@ -92,6 +95,3 @@ def _serve() -> None:  # runs in the worker process
         except Exception as error:  # noqa: BLE001 - report, keep serving
             protocol.write(json.dumps({"error": f"{type(error).__name__}: {error}"}) + "\n")
 
-
-if __name__ == "__main__":
-    _serve()
