@@ -18,7 +18,8 @@ from typing import Any, Literal
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
@@ -72,7 +73,8 @@ def create_app(
     """The API. Without arguments, everything comes from the environment: SPAWNIT_S3_* or SPAWNIT_DATA_DIR (store),
     SPAWNIT_AUTH / SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and
     SPAWNIT_DRIFT_CONCURRENCY (default 2)."""
-    authenticate = Authenticator(auth or AuthSettings.from_environment())
+    auth = auth or AuthSettings.from_environment()
+    authenticate = Authenticator(auth)
     store = store or store_from_environment()
     owns_jobs = jobs is None
     jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or Path("spawnit-data") / "work")
@@ -130,6 +132,17 @@ def create_app(
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    ui = Path(__file__).parent / "ui"
+    app.mount("/ui", StaticFiles(directory=ui), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(ui / "index.html")
+
+    @app.get("/api/config", tags=["operations"], summary="How the web UI logs in (OIDC endpoints and client), or that auth is off")
+    def config() -> dict[str, str]:
+        return auth.browser_config()
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics: jobs by status, job duration, drift checks")
     def prometheus() -> Response:

@@ -39,6 +39,21 @@ class AuthSettings:
     issuer: str | None = None
     audience: str | None = None
     jwks_url: str | None = None
+    web_client_id: str = "spawnit-web"
+
+    def browser_config(self) -> dict[str, str]:
+        """What the web UI needs to log in (authorization code + PKCE); Keycloak's endpoint layout."""
+        if self.mode == "off":
+            return {"auth": "off", "local_client": "local"}
+        base = self.issuer.rstrip("/") + "/protocol/openid-connect"
+        return {
+            "auth": "oidc",
+            "issuer": self.issuer,
+            "client_id": self.web_client_id,
+            "authorization_endpoint": base + "/auth",
+            "token_endpoint": base + "/token",
+            "end_session_endpoint": base + "/logout",
+        }
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
@@ -52,7 +67,13 @@ class AuthSettings:
         if not issuer:
             raise ValueError("SPAWNIT_OIDC_ISSUER: missing; allowed: the issuer URL of the realm, or SPAWNIT_AUTH=off for local use")
         jwks = environ.get("SPAWNIT_OIDC_JWKS_URL") or issuer.rstrip("/") + "/protocol/openid-connect/certs"
-        return cls("oidc", issuer=issuer, audience=environ.get("SPAWNIT_OIDC_AUDIENCE", "spawnit-api"), jwks_url=jwks)
+        return cls(
+            "oidc",
+            issuer=issuer,
+            audience=environ.get("SPAWNIT_OIDC_AUDIENCE", "spawnit-api"),
+            jwks_url=jwks,
+            web_client_id=environ.get("SPAWNIT_OIDC_WEB_CLIENT", "spawnit-web"),
+        )
 
 
 class Authenticator:
@@ -67,6 +88,8 @@ class Authenticator:
             return ANONYMOUS_ADMIN
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        if not header and request.method == "GET" and request.url.path.endswith("/events"):
+            scheme, token = "bearer", request.query_params.get("access_token", "")  # EventSource cannot send headers
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(status_code=401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:

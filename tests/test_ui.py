@@ -1,0 +1,196 @@
+"""The web UI in headless Chromium (Debian's, driven by Playwright): deploy a service against a stand-in tofu,
+watch the log stream, cancel, destroy; and log in through an OIDC provider with authorization code + PKCE.
+Screenshots are saved in test-artifacts/."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric import rsa
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import free_port
+from spawnit.api import create_app
+from spawnit.api.auth import AuthSettings
+from spawnit.api.jobs import JobManager
+from spawnit.api.store import LocalObjectStore, Store
+from standin import stand_in_tofu
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@pytest.fixture
+def browser():
+    assert shutil.which("chromium"), "Chromium is not installed: run the tests through ./scripts/test, which installs it"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def site(tmp_path, synth_worker):
+    environ, calls = stand_in_tofu(tmp_path)
+    environ["TOFU_SLOW_APPLY"] = "400"  # 40 s of output: time to watch and cancel
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=environ, grace_seconds=2)
+    app = create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
+    url, server, thread = serve(app)
+    yield url, app, jobs
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_deploy_watch_cancel_destroy(browser, site, artifacts):
+    url, app, jobs = site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(url)
+    expect(page.locator(".category h3", has_text="database")).to_be_visible()
+    page.click(".card[data-service=postgresql]")
+    expect(page.locator("#deploy-service")).to_have_text("postgresql")
+
+    page.fill("#field-port", "80")  # inline validation, before anything is sent
+    expect(page.locator("#error-port")).not_to_be_empty()
+    page.fill("#field-port", "5433")
+    expect(page.locator("#error-port")).to_be_empty()
+    page.fill("#field-instance", "orders-db")
+    page.screenshot(path=str(artifacts / "ui-1-form.png"), full_page=True)
+    page.click("#deploy")
+
+    expect(page.locator("#log")).to_contain_text("$ tofu apply -input=false -no-color -auto-approve", timeout=30_000)
+    expect(page.locator("#log")).to_contain_text("working 5", timeout=30_000)
+    expect(page.locator("tr[data-instance=orders-db]")).to_be_visible()
+    page.screenshot(path=str(artifacts / "ui-2-log.png"), full_page=True)
+    assert app.state.store.get_spec("local", "orders-db")["parameters"]["port"] == 5433
+
+    page.click("#cancel-job")
+    expect(page.locator("#log-status")).to_have_text("cancelled", timeout=30_000)
+    expect(page.locator("tr[data-instance=orders-db] .badge").first).to_have_text("cancelled", timeout=10_000)
+    page.screenshot(path=str(artifacts / "ui-3-cancelled.png"), full_page=True)
+
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    page.click("tr[data-instance=orders-db] button.destroy")
+    expect(page.locator("#log")).to_contain_text("$ tofu destroy", timeout=30_000)
+    expect(page.locator("tr[data-instance=orders-db]")).to_have_count(0, timeout=30_000)
+    page.screenshot(path=str(artifacts / "ui-4-destroyed.png"), full_page=True)
+
+
+def test_server_side_validation_errors_are_shown(browser, site):
+    url, _, _ = site
+    page = browser.new_page()
+    page.goto(url)
+    page.click(".card[data-service=redis]")
+    page.fill("#field-instance", "cache")
+    page.click("#deploy")
+    expect(page.locator("tr[data-instance=cache]")).to_be_visible(timeout=30_000)
+    page.click(".card[data-service=redis]")
+    page.fill("#field-instance", "cache")
+    page.click("#deploy")
+    expect(page.locator("#form-error")).to_contain_text("instance local/cache already exists")
+
+
+# Login ---------------------------------------------------------------------------------------
+
+
+class FakeKeycloak:
+    """The realm's authorize, token and certs endpoints, enough for authorization code + PKCE."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.codes: dict[str, dict] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}/realms/spawnit"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handler(self):
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send(self, status, body=b"", headers=()):
+                self.send_response(status)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_OPTIONS(self):  # noqa: N802 - CORS preflight
+                self.send(204, headers=[("Access-Control-Allow-Headers", "Content-Type"), ("Access-Control-Allow-Methods", "POST")])
+
+            def do_GET(self):  # noqa: N802
+                url = urllib.parse.urlparse(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                if url.path.endswith("/certs"):
+                    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(provider.key.public_key()))
+                    self.send(200, json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}).encode())
+                elif url.path.endswith("/auth"):
+                    assert query["code_challenge_method"] == "S256" and query["client_id"] == "spawnit-web"
+                    code = "code-" + str(len(provider.codes))
+                    provider.codes[code] = query
+                    target = query["redirect_uri"] + "?" + urllib.parse.urlencode({"code": code, "state": query["state"]})
+                    self.send(302, headers=[("Location", target)])
+                else:
+                    self.send(404)
+
+            def do_POST(self):  # noqa: N802
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                request = provider.codes.pop(form.get("code"), None)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(form.get("code_verifier", "").encode()).digest()).rstrip(b"=").decode()
+                if request is None or digest != request["code_challenge"]:
+                    self.send(400, b'{"error": "invalid_grant"}')
+                    return
+                now = int(time.time())
+                claims = {"sub": "alice-id", "preferred_username": "alice", "iss": provider.issuer, "aud": "spawnit-api", "iat": now, "exp": now + 300}
+                token = jwt.encode(claims, provider.key, algorithm="RS256", headers={"kid": "k1"})
+                self.send(200, json.dumps({"access_token": token, "token_type": "Bearer"}).encode(), [("Content-Type", "application/json")])
+
+        return Handler
+
+
+def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_path, synth_worker, artifacts):
+    keycloak = FakeKeycloak()
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    store.put_spec("alice-id", "blog", {"client": "alice-id", "instance": "blog", "service": "wordpress", "target": "docker", "parameters": {}, "drift": "compliant"})
+    store.put_spec("bob-id", "secret", {"client": "bob-id", "instance": "secret", "service": "nginx", "target": "docker", "parameters": {}})
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work")
+    auth = AuthSettings("oidc", issuer=keycloak.issuer, audience="spawnit-api", jwks_url=keycloak.issuer + "/protocol/openid-connect/certs")
+    url, server, thread = serve(create_app(store=store, jobs=jobs, auth=auth))
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        expect(page.locator("#who")).to_have_text("alice", timeout=30_000)
+        expect(page.locator("tr[data-instance=blog]")).to_be_visible()
+        expect(page.locator("tr[data-instance=secret]")).to_have_count(0)
+        expect(page.locator("tr[data-instance=blog] .badge.compliant")).to_be_visible()
+        page.screenshot(path=str(artifacts / "ui-5-logged-in.png"), full_page=True)
+        assert keycloak.codes == {}  # the code was exchanged, with the right verifier
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        keycloak.server.shutdown()
