@@ -67,3 +67,55 @@ def test_openapi_documents_the_routes(server):
 def test_serve_rejects_a_bad_port():
     result = subprocess.run([sys.executable, "-m", "spawnit", "serve", "--port", "70000"], capture_output=True, text=True)
     assert result.returncode == 2 and "--port: 70000 is not allowed" in result.stderr
+
+
+def start_server(port, data, environ):
+    return subprocess.Popen(
+        [sys.executable, "-m", "spawnit", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environ,
+        cwd=data,
+    )
+
+
+def wait_healthy(base, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("server did not start")
+
+
+def test_a_restart_mid_job_keeps_the_record_and_marks_it_interrupted(tmp_path):
+    from standin import stand_in_tofu
+
+    tofu_environ, _ = stand_in_tofu(tmp_path)
+    environ = {key: value for key, value in tofu_environ.items() if not key.startswith("SPAWNIT_S3")}
+    environ |= {"SPAWNIT_DATA_DIR": str(tmp_path / "data"), "SPAWNIT_AUTH": "off", "TOFU_SLOW_APPLY": "600"}
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(port, tmp_path / "data", environ)
+    try:
+        wait_healthy(base)
+        httpx.post(f"{base}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+        job = httpx.post(f"{base}/api/clients/acme/instances/cache/apply").json()["job"]
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/api/jobs/{job}").json()["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.kill()  # the API dies mid-job
+        server.wait()
+    server = start_server(port, tmp_path / "data", environ)
+    try:
+        wait_healthy(base)
+        record = httpx.get(f"{base}/api/jobs/{job}").json()
+        assert record["status"] == "interrupted" and record["action"] == "apply"
+        assert httpx.get(f"{base}/api/clients/acme/instances/cache").json()["last_job"]["status"] == "interrupted"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

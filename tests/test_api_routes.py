@@ -235,3 +235,19 @@ def test_client_events_stream_job_events_and_drift(live):
                     break
     assert {event["job"] for event in seen} == {job}
     assert [event["data"] for event in seen if event["data"] in ("queued", "running", "succeeded")] == ["queued", "running", "succeeded"]
+
+
+def test_client_events_resume_with_last_event_id(live):
+    httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+    job = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{live}/api/jobs/{job}").json()["status"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ids = []
+    with httpx.stream("GET", f"{live}/api/clients/acme/events", headers={"Last-Event-ID": "2"}, timeout=30) as response:
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                ids.append(int(line.partition(":")[2]))
+                if len(ids) == 3:
+                    break
+    assert ids == [3, 4, 5]

@@ -61,6 +61,22 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any]) -> di
     return model.model_dump(mode="json", exclude={"target"})
 
 
+def data_dir() -> Path:
+    return Path(os.environ.get("SPAWNIT_DATA_DIR", "spawnit-data"))
+
+
+def state_from_environment() -> dict[str, Any]:
+    """Instances' state beside their specs: in the S3 bucket when the store is S3, else in the data folder."""
+    if os.environ.get("SPAWNIT_S3_ENDPOINT") or os.environ.get("SPAWNIT_S3_BUCKET"):
+        return {
+            "kind": "s3",
+            "bucket": os.environ.get("SPAWNIT_S3_BUCKET", "spawnit"),
+            "region": os.environ.get("AWS_REGION", "us-east-1"),
+            "endpoint": os.environ.get("SPAWNIT_S3_ENDPOINT"),
+        }
+    return {"kind": "local", "root": str(data_dir().resolve() / "state")}
+
+
 def create_app(
     *,
     store: Store | None = None,
@@ -77,7 +93,7 @@ def create_app(
     authenticate = Authenticator(auth)
     store = store or store_from_environment()
     owns_jobs = jobs is None
-    jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or Path("spawnit-data") / "work")
+    jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or data_dir() / "work", state=state_from_environment())
     events, metrics = ClientEvents(), Metrics()
     track_deployments(store, events, metrics, jobs)
     drift = DriftMonitor(
