@@ -20,14 +20,19 @@ RUN set -eu; \
 
 WORKDIR /app
 COPY requirements.txt pyproject.toml README.md ./
-RUN python3 -m venv /venv && /venv/bin/pip install --no-cache-dir -r requirements.txt
 COPY spawnit ./spawnit
 COPY main.py cdktf.json ./
-RUN /venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation .
+# The runtime dependencies only (pyproject.toml), at the versions pinned in requirements.txt.
+RUN sed 's/\[[^]]*\]//' requirements.txt > /tmp/constraints.txt \
+ && python3 -m venv /venv \
+ && /venv/bin/pip install --no-cache-dir -c /tmp/constraints.txt setuptools \
+ && /venv/bin/pip install --no-cache-dir --no-build-isolation -c /tmp/constraints.txt . \
+ && rm /tmp/constraints.txt
 
 ENV PATH=/venv/bin:$PATH \
     JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    SPAWNIT_DATA_DIR=/tmp/spawnit-data
 USER node
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --retries=5 CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"]
