@@ -205,6 +205,7 @@ class JobManager:
     # Running --------------------------------------------------------------------------------
     def _run(self, job: Job, spec: dict[str, Any]) -> None:
         folder = self.workdir / job.id
+        code: int | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             job.status, job.started_at = "running", now()
@@ -224,15 +225,13 @@ class JobManager:
             code = self._tofu(job, run_dir, ["init", "-input=false", "-no-color"])
             if code == 0 and job.id not in self._cancelled:
                 code = self._tofu(job, run_dir, self._arguments(job.action))
-            self._finish(job, code)
         except SynthError as error:
             job.error = str(error)
-            self._finish(job, None)
         except Exception as error:  # noqa: BLE001 - a job never takes the API down
             job.error = f"{type(error).__name__}: {error}"
-            self._finish(job, None)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)  # before the job is seen finished
+        self._finish(job, code)
 
     @staticmethod
     def _arguments(action: str) -> list[str]:
