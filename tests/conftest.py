@@ -3,6 +3,7 @@ session-scoped App (the default dev/preprod/prod stacks plus a few variants)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -118,6 +119,27 @@ def aws_account(aws_endpoint, monkeypatch) -> str:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     urllib.request.urlopen(urllib.request.Request(f"{aws_endpoint}/moto-api/reset", method="POST")).close()
     return aws_endpoint
+
+
+@contextlib.contextmanager
+def serving(app):
+    """``app`` on a real uvicorn server on 127.0.0.1 (in a thread); yields its base URL, stops it after."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
-from conftest import free_port
+from conftest import serving
 from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
@@ -141,16 +139,8 @@ def test_unknown_jobs_and_actions(api):
 @pytest.fixture
 def live(app):
     """The same app on a real server on 127.0.0.1, for Server-Sent Events."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 def read_events(url: str, headers: dict | None = None) -> list[tuple[str, str, str]]:

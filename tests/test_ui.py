@@ -15,11 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import free_port
+from conftest import serving
 from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
@@ -28,17 +27,6 @@ from standin import stand_in_tofu
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture
@@ -57,10 +45,8 @@ def site(tmp_path, synth_worker):
     store = Store(LocalObjectStore(tmp_path / "store"))
     jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=environ, grace_seconds=2)
     app = create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
-    url, server, thread = serve(app)
-    yield url, app, jobs
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url, app, jobs
 
 
 def test_deploy_watch_cancel_destroy(browser, site, artifacts):
@@ -180,8 +166,7 @@ def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_p
     store.put_spec("bob-id", "secret", {"client": "bob-id", "instance": "secret", "service": "nginx", "target": "docker", "parameters": {}})
     jobs = JobManager(store, synth_worker, workdir=tmp_path / "work")
     auth = AuthSettings("oidc", issuer=keycloak.issuer, audience="spawnit-api", jwks_url=keycloak.issuer + "/protocol/openid-connect/certs")
-    url, server, thread = serve(create_app(store=store, jobs=jobs, auth=auth))
-    try:
+    with serving(create_app(store=store, jobs=jobs, auth=auth)) as url:
         page = browser.new_page()
         page.goto(url)
         expect(page.locator("#who")).to_have_text("alice", timeout=30_000)
@@ -190,7 +175,4 @@ def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_p
         expect(page.locator("tr[data-instance=blog] .badge.compliant")).to_be_visible()
         page.screenshot(path=str(artifacts / "ui-5-logged-in.png"), full_page=True)
         assert keycloak.codes == {}  # the code was exchanged, with the right verifier
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        keycloak.server.shutdown()
+    keycloak.server.shutdown()

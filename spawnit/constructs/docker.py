@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from cdktf_cdktf_provider_docker.container import (
     Container,
@@ -22,6 +21,8 @@ from cdktf_cdktf_provider_docker.network import NetworkLabels
 from cdktf_cdktf_provider_docker.provider import DockerProvider
 from cdktf_cdktf_provider_docker.volume import Volume, VolumeLabels
 from constructs import Construct
+
+from ..services.base import Health
 
 DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
 IMAGE_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$")
@@ -99,27 +100,7 @@ class Mount:
     read_only: bool = False
 
 
-class HealthLike(Protocol):
-    test: tuple[str, ...]
-    interval: str
-    timeout: str
-    retries: int
-    start_period: str
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """Docker health check: ``test`` as for Dockerfile HEALTHCHECK (``["CMD", ...]`` or ``["CMD-SHELL", "..."]``)."""
-
-    test: tuple[str, ...]
-    interval: str = "10s"
-    timeout: str = "5s"
-    retries: int = 5
-    start_period: str = "10s"
-
-    def __post_init__(self) -> None:
-        if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-            raise ValueError(f"HealthCheck test: {list(self.test)!r} is not allowed; allowed: ['CMD', ...] or ['CMD-SHELL', '...']")
+HealthCheck = Health  # one definition for constructs and catalog services
 
 
 @dataclass(frozen=True)
@@ -156,7 +137,7 @@ class DockerService(Construct):
         mounts: Sequence[Mount] = (),
         command: Sequence[str] | None = None,
         restart: str = "unless-stopped",
-        health: HealthLike | None = None,
+        health: HealthCheck | None = None,
         labels: Mapping[str, str] | None = None,
         memory_mb: int | None = None,
         cpus: float | None = None,

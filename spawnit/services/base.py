@@ -63,13 +63,17 @@ class ServicePort:
 
 @dataclass(frozen=True)
 class Health:
-    """A health check command, as for Dockerfile HEALTHCHECK."""
+    """A health check command, as for Dockerfile HEALTHCHECK: ``("CMD", ...)`` or ``("CMD-SHELL", "...")``."""
 
     test: tuple[str, ...]
     interval: str = "10s"
     timeout: str = "5s"
     retries: int = 5
     start_period: str = "20s"
+
+    def __post_init__(self) -> None:
+        if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError(f"HealthCheck test: {list(self.test)!r} is not allowed; allowed: ['CMD', ...] or ['CMD-SHELL', '...']")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from cdktf import AssetType, Fn, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable
-from constructs import Construct
 
 from .base import ContainerSpec, ImageBuild, ServiceParameters
 
