@@ -241,3 +241,18 @@ def test_client_events_resume_with_last_event_id(live):
                 if len(ids) == 3:
                     break
     assert ids == [3, 4, 5]
+
+
+def test_config_tells_the_ui_how_to_log_in(api):
+    assert api.get("/api/config").json() == {"auth": "off", "local_client": "local"}
+    from spawnit.api.auth import AuthSettings
+
+    oidc = AuthSettings("oidc", issuer="http://localhost:8080/realms/spawnit", audience="spawnit-api", jwks_url="http://x/certs").browser_config()
+    assert oidc["authorization_endpoint"] == "http://localhost:8080/realms/spawnit/protocol/openid-connect/auth"
+    assert (oidc["client_id"], oidc["token_endpoint"].rsplit("/", 1)[1]) == ("spawnit-web", "token")
+
+
+def test_the_ui_is_served(api):
+    page = api.get("/")
+    assert page.status_code == 200 and '<script src="/ui/app.js">' in page.text
+    assert api.get("/ui/app.js").status_code == 200 and "code_challenge_method" in api.get("/ui/app.js").text

@@ -104,12 +104,16 @@ def test_cancel_mid_run_sends_sigterm_and_marks_the_job_cancelled(store, worker,
     jobs = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "600"})
     job = jobs.submit("acme", "cache", "apply")
     wait_for(lambda: "working 3" in [event["data"] for event in jobs.snapshot(job.id)])
+    lock = tmp_path / "work" / "state" / "clients" / "acme" / "cache" / ".terraform.tfstate.lock.info"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text('{"ID": "left by a killed tofu"}')
     jobs.cancel(job.id)
     record = finished(jobs, job.id)
     assert record["status"] == "cancelled"
     assert {"signal": "SIGTERM"} in tofu[1]()
     lines = [e["data"] for e in store.get_log(job.id)]
     assert "Interrupt received, stopping" in lines and "state lock released" in lines
+    assert not lock.exists()
 
 
 def test_cancel_kills_a_process_that_ignores_sigterm_after_the_grace_period(store, worker, tofu, tmp_path):

@@ -314,12 +314,13 @@ class JobManager:
             callback(job.record())
 
     def _release_lock(self, job: Job) -> None:
-        """A killed tofu leaves its lock file beside the state: remove it (S3 lock files, use_lockfile)."""
-        key = Store.state_key(job.client, job.instance) + ".tflock"
+        """A killed tofu leaves its lock beside the state: remove it. S3 (``use_lockfile``): ``<key>.tflock``
+        in the bucket the store uses; local state: ``.<state file>.lock.info`` in the state's folder."""
         if self.state.get("kind") == "s3":
-            self.store.objects.delete(key)
+            self.store.objects.delete(Store.state_key(job.client, job.instance) + ".tflock")
         else:
-            Path(self._state_for(job)["path"] + ".lock.info").unlink(missing_ok=True)
+            state = Path(self._state_for(job)["path"])
+            state.with_name(f".{state.name}.lock.info").unlink(missing_ok=True)
         self._event(job, "line", "state lock released")
 
     # Records --------------------------------------------------------------------------------
