@@ -256,3 +256,23 @@ def test_the_ui_is_served(api):
     page = api.get("/")
     assert page.status_code == 200 and '<script src="/ui/app.js">' in page.text
     assert api.get("/ui/app.js").status_code == 200 and "code_challenge_method" in api.get("/ui/app.js").text
+
+
+def test_with_an_s3_store_specs_jobs_and_logs_land_in_the_bucket(aws_account, tmp_path, synth_worker, tofu):
+    import boto3
+
+    from spawnit.api.store import S3ObjectStore
+
+    s3 = boto3.client("s3", endpoint_url=aws_account, region_name="us-east-1")
+    s3.create_bucket(Bucket="spawnit")
+    store = Store(S3ObjectStore("spawnit", endpoint_url=aws_account))
+    state = {"kind": "s3", "bucket": "spawnit", "region": "us-east-1", "endpoint": aws_account}
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=tofu[0], state=state)
+    with TestClient(create_app(store=store, jobs=jobs, auth=AuthSettings("off"))) as client:
+        client.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+        job = client.post("/api/clients/acme/instances/cache/apply").json()["job"]
+        assert wait_job(client, job)["status"] == "succeeded"
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket="spawnit")["Contents"]}
+    assert {"clients/acme/cache/spec.json", f"jobs/{job}.json", f"jobs/{job}.log"} <= keys
+    backend = next(call for call in tofu[1]() if "argv" in call)["backend"]["s3"]
+    assert (backend["key"], backend["endpoints"]["s3"]) == ("clients/acme/cache/terraform.tfstate", aws_account)
