@@ -95,7 +95,7 @@ def test_a_restart_mid_job_keeps_the_record_and_marks_it_interrupted(tmp_path):
 
     tofu_environ, _ = stand_in_tofu(tmp_path)
     environ = {key: value for key, value in tofu_environ.items() if not key.startswith("SPAWNIT_S3")}
-    environ |= {"SPAWNIT_DATA_DIR": str(tmp_path / "data"), "SPAWNIT_AUTH": "off", "TOFU_SLOW_APPLY": "600"}
+    environ |= {"SPAWNIT_DATA_DIR": str(tmp_path / "data"), "SPAWNIT_AUTH": "off", "TOFU_SLOW_APPLY": "600", "SPAWNIT_JOB_STALE_AFTER": "2"}
     (tmp_path / "data").mkdir()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -110,6 +110,7 @@ def test_a_restart_mid_job_keeps_the_record_and_marks_it_interrupted(tmp_path):
     finally:
         server.kill()  # the API dies mid-job
         server.wait()
+    time.sleep(2.5)  # the dead process's last heartbeat grows stale
     server = start_server(port, tmp_path / "data", environ)
     try:
         wait_healthy(base)

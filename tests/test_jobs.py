@@ -150,3 +150,13 @@ def test_missing_instance_and_unknown_action_are_refused(store, worker, tofu, tm
         jobs.submit("acme", "ghost", "plan")
     with pytest.raises(ValueError, match="action: 'import' is not allowed; allowed: plan, apply, destroy"):
         jobs.submit("acme", "cache", "import")
+
+
+def test_a_second_replica_follows_a_running_job_through_the_store(store, worker, tofu, tmp_path):
+    running = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "20"})
+    job = running.submit("acme", "cache", "apply")
+    wait_for(lambda: "working 1" in [event["data"] for event in running.snapshot(job.id)])
+    replica = JobManager(store, worker, workdir=tmp_path / "replica", environ=tofu[0])
+    followed = list(replica.events(job.id, poll=0.1))
+    assert followed[-1]["data"] == "succeeded"
+    assert [event["id"] for event in followed] == list(range(1, len(followed) + 1))

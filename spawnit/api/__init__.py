@@ -93,7 +93,13 @@ def create_app(
     authenticate = Authenticator(auth)
     store = store or store_from_environment()
     owns_jobs = jobs is None
-    jobs = jobs or JobManager(store, SynthWorker(), workdir=workdir or data_dir() / "work", state=state_from_environment())
+    jobs = jobs or JobManager(
+        store,
+        SynthWorker(),
+        workdir=workdir or data_dir() / "work",
+        state=state_from_environment(),
+        stale_after=float(os.environ.get("SPAWNIT_JOB_STALE_AFTER", "30")),
+    )
     events, metrics = ClientEvents(), Metrics()
     track_deployments(store, events, metrics, jobs)
     drift = DriftMonitor(
@@ -112,6 +118,7 @@ def create_app(
         drift.stop()
         warming.cancel()
         if owns_jobs:
+            jobs.close()
             jobs.worker.close()
 
     app = FastAPI(

@@ -55,6 +55,8 @@ class Job:
     exit_code: int | None = None
     changes: bool | None = None  # plan: whether tofu found changes (drift)
     error: str | None = None
+    owner: str = ""  # the API process running it
+    heartbeat_at: float = 0.0  # epoch seconds; refreshed while it runs
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,12 +102,17 @@ class JobManager:
         state: dict[str, Any] | None = None,
         grace_seconds: float = 10.0,
         environ: dict[str, str] | None = None,
+        heartbeat_seconds: float = 5.0,
+        stale_after: float = 30.0,
     ) -> None:
         self.store = store
         self.worker = worker
         self.workdir = Path(workdir)
         self.state = state or {"kind": "local"}
         self.grace_seconds = grace_seconds
+        self.owner = uuid.uuid4().hex
+        self.heartbeat_seconds, self.stale_after = heartbeat_seconds, stale_after
+        self._stop = threading.Event()
         self.environ = dict(os.environ if environ is None else environ)
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], Job] = {}
@@ -116,13 +123,18 @@ class JobManager:
         self.event_listeners: list[Callable[[Job, dict[str, Any]], object]] = []  # every event of every job
         self.finish_listeners: list[Callable[[Job], object]] = []  # every job, once over
         self.recover()
+        threading.Thread(target=self._keep_alive, name="jobs-heartbeat", daemon=True).start()
 
     # Lifecycle ------------------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Jobs a previous process left queued or running are marked interrupted."""
+        """Jobs whose API process is gone (no heartbeat for ``stale_after`` seconds) are marked interrupted.
+
+        Runs at start and then regularly: a replica never takes over the jobs another replica is running.
+        """
         interrupted = []
+        deadline = time.time() - self.stale_after
         for record in self.store.jobs():
-            if record["status"] in ACTIVE:
+            if record["status"] in ACTIVE and record.get("owner") != self.owner and record.get("heartbeat_at", 0) < deadline:
                 record.update(status="interrupted", finished_at=now(), error="the API stopped while the job ran")
                 self.store.put_job(record)
                 events = self.store.get_log(record["id"])
@@ -130,6 +142,22 @@ class JobManager:
                 self.store.put_log(record["id"], events)
                 interrupted.append(record["id"])
         return interrupted
+
+    def _keep_alive(self) -> None:
+        """Refresh the heartbeat of this process's running jobs; look for jobs other processes abandoned."""
+        next_recovery = time.monotonic() + self.stale_after / 2
+        while not self._stop.wait(self.heartbeat_seconds):
+            with self._lock:
+                running = list(self._active.values())
+            for job in running:
+                job.heartbeat_at = time.time()
+                self._save(job)
+            if time.monotonic() >= next_recovery:
+                self.recover()
+                next_recovery = time.monotonic() + self.stale_after / 2
+
+    def close(self) -> None:
+        self._stop.set()
 
     def submit(self, client: str, instance: str, action: str) -> Job:
         if action not in ACTIONS:
@@ -141,7 +169,7 @@ class JobManager:
             running = self._active.get((client, instance))
             if running is not None:
                 raise Conflict(f"instance {client}/{instance} already has job {running.id} ({running.action}, {running.status})")
-            job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action)
+            job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time())
             self._active[(client, instance)] = job
             self._logs[job.id] = JobLog()
         self._save(job)
@@ -191,9 +219,16 @@ class JobManager:
     def events(self, job_id: str, last_id: int = 0, *, poll: float = 1.0) -> Iterator[dict[str, Any]]:
         """Every event after ``last_id``, live while the job runs, from the store once it is over."""
         log = self._logs.get(job_id)
-        if log is None:
-            yield from (event for event in self.store.get_log(job_id) if event["id"] > last_id)
-            return
+        if log is None:  # another replica runs (or ran) it: follow its log in the store
+            while True:
+                for event in self.store.get_log(job_id):
+                    if event["id"] > last_id:
+                        last_id = event["id"]
+                        yield event
+                record = self.store.get_job(job_id)
+                if record is None or record["status"] in FINAL:
+                    return
+                time.sleep(poll)
         while True:
             fresh, closed = log.after(last_id, poll)
             for event in fresh:
