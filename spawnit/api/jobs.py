@@ -11,6 +11,7 @@ after a grace period, and removes the state lock a killed process leaves.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ from ..tofu import find_tofu
 from .store import Store
 from .worker import SynthError, SynthWorker
 
+LOG = logging.getLogger("spawnit.jobs")
 ACTIONS = ("plan", "apply", "destroy")
 ACTIVE = ("queued", "running")
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -147,14 +149,17 @@ class JobManager:
         """Refresh the heartbeat of this process's running jobs; look for jobs other processes abandoned."""
         next_recovery = time.monotonic() + self.stale_after / 2
         while not self._stop.wait(self.heartbeat_seconds):
-            with self._lock:
-                running = list(self._active.values())
-            for job in running:
-                job.heartbeat_at = time.time()
-                self._save(job)
-            if time.monotonic() >= next_recovery:
-                self.recover()
-                next_recovery = time.monotonic() + self.stale_after / 2
+            try:
+                with self._lock:
+                    running = list(self._active.values())
+                for job in running:
+                    job.heartbeat_at = time.time()
+                    self._save(job)
+                if time.monotonic() >= next_recovery:
+                    self.recover()
+                    next_recovery = time.monotonic() + self.stale_after / 2
+            except Exception as error:  # noqa: BLE001 - a store hiccup must not stop the heartbeats
+                LOG.warning("job heartbeat: %s", error)
 
     def close(self) -> None:
         self._stop.set()

@@ -101,9 +101,14 @@ class S3ObjectStore:
         self._call("delete_object", Bucket=self.bucket, Key=key)
 
     def list(self, prefix: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         keys: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            keys += [item["Key"] for item in page.get("Contents", [])]
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [item["Key"] for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"s3://{self.bucket}/{prefix}: {error}") from None
         return sorted(keys)
 
     def _call(self, operation: str, **arguments: Any) -> Any:
