@@ -18,27 +18,15 @@ from spawnit.services import catalog_document, get_service
 def server(tmp_path_factory):
     port = free_port()
     data = tmp_path_factory.mktemp("spawnit-data")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spawnit", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_S3")} | {"SPAWNIT_DATA_DIR": str(data), "SPAWNIT_AUTH": "off"},
-        cwd=data,
-    )
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_S3")} | {"SPAWNIT_DATA_DIR": str(data), "SPAWNIT_AUTH": "off"}
+    process = start_server(port, data, environ)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"spawnit serve did not start: {process.stdout.read().decode()[-2000:]}")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        wait_healthy(base)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_healthz(server):
