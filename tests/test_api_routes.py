@@ -272,6 +272,7 @@ def test_with_an_s3_store_specs_jobs_and_logs_land_in_the_bucket(aws_account, tm
         client.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
         job = client.post("/api/clients/acme/instances/cache/apply").json()["job"]
         assert wait_job(client, job)["status"] == "succeeded"
+    jobs.close()  # its heartbeats stop before the emulator does
     keys = {item["Key"] for item in s3.list_objects_v2(Bucket="spawnit")["Contents"]}
     assert {"clients/acme/cache/spec.json", f"jobs/{job}.json", f"jobs/{job}.log"} <= keys
     backend = next(call for call in tofu[1]() if "argv" in call)["backend"]["s3"]
