@@ -60,7 +60,9 @@ def test_jobs_and_logs_survive_in_the_store(store):
     store.put_log(job_id, [{"id": 1, "type": "line", "data": "Initializing..."}, {"id": 2, "type": "status", "data": "running"}])
     assert store.get_job(job_id) == record
     assert [event["id"] for event in store.get_log(job_id)] == [1, 2]
-    assert list(store.jobs()) == [record]
+    assert list(store.active_jobs()) == [record]
+    store.put_job({**record, "status": "succeeded"})
+    assert list(store.active_jobs()) == [] and store.get_job(job_id)["status"] == "succeeded"
 
 
 @pytest.mark.parametrize("client, instance", [("Acme", "db"), ("acme", "../etc"), ("a", "db"), ("acme", "x" * 70)])

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ..tofu import find_tofu
-from .store import Store
+from .store import ACTIVE_STATUSES, Store
 from .worker import SynthError, SynthWorker
 
 LOG = logging.getLogger("spawnit.jobs")
 ACTIONS = ("plan", "apply", "destroy")
-ACTIVE = ("queued", "running")
+ACTIVE = ACTIVE_STATUSES
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 FLUSH_SECONDS = 0.5
 
@@ -135,7 +135,7 @@ class JobManager:
         """
         interrupted = []
         deadline = time.time() - self.stale_after
-        for record in self.store.jobs():
+        for record in self.store.active_jobs():
             if record["status"] in ACTIVE and record.get("owner") != self.owner and record.get("heartbeat_at", 0) < deadline:
                 record.update(status="interrupted", finished_at=now(), error="the API stopped while the job ran")
                 self.store.put_job(record)

@@ -6,6 +6,7 @@ replica sees the same specs, job records and logs:
     clients/{client}/{instance}/spec.json          service, target, validated parameters, timestamps
     clients/{client}/{instance}/terraform.tfstate  OpenTofu's state (S3 backend, per instance)
     jobs/{job}.json, jobs/{job}.log                job records and their output
+    jobs/active/{job}                              marks the jobs queued or running
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SEGMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")  # client ids are token subjects (often UUIDs)
+ACTIVE_STATUSES = ("queued", "running")
 JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -170,18 +172,25 @@ class Store:
         return f"jobs/{job_id}.{suffix}"
 
     def put_job(self, record: dict[str, Any]) -> None:
+        """Save a job record; queued and running jobs are also listed under ``jobs/active/`` so that
+        finding them does not read every job ever run."""
         self.objects.put(self._job_key(record["id"], "json"), json.dumps(record, indent=2, sort_keys=True).encode(), "application/json")
+        marker = f"jobs/active/{record['id']}"
+        if record["status"] in ACTIVE_STATUSES:
+            self.objects.put(marker, b"")
+        else:
+            self.objects.delete(marker)
+
+    def active_jobs(self) -> Iterator[dict[str, Any]]:
+        """Records of the jobs saved as queued or running."""
+        for key in self.objects.list("jobs/active/"):
+            record = self.get_job(key.rsplit("/", 1)[1])
+            if record is not None:
+                yield record
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         data = self.objects.get(self._job_key(job_id, "json"))
         return json.loads(data) if data is not None else None
-
-    def jobs(self) -> Iterator[dict[str, Any]]:
-        for key in self.objects.list("jobs/"):
-            if key.endswith(".json"):
-                data = self.objects.get(key)
-                if data is not None:
-                    yield json.loads(data)
 
     def put_log(self, job_id: str, events: list[dict[str, Any]]) -> None:
         """A job's events so far, one JSON object a line (S3 has no append: the whole log is rewritten)."""
