@@ -158,10 +158,9 @@ def _synth_service(arguments: argparse.Namespace) -> int:
 
     try:
         service = get_service(arguments.service)
-        parameters = service.parse(_service_values(arguments))
+        parameters = service.checked(_service_values(arguments))  # before anything is written
         instance = arguments.instance or service.name
         name = instance_stack_name(arguments.client, instance)
-        service(parameters).containers()  # rules across fields fail here, before anything is written
     except (ParameterError, ValueError, OSError) as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from .layout import check_subnet_layout
+from .services.catalog import KEYCLOAK_IMAGE, MINIO_IMAGE
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")
@@ -248,8 +249,8 @@ class PlatformSettings(BaseModel):
     docker_host: Annotated[str, StringConstraints(pattern=r"^(unix|ssh|tcp|npipe)://\S+$")] = "unix:///var/run/docker.sock"
     bind_address: ipaddress.IPv4Address = Field(ipaddress.IPv4Address("127.0.0.1"), description="Host address the ports are published on.")
     network: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "spawnit"
-    minio_image: Image = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
-    keycloak_image: Image = "quay.io/keycloak/keycloak:26.0"
+    minio_image: Image = MINIO_IMAGE
+    keycloak_image: Image = KEYCLOAK_IMAGE
     minio_api_port: int = Field(9000, ge=1024, le=65535)
     minio_console_port: int = Field(9001, ge=1024, le=65535)
     keycloak_port: int = Field(8080, ge=1024, le=65535)

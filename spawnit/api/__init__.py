@@ -53,9 +53,7 @@ def _now() -> str:
 def _validated(service_name: str, target: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """Parameters as the service's model keeps them, or a 422 naming every bad field."""
     try:
-        service = get_service(service_name)
-        model = service.parse({**parameters, "target": target})
-        service(model).containers()
+        model = get_service(service_name).checked({**parameters, "target": target})
     except ParameterError as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
     return model.model_dump(mode="json", exclude={"target"})
@@ -142,14 +140,18 @@ def create_app(
             raise HTTPException(status_code=404, detail=f"instance {client}/{instance} does not exist")
         return spec
 
-    def start(client: str, instance: str, action: str) -> dict[str, Any]:
+    def start(client: str, instance: str, action: str, *, then_remove: bool = False) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
         try:
             job = jobs.submit(client, instance, action)
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
         spec.update(last_job=job.id, updated_at=_now())
+        if then_remove:
+            spec["deleting"] = job.id
         store.put_spec(client, instance, spec)
+        if then_remove:
+            jobs.on_finish(job.id, lambda record: record["status"] == "succeeded" and store.delete_instance(client, instance))
         return {"job": job.id, "status": job.status, "action": action}
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
@@ -237,13 +239,7 @@ def create_app(
     @app.delete("/api/clients/{client}/instances/{instance}", status_code=202, tags=["instances"], summary="Destroy, then remove the instance")
     def delete_instance(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)
-        spec = spec_or_404(client, instance)
-        started = start(client, instance, "destroy")
-        spec = spec_or_404(client, instance)
-        spec["deleting"] = started["job"]
-        store.put_spec(client, instance, spec)
-        jobs.on_finish(started["job"], lambda record: record["status"] == "succeeded" and store.delete_instance(client, instance))
-        return started
+        return start(client, instance, "destroy", then_remove=True)
 
     @app.post("/api/clients/{client}/instances/{instance}/{action}", status_code=202, tags=["jobs"], summary="Start a plan, apply or destroy job")
     def run_action(client: str, instance: str, action: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from cdktf import TerraformStack
+from cdktf import TerraformStack, TerraformVariable
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -47,6 +47,11 @@ def amazon_linux_2023_ami(scope: Construct, instance_type: str) -> str:
             stack, lookup_id, name=f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
         )
     return existing.insecure_value
+
+
+def sensitive_variable(stack: Construct, name: str, description: str) -> TerraformVariable:
+    """A secret given at deploy time as ``TF_VAR_<name>``: sensitive, required, never a value in the JSON."""
+    return TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"{description} (TF_VAR_{name})")
 
 
 def policy_document(*statements: Mapping[str, Any]) -> str:

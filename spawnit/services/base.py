@@ -136,6 +136,13 @@ class CatalogService:
             raise ParameterError(explain(cls.name, error)) from None
 
     @classmethod
+    def checked(cls, values: Mapping[str, Any]) -> ServiceParameters:
+        """:meth:`parse`, then the service's own rules across fields (they run when it describes its containers)."""
+        parameters = cls.parse(values)
+        cls(parameters).containers()
+        return parameters
+
+    @classmethod
     def schema(cls) -> dict[str, Any]:
         schema = cls.Parameters.model_json_schema()
         schema["title"] = cls.name

@@ -8,6 +8,10 @@ from pydantic import Field, StringConstraints, field_validator
 
 from .base import CatalogService, ContainerSpec, Health, ImageBuild, ServiceParameters, ServicePort
 
+MINIO_IMAGE = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
+MINIO_COMMAND = ("server", "/data", "--console-address", ":9001")
+KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.0"
+
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 Port = Annotated[int, Field(ge=1024, le=65535)]
 
@@ -100,13 +104,13 @@ class Minio(CatalogService):
         return [
             ContainerSpec(
                 name="minio",
-                image="minio/minio:RELEASE.2024-11-07T00-52-20Z",
+                image=MINIO_IMAGE,
                 ports=(ServicePort(9000, p.api_port, description="S3 API"), ServicePort(9001, p.console_port, description="console")),
                 env={"MINIO_ROOT_USER": p.root_user},
                 secrets={"MINIO_ROOT_PASSWORD": "root_password"},
                 volumes={"data": "/data"},
-                command=("server", "/data", "--console-address", ":9001"),
-                health=Health(("CMD", "mc", "ready", "local")),
+                command=MINIO_COMMAND,
+                health=minio_health(),
             )
         ]
 
@@ -333,7 +337,7 @@ class Keycloak(CatalogService):
         return [
             ContainerSpec(
                 name="keycloak",
-                image="quay.io/keycloak/keycloak:26.0",
+                image=KEYCLOAK_IMAGE,
                 ports=(ServicePort(8080, p.port, description="HTTP"),),
                 env={"KC_BOOTSTRAP_ADMIN_USERNAME": p.admin_user, "KC_HEALTH_ENABLED": "true", "KC_HTTP_ENABLED": "true", "KC_HOSTNAME_STRICT": "false"},
                 secrets={"KC_BOOTSTRAP_ADMIN_PASSWORD": "admin_password"},
@@ -342,6 +346,11 @@ class Keycloak(CatalogService):
                 health=keycloak_health(),
             )
         ]
+
+
+def minio_health() -> Health:
+    """MinIO's own readiness probe (its image ships ``mc``)."""
+    return Health(("CMD", "mc", "ready", "local"))
 
 
 def keycloak_health() -> Health:

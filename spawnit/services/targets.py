@@ -14,6 +14,8 @@ from typing import ClassVar
 
 from cdktf import AssetType, Fn, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable
 
+from ..constructs._common import sensitive_variable
+
 from .base import ContainerSpec, ImageBuild, ServiceParameters
 
 
@@ -36,7 +38,7 @@ def secret_variables(stack: TerraformStack, containers: list[ContainerSpec]) -> 
     """One sensitive variable per secret the containers use (set with TF_VAR_<name>)."""
     names = sorted({secret for container in containers for secret in container.secrets.values()})
     return {
-        name: TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"Secret {name!r} of the service (TF_VAR_{name}).")
+        name: sensitive_variable(stack, name, f"Secret {name!r} of the service")
         for name in names
     }
 
@@ -61,7 +63,7 @@ class DockerTarget(Target):
     def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
         from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, ImageBuildSpec, Mount, PortMapping, docker_provider
 
-        published_ports(containers)
+        ports = published_ports(containers)
         docker_provider(stack, host=parameters.docker_host)
         network = DockerNetwork(stack, "network", name=prefix, labels={"spawnit.instance": prefix})
         secrets = secret_variables(stack, containers)
@@ -93,7 +95,7 @@ class DockerTarget(Target):
                 files=container.files,
                 depends_on=[services[name] for name in container.depends_on],
             )
-        for published, protocol, description in published_ports(containers):
+        for published, protocol, description in ports:
             TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{parameters.docker_bind_address}:{published}", description=description)
 
 

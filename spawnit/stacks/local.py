@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cdktf import Fn, TerraformOutput, TerraformStack, TerraformVariable
+from cdktf import Fn, TerraformOutput, TerraformStack
 from constructs import Construct
 
-from ..constructs._common import asset
+from ..constructs._common import asset, sensitive_variable
 from ..constructs.app import AppRelease
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, Mount, PortMapping, docker_provider
 
@@ -33,7 +33,7 @@ class LocalEnvStack(TerraformStack):
         release = release or AppRelease()
         docker_provider(self, host=docker_host)
         secrets = {
-            key: TerraformVariable(self, key, type="string", sensitive=True, nullable=False, description=f"{key} of the local environment (TF_VAR_{key})")
+            key: sensitive_variable(self, key, f"{key} of the local environment")
             for key in ("db_password", "jwt_secret", "cookie_secret")
         }
         network = DockerNetwork(self, "network", name=name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cdktf import TerraformOutput, TerraformStack, TerraformVariable
+from cdktf import TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
@@ -18,18 +18,15 @@ from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
 from ..config import PlatformSettings
+from ..constructs._common import sensitive_variable
 from ..constructs.storage import tidy_lifecycle
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
 from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
-from ..services.catalog import keycloak_health
+from ..services.catalog import MINIO_COMMAND, keycloak_health, minio_health
 
 STORE_FOLDERS = ("clients/", "templates/", "tfstates/")
 REALM_FILE = "/opt/keycloak/data/import/spawnit-realm.json"
 PLATFORM_IMAGE = "spawnit/platform:local"
-
-
-def _secret(stack: TerraformStack, name: str, description: str) -> TerraformVariable:
-    return TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"{description} (TF_VAR_{name})")
 
 
 class PlatformNetworkStack(TerraformStack):
@@ -68,12 +65,12 @@ class PlatformInstancesStack(TerraformStack):
         docker_provider(self, host=settings.docker_host)
         bind = str(settings.bind_address)
         net = network.network.name
-        minio_user = _secret(self, "minio_root_user", "MinIO root user, the S3 access key")
-        minio_password = _secret(self, "minio_root_password", "MinIO root password")
-        keycloak_password = _secret(self, "keycloak_admin_password", "Keycloak bootstrap administrator password")
-        api_client_secret = _secret(self, "api_client_secret", f"Secret of the {API_CLIENT} OIDC client")
+        minio_user = sensitive_variable(self, "minio_root_user", "MinIO root user, the S3 access key")
+        minio_password = sensitive_variable(self, "minio_root_password", "MinIO root password")
+        keycloak_password = sensitive_variable(self, "keycloak_admin_password", "Keycloak bootstrap administrator password")
+        api_client_secret = sensitive_variable(self, "api_client_secret", f"Secret of the {API_CLIENT} OIDC client")
         user_passwords = {
-            user_password_env(user): _secret(self, user_password_variable(user), f"Initial password of {user.username} (changed at first login)")
+            user_password_env(user): sensitive_variable(self, user_password_variable(user), f"Initial password of {user.username} (changed at first login)")
             for user in settings.users
         }
 
@@ -87,8 +84,8 @@ class PlatformInstancesStack(TerraformStack):
             ports=[PortMapping(9000, settings.minio_api_port, host_ip=bind), PortMapping(9001, settings.minio_console_port, host_ip=bind)],
             env={"MINIO_ROOT_USER": minio_user.string_value, "MINIO_ROOT_PASSWORD": minio_password.string_value},
             mounts=[Mount(volumes.minio_data.name, "/data")],
-            command=["server", "/data", "--console-address", ":9001"],
-            health=HealthCheck(("CMD", "mc", "ready", "local")),
+            command=list(MINIO_COMMAND),
+            health=minio_health(),
             labels={"spawnit.platform": "minio"},
         )
         self.realm = realm_document(settings)
@@ -153,8 +150,8 @@ class PlatformConfigsStack(TerraformStack):
     def __init__(self, scope: Construct, settings: PlatformSettings, *, instances: PlatformInstancesStack, id: str = "platform-configs") -> None:
         super().__init__(scope, id)
         self.add_dependency(instances)
-        minio_user = _secret(self, "minio_root_user", "MinIO root user, the S3 access key")
-        minio_password = _secret(self, "minio_root_password", "MinIO root password")
+        minio_user = sensitive_variable(self, "minio_root_user", "MinIO root user, the S3 access key")
+        minio_password = sensitive_variable(self, "minio_root_password", "MinIO root password")
         AwsProvider(
             self,
             "minio",
