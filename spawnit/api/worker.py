@@ -59,11 +59,24 @@ class SynthWorker:
         return Path(answer["stack_dir"])
 
     def close(self) -> None:
-        with self._lock:
+        """Stop the worker. One still loading its runtime (holding the lock) is terminated at once:
+        a server asked to stop during warm-up must not wait for it."""
+        if not self._lock.acquire(timeout=1):
+            process = self._process
+            if process is not None and process.poll() is None:
+                process.terminate()
+            self._lock.acquire()
+        try:
             if self._process is not None and self._process.poll() is None:
                 self._process.stdin.close()
-                self._process.wait(timeout=30)
+                try:
+                    self._process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
             self._process = None
+        finally:
+            self._lock.release()
 
 
 def serve() -> None:
