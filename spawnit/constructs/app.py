@@ -8,6 +8,21 @@ from dataclasses import dataclass, field
 from ._common import USER_DATA_LIMIT, asset, cloud_config, shell_assignments
 
 APP_DIR = "/opt/spawnit/app"
+# AWS's bundle of every RDS certificate authority (RDS user guide, "Using SSL/TLS to encrypt a connection").
+RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+DATA_DIR = "/srv/spawnit-data"
+# Re-reads the secrets: RDS rotates its managed master password every 7 days by default.
+REFRESH_UNITS = {
+    "/etc/systemd/system/spawnit-refresh.service": (
+        "[Unit]\nDescription=Re-read the app's secrets; recreate the containers when they changed\n"
+        "After=docker.service\n\n[Service]\nType=oneshot\n"
+        "ExecStart=/var/lib/cloud/scripts/per-boot/spawnit-app.sh refresh\n"
+    ),
+    "/etc/systemd/system/spawnit-refresh.timer": (
+        "[Unit]\nDescription=Re-read the app's secrets every 5 minutes\n\n"
+        "[Timer]\nOnBootSec=10min\nOnUnitActiveSec=5min\nRandomizedDelaySec=30\n\n[Install]\nWantedBy=timers.target\n"
+    ),
+}
 
 
 def _bundled(*names: str) -> dict[str, str]:
@@ -65,13 +80,22 @@ class AppSettings:
         }
 
 
-def app_user_data(release: AppRelease, *, region: str, settings_parameter: str | None = None, settings: AppSettings | None = None) -> str:
+def app_user_data(
+    release: AppRelease,
+    *,
+    region: str,
+    settings_parameter: str | None = None,
+    settings: AppSettings | None = None,
+    data_device: str | None = None,
+) -> str:
     """cloud-config for an application host: Ansible playbook, app files, and the boot script,
     which reads its settings, reads secrets from Secrets Manager, writes ``.env`` and starts the stack.
 
     Settings known only at apply time (endpoints, secret ARNs) live in the SSM
     parameter ``settings_parameter``, read at every boot; literal ``settings``
     are written into the document instead (a host whose settings are all known).
+    ``data_device``: a block device the host mounts at ``/srv/spawnit-data`` for the data it must
+    keep (the dev box's database and generated secrets).
     """
     if (settings_parameter is None) == (settings is None):
         raise ValueError("app_user_data: give exactly one of settings_parameter and settings")
@@ -85,11 +109,15 @@ def app_user_data(release: AppRelease, *, region: str, settings_parameter: str |
         "STOREFRONT_IMAGE": release.storefront_image,
         "CADDY_IMAGE": release.caddy_image,
         "COMPOSE_FILES": " ".join(release.compose_files),
+        "RDS_CA_URL": RDS_CA_URL,
     }
+    if data_device:
+        boot |= {"DATA_DEVICE": data_device, "DATA_DIR": DATA_DIR}
     files = {
         "/opt/spawnit/boot.conf": shell_assignments(boot),
         "/opt/spawnit/ansible/playbook.yml": asset("ansible/playbook.yml"),
         **{f"{APP_DIR}/{name}": content for name, content in release.files.items()},
+        **REFRESH_UNITS,
     }
     if settings is not None:
         files["/opt/spawnit/app.conf"] = shell_assignments(settings.as_shell())

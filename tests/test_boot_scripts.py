@@ -1,0 +1,370 @@
+"""The two boot scripts, run for real: the NAT between three hosts in network namespaces, the app
+host against the AWS emulator with the real AWS CLI. Amazon Linux tools that would act on this
+machine (dnf, rpm, systemctl, service, docker, ansible-playbook) are stand-ins that record their
+arguments; each script runs in a mount namespace of its own with private mounts over what it writes."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from hosts import FakeEc2Host, aws_cli_environment, echo_server, ip, mac_of, run_isolated, serving, stand_ins
+from stackjson import StackJson
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "spawnit" / "assets" / "scripts"
+VPC_CIDR, APP_ADDRESS, NAT_PRIVATE_ADDRESS = "10.66.0.0/16", "10.66.0.10", "10.66.0.5"
+NAT_PUBLIC_ADDRESS, INTERNET_ADDRESS, ECHO_PORT = "198.51.100.2", "198.51.100.1", 8080
+MANAGEMENT_HOST, MANAGEMENT_NAT = "169.254.77.1", "169.254.77.2"
+
+
+def user_data_files(stack: StackJson, template_name: str) -> dict[str, dict]:
+    """The files a host's cloud-config writes, by path, from the synthesized launch template."""
+    (template,) = [t for t in stack.resources("aws_launch_template").values() if t["name"] == template_name]
+    document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
+    return {entry["path"]: entry for entry in document["write_files"]}
+
+
+def _wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------- the NAT, between three hosts
+
+
+class NatLab:
+    """An app host, a NAT host and an "internet" host in network namespaces, the NAT's fixed
+    interface in the AWS emulator, and a fake EC2 host (metadata service + EC2 API) reachable from
+    the NAT host over a link-local management link."""
+
+    def __init__(self, tmp_path: Path, emulator: str) -> None:
+        tag = f"spw{os.getpid() % 100000}"
+        self.app, self.nat, self.internet = f"{tag}a", f"{tag}n", f"{tag}i"
+        self.tmp = tmp_path
+        self.log = tmp_path / "nat.log"
+        self.tools = tmp_path / "tools.log"
+        self.ec2 = boto3.client("ec2", endpoint_url=emulator, region_name="eu-west-3", aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.host: FakeEc2Host | None = None  # listens on the management link, once built
+
+    def build(self) -> None:
+        for name in (self.app, self.nat, self.internet):
+            ip("netns", "add", name)
+            ip("-n", name, "link", "set", "lo", "up")
+        # app host <-> NAT's fixed interface (no address until the NAT attaches it)
+        ip("link", "add", "app0", "netns", self.app, "type", "veth", "peer", "name", "eni1", "netns", self.nat)
+        # NAT's default interface <-> the internet
+        ip("link", "add", "eth0", "netns", self.nat, "type", "veth", "peer", "name", "inet0", "netns", self.internet)
+        # management link: the NAT host reaches the fake metadata service and EC2 API
+        ip("link", "add", f"{self.nat}m", "type", "veth", "peer", "name", "mgmt0", "netns", self.nat)
+        ip("addr", "add", f"{MANAGEMENT_HOST}/30", "dev", f"{self.nat}m")
+        ip("link", "set", f"{self.nat}m", "up")
+        ip("-n", self.nat, "addr", "add", f"{MANAGEMENT_NAT}/30", "dev", "mgmt0")
+        ip("-n", self.app, "addr", "add", f"{APP_ADDRESS}/24", "dev", "app0")
+        ip("-n", self.nat, "addr", "add", f"{NAT_PUBLIC_ADDRESS}/24", "dev", "eth0")
+        ip("-n", self.internet, "addr", "add", f"{INTERNET_ADDRESS}/24", "dev", "inet0")
+        for namespace, device in ((self.app, "app0"), (self.nat, "eni1"), (self.nat, "eth0"), (self.nat, "mgmt0"), (self.internet, "inet0")):
+            ip("-n", namespace, "link", "set", device, "up")
+        ip("-n", self.nat, "route", "add", "default", "via", INTERNET_ADDRESS)
+        ip("-n", self.app, "route", "add", "default", "via", NAT_PRIVATE_ADDRESS)
+
+    def destroy(self) -> None:
+        for name in (self.app, self.nat, self.internet):
+            ip("netns", "del", name, check=False)
+        ip("link", "del", f"{self.nat}m", check=False)
+
+    def write_config(self, nat_name: str, attempts: int) -> dict[str, str]:
+        (self.tmp / "nat.conf").write_text(
+            f"NAT_NAME='{nat_name}'\nVPC_CIDR='{VPC_CIDR}'\nSUBNET_ROUTER='{APP_ADDRESS}'\nAWS_REGION='eu-west-3'\n"
+        )
+        tools = stand_ins(self.tmp / "bin", self.tools)
+        return {
+            **aws_cli_environment(self.host.url),
+            "PATH": f"{tools}:{ROOT / '.venv-awscli' / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "SPAWNIT_ROOT": str(self.tmp),
+            "SPAWNIT_LOG": str(self.log),
+            "IMDS_ENDPOINT": self.host.url,
+            "NAT_ATTACH_ATTEMPTS": str(attempts),
+            "RETRY_DELAY_SECONDS": "1",
+        }
+
+    def boot(self, environ: dict[str, str]) -> subprocess.CompletedProcess:
+        return run_isolated(["bash", str(SCRIPTS / "nat-boot.sh")], env=environ, netns=self.nat, private=("/var/log", "/etc/sysctl.d"))
+
+    def address_on_attach(self, eni_id: str, instance_id: str) -> threading.Thread:
+        """Like the VPC's DHCP: the fixed interface gets its address once attached to ``instance_id``."""
+
+        def assign() -> None:
+            _wait_for(lambda: self.host.attached_to(eni_id) == instance_id, timeout=120, what="the attachment")
+            time.sleep(1)  # the interface appears before its address: the script must wait for it
+            ip("-n", self.nat, "addr", "replace", f"{NAT_PRIVATE_ADDRESS}/24", "dev", "eni1")
+
+        thread = threading.Thread(target=assign, daemon=True)
+        thread.start()
+        return thread
+
+    def reset_nat_host(self) -> None:
+        """A fresh instance: no address on the fixed interface, no forwarding, no NAT rules."""
+        ip("-n", self.nat, "addr", "flush", "dev", "eni1")
+        subprocess.run(["ip", "netns", "exec", self.nat, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"], check=True)
+        subprocess.run(["ip", "netns", "exec", self.nat, "iptables", "-t", "nat", "-F"], check=True)
+
+    def fetch_from_app(self) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.app, "curl", "-sf", "--max-time", "5", f"http://{INTERNET_ADDRESS}:{ECHO_PORT}/"],
+            capture_output=True,
+            text=True,
+        )
+
+
+@pytest.fixture
+def nat_lab(tmp_path, aws_account):
+    lab = NatLab(tmp_path, aws_account)
+    try:
+        lab.build()
+        # the fake host listens on the management link's address, which exists once the link is built
+        with serving(FakeEc2Host((MANAGEMENT_HOST, 0), emulator=aws_account, ec2=lab.ec2)) as host:
+            lab.host = host
+            echo = echo_server(lab.internet, INTERNET_ADDRESS, ECHO_PORT)
+            try:
+                yield lab
+            finally:
+                echo.kill()
+                echo.wait()
+    finally:
+        lab.destroy()
+
+
+def _instance(ec2, subnet: str) -> str:
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
+
+
+def _nat_interface(lab: NatLab, name: str) -> tuple[str, str]:
+    vpc = lab.ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    subnet = lab.ec2.create_subnet(VpcId=vpc, CidrBlock="10.66.0.0/24")["Subnet"]["SubnetId"]
+    eni = lab.ec2.create_network_interface(
+        SubnetId=subnet, TagSpecifications=[{"ResourceType": "network-interface", "Tags": [{"Key": "spawnit:nat", "Value": name}]}]
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    lab.host.attachable_macs = {mac_of(lab.nat, "eni1"): eni}
+    return subnet, eni
+
+
+def _play_instance(lab: NatLab, instance_id: str) -> None:
+    lab.host.instance_id = instance_id
+    lab.host.primary_macs = {mac_of(lab.nat, "eth0"): f"eni-primary-{instance_id}"}
+
+
+def test_the_app_host_reaches_the_internet_through_the_nat_masqueraded(nat_lab):
+    subnet, eni = _nat_interface(nat_lab, "greenleaf-prod-nat-a")
+    first = _instance(nat_lab.ec2, subnet)
+    _play_instance(nat_lab, first)
+    assert nat_lab.fetch_from_app().returncode != 0, "the app host must not reach the internet before the NAT boots"
+    environ = nat_lab.write_config("greenleaf-prod-nat-a", attempts=5)
+    nat_lab.address_on_attach(eni, first)
+    result = nat_lab.boot(environ)
+    log = nat_lab.log.read_text()
+    assert result.returncode == 0, log + result.stderr
+    answer = nat_lab.fetch_from_app()
+    assert answer.returncode == 0, log
+    assert answer.stdout == NAT_PUBLIC_ADDRESS, "the internet host must see the NAT's address, not the app's"
+    assert "ready: eni1 -> eth0" in log and "did not come up" not in log
+    tools = nat_lab.tools.read_text()
+    assert "systemctl enable iptables" in tools and "service iptables save" in tools
+
+
+def test_a_replacement_instance_takes_the_route_over_after_the_old_attachment_fails_twice(nat_lab):
+    subnet, eni = _nat_interface(nat_lab, "greenleaf-prod-nat-a")
+    old, new = _instance(nat_lab.ec2, subnet), _instance(nat_lab.ec2, subnet)
+    nat_lab.ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=old, DeviceIndex=1)  # the failed instance still holds it
+    nat_lab.reset_nat_host()
+    _play_instance(nat_lab, new)
+    environ = nat_lab.write_config("greenleaf-prod-nat-a", attempts=10)
+
+    def old_instance_terminates() -> None:  # the group terminates the old instance: its attachment goes
+        _wait_for(lambda: nat_lab.host.refused_attach_calls >= 2, timeout=120, what="two refused attach calls")
+        attachment = nat_lab.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Attachment"]["AttachmentId"]
+        nat_lab.ec2.detach_network_interface(AttachmentId=attachment)
+
+    threading.Thread(target=old_instance_terminates, daemon=True).start()
+    nat_lab.address_on_attach(eni, new)
+    result = nat_lab.boot(environ)
+    log = nat_lab.log.read_text()
+    assert result.returncode == 0, log + result.stderr
+    assert nat_lab.host.refused_attach_calls >= 2 and "attempt 2 of 10 failed" in log
+    assert nat_lab.host.attached_to(eni) == new
+    assert nat_lab.fetch_from_app().stdout == NAT_PUBLIC_ADDRESS
+
+
+def test_an_attach_that_never_succeeds_exits_non_zero_saying_why(nat_lab):
+    subnet, eni = _nat_interface(nat_lab, "greenleaf-prod-nat-a")
+    holder, booting = _instance(nat_lab.ec2, subnet), _instance(nat_lab.ec2, subnet)
+    nat_lab.ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=holder, DeviceIndex=1)
+    _play_instance(nat_lab, booting)
+    result = nat_lab.boot(nat_lab.write_config("greenleaf-prod-nat-a", attempts=3))
+    log = nat_lab.log.read_text()
+    assert result.returncode != 0
+    assert f"FAILED: could not attach {eni} to {booting} after 3 attempts" in log
+    assert nat_lab.host.attach_calls == 3
+
+
+def test_a_nat_without_its_tagged_interface_fails_saying_so(nat_lab):
+    subnet, _ = _nat_interface(nat_lab, "greenleaf-prod-nat-a")
+    _play_instance(nat_lab, _instance(nat_lab.ec2, subnet))
+    result = nat_lab.boot(nat_lab.write_config("greenleaf-prod-nat-b", attempts=2))
+    assert result.returncode != 0
+    assert "FAILED: no network interface tagged spawnit:nat=greenleaf-prod-nat-b" in nat_lab.log.read_text()
+
+
+def test_the_nat_user_data_runs_this_script_with_its_settings(prod):
+    templates = [t for t in prod.resources("aws_launch_template").values() if "nat" in t["name"]]
+    assert len(templates) == 2
+    for template in templates:
+        document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
+        written = {entry["path"]: entry["content"] for entry in document["write_files"]}
+        assert written["/var/lib/cloud/scripts/per-boot/spawnit-nat.sh"] == (SCRIPTS / "nat-boot.sh").read_text()
+        assert re.search(r"^NAT_NAME='greenleaf-prod-nat-eu-west-3[ab]'$", written["/opt/spawnit/nat.conf"], re.M)
+
+
+# ---------------------------------------------------------------- the app host, against the emulator
+
+
+def _ca_bundle() -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Test RDS root CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class AppHost:
+    """The prod launch template's files laid out under a folder, run by the real boot script."""
+
+    def __init__(self, tmp_path: Path, endpoint: str, prod: StackJson) -> None:
+        self.root = tmp_path / "opt-spawnit"
+        self.log = tmp_path / "user-data.log"
+        self.tools = tmp_path / "tools.log"
+        self.files = user_data_files(prod, "greenleaf-prod-app")
+        for path, entry in self.files.items():
+            if path.startswith("/opt/spawnit/"):
+                target = self.root / path.removeprefix("/opt/spawnit/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(entry["content"])
+        self.bundle = tmp_path / "global-bundle.pem"
+        self.bundle.write_text(_ca_bundle())
+        with (self.root / "boot.conf").open("a") as conf:  # AWS's bundle URL, served from a local file
+            conf.write(f"RDS_CA_URL='file://{self.bundle}'\n")
+        tools = stand_ins(tmp_path / "bin", self.tools)
+        self.environ = {
+            **aws_cli_environment(endpoint),
+            "PATH": f"{tools}:{ROOT / '.venv-awscli' / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "SPAWNIT_ROOT": str(self.root),
+            "SPAWNIT_LOG": str(self.log),
+            "RETRY_DELAY_SECONDS": "1",
+        }
+
+    def run(self, mode: str = "boot") -> subprocess.CompletedProcess:
+        script = self.files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]["content"]
+        path = self.root.parent / "spawnit-app.sh"
+        path.write_text(script)
+        return run_isolated(["bash", str(path), mode], env=self.environ)
+
+    def env(self) -> dict[str, str]:
+        return dict(line.split("=", 1) for line in (self.root / "app" / ".env").read_text().splitlines())
+
+
+@pytest.fixture
+def app_host(tmp_path, aws_account, prod):
+    """Settings parameter, database and app secrets in the emulator, under the names prod's boot reads."""
+    settings = prod.only("aws_ssm_parameter")
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-3")
+    secrets = session.client("secretsmanager", endpoint_url=aws_account)
+    db = secrets.create_secret(Name="rds!db-test", SecretString=json.dumps({"username": "medusa", "password": "p@ss:w/rd?&#1"}))
+    app = secrets.create_secret(Name="greenleaf-prod-app", SecretString=json.dumps({"jwt_secret": "j" * 64, "cookie_secret": "c" * 64}))
+    value = (
+        f"DB_SECRET_ARN='{db['ARN']}'\nDB_HOST='greenleaf-prod-db.abc.eu-west-3.rds.amazonaws.com'\nDB_PORT='5432'\nDB_NAME='medusa'\n"
+        f"REDIS_URL='rediss://redis.example:6379'\nAPP_SECRET_ARN='{app['ARN']}'\n"
+        "S3_BUCKET='greenleaf-prod-media'\nS3_REGION='eu-west-3'\nS3_ENDPOINT=''\nS3_URL=''\n"
+    )
+    session.client("ssm", endpoint_url=aws_account).put_parameter(Name=settings["name"], Value=value, Type="String")
+    host = AppHost(tmp_path, aws_account, prod)
+    host.db_secret, host.secrets = db["ARN"], secrets
+    return host
+
+
+def test_the_app_boot_writes_env_0600_with_the_url_encoded_password_over_verified_tls(app_host):
+    result = app_host.run()
+    assert result.returncode == 0, app_host.log.read_text() + result.stderr
+    env_file = app_host.root / "app" / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    env = app_host.env()
+    password = urllib.parse.quote("p@ss:w/rd?&#1", safe="")
+    assert env["DATABASE_URL"] == f"postgres://medusa:{password}@greenleaf-prod-db.abc.eu-west-3.rds.amazonaws.com:5432/medusa?sslmode=verify-full"
+    assert env["JWT_SECRET"] == "j" * 64 and env["REDIS_URL"] == "rediss://redis.example:6379"
+
+
+def test_the_backend_trusts_the_rds_certificate_authorities(app_host):
+    assert app_host.run().returncode == 0, app_host.log.read_text()
+    env = app_host.env()
+    bundle = app_host.root / "app" / "rds-ca.pem"
+    assert bundle.read_text() == app_host.bundle.read_text() and bundle.stat().st_mode & 0o777 == 0o644
+    compose = yaml.safe_load(app_host.files["/opt/spawnit/app/docker-compose.yml"]["content"])
+    assert f"./rds-ca.pem:{env['NODE_EXTRA_CA_CERTS']}:ro" in compose["services"]["backend"]["volumes"]
+
+
+def test_the_app_re_reads_its_database_password_after_rotation(app_host):
+    assert app_host.run().returncode == 0, app_host.log.read_text()
+    started = app_host.tools.read_text()
+    assert "docker compose -f docker-compose.yml pull --quiet" in started and "docker compose -f docker-compose.yml up -d --remove-orphans" in started
+    assert "systemctl enable --now spawnit-refresh.timer" in started
+    app_host.tools.write_text("")
+    app_host.secrets.put_secret_value(SecretId=app_host.db_secret, SecretString=json.dumps({"username": "medusa", "password": "rotated-42"}))
+
+    result = app_host.run("refresh")
+    assert result.returncode == 0, app_host.log.read_text()
+    assert ":rotated-42@" in app_host.env()["DATABASE_URL"]
+    assert app_host.tools.read_text().strip() == "docker compose -f docker-compose.yml up -d --remove-orphans"
+
+    app_host.tools.write_text("")
+    assert app_host.run("refresh").returncode == 0
+    assert app_host.tools.read_text() == "", "nothing changed: nothing restarts"
+    assert "secrets unchanged" in app_host.log.read_text()
+
+
+def test_a_timer_re_reads_the_secrets_every_five_minutes(app_host):
+    service = app_host.files["/etc/systemd/system/spawnit-refresh.service"]["content"]
+    timer = app_host.files["/etc/systemd/system/spawnit-refresh.timer"]["content"]
+    assert "ExecStart=/var/lib/cloud/scripts/per-boot/spawnit-app.sh refresh" in service
+    assert "OnUnitActiveSec=5min" in timer and "WantedBy=timers.target" in timer
+
+
+def test_a_boot_without_its_settings_parameter_fails_and_writes_no_env(app_host, aws_account):
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-3")
+    for parameter in session.client("ssm", endpoint_url=aws_account).describe_parameters()["Parameters"]:
+        session.client("ssm", endpoint_url=aws_account).delete_parameter(Name=parameter["Name"])
+    result = app_host.run()
+    assert result.returncode != 0
+    assert not (app_host.root / "app" / ".env").exists()
+    assert "failed after 5 attempts: aws ssm get-parameter" in app_host.log.read_text()
