@@ -175,13 +175,21 @@ def _synth_service(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _alert_recipients(spec) -> str:
+    if not spec.alerts:
+        return "-"
+    if not spec.alert_emails:
+        return "NO RECIPIENT (warning)"
+    return f"{len(spec.alert_emails)} e-mail(s)"
+
+
 def _list(spec_options: dict) -> int:
     specs = load_all_specs(**spec_options)
-    print(f"{'STACK':<10} {'ARCHITECTURE':<13} {'REGION':<11} {'NAT':<9} STATE")
+    print(f"{'STACK':<10} {'ARCHITECTURE':<13} {'REGION':<11} {'NAT':<9} {'ALERTS':<22} STATE")
     for spec in specs:
         state = "local file" if spec.state_backend == "local" else f"s3://{spec.resolved_state_bucket}/{spec.state_key}"
         nat = spec.nat if spec.architecture == "ha" else "-"
-        print(f"{spec.stack_name:<10} {spec.architecture:<13} {spec.region:<11} {nat:<9} {state}")
+        print(f"{spec.stack_name:<10} {spec.architecture:<13} {spec.region:<11} {nat:<9} {_alert_recipients(spec):<22} {state}")
     return 0
 
 

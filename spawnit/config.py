@@ -46,6 +46,7 @@ Image = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", m
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")]
+AmiId = Annotated[str, StringConstraints(pattern=r"^ami-[0-9a-f]{8,17}$")]
 Cidr = ipaddress.IPv4Network
 SubnetPair = tuple[Cidr, Cidr]
 
@@ -76,10 +77,15 @@ class EnvironmentSpec(BaseModel):
     data_subnet_cidrs: SubnetPair = (Cidr("10.0.100.0/24"), Cidr("10.0.200.0/24"))
     nat: Literal["instance", "gateway", "none"] = "instance"
     nat_instance_type: Literal["t4g.nano", "t3.nano"] = "t4g.nano"
+    nat_elastic_ip: bool = Field(False, description="A fixed egress address per zone (an Elastic IP each NAT instance takes at boot).")
 
     # Web tier
     allowed_http_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1)
     app_instance_type: InstanceType = "t3.small"
+    app_ami_id: AmiId | None = Field(
+        None,
+        description="AMI the fleet runs; unset: the latest Amazon Linux 2023 when the fleet is created, kept until this is set.",
+    )
     fleet_min: int = Field(2, ge=0, le=20)
     fleet_max: int = Field(4, ge=1, le=20)
     fleet_desired: int = Field(2, ge=0, le=20)

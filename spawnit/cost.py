@@ -33,6 +33,7 @@ FREE_TYPES = frozenset(
         "aws_sns_topic_subscription", "aws_budgets_budget", "aws_ssm_parameter", "aws_s3_bucket_versioning",
         "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls",
         "aws_secretsmanager_secret_version", "aws_default_security_group", "aws_s3_bucket_lifecycle_configuration",
+        "aws_kms_alias", "aws_volume_attachment", "aws_elasticache_parameter_group",
     }
 )  # no charge of their own (first two budgets are free; SNS e-mail and Scheduler stay in their free tiers at this volume)
 
@@ -330,6 +331,15 @@ class StackEstimator:
 
     def _price_secretsmanager_secret(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         return "secret", self.prices.price("secrets_manager_secret_month")
+
+    def _price_ebs_volume(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        if body.get("type", "gp3") != "gp3":
+            raise UnknownPrice(f"{body.get('type')} volume: no price model")
+        size = body.get("size", 0)
+        return f"{size} GB gp3 volume", size * self.prices.price("ebs_gp3_gb_month")
+
+    def _price_kms_key(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        return "customer-managed key", self.prices.price("kms_key_month")
 
     def _price_cloudwatch_metric_alarm(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         return f"alarm {body.get('metric_name', '')}", self.prices.price("cloudwatch_alarm_month")

@@ -33,6 +33,7 @@ VARIANTS = {
         },
     ),
     "dev-ssh": ("dev", {"ssh_cidrs": ["203.0.113.7/32"]}),
+    "preprod-with-alerts": ("preprod", {"alerts": True, "alert_emails": ["ops@example.com"]}),
 }
 
 
@@ -79,7 +80,7 @@ def _stack_fixture(name: str):
     return stack
 
 
-dev, preprod, prod, prod_gateway, prod_custom, dev_ssh = map(_stack_fixture, ["dev", "preprod", "prod", *VARIANTS])
+dev, preprod, prod, prod_gateway, prod_custom, dev_ssh, preprod_with_alerts = map(_stack_fixture, ["dev", "preprod", "prod", *VARIANTS])
 
 
 @pytest.fixture(scope="session")

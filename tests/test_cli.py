@@ -130,9 +130,10 @@ def test_bad_configuration_stops_synth_with_exit_2_and_writes_nothing(isolated_c
 def test_python_dash_m_spawnit_lists_the_stacks(isolated_config):
     result = subprocess.run([sys.executable, "-m", "spawnit", "list"], capture_output=True, text=True, check=True, env={**os.environ})
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["STACK", "ARCHITECTURE", "REGION", "NAT", "STATE"]
+    assert lines[0].split() == ["STACK", "ARCHITECTURE", "REGION", "NAT", "ALERTS", "STATE"]
     assert [line.split()[0] for line in lines[1:]] == ["dev", "preprod", "prod"]
     assert "s3://greenleaf-tfstate-eu-west-3/greenleaf/prod/terraform.tfstate" in lines[3]
+    assert "NO RECIPIENT (warning)" in lines[3], "alerts nobody receives are shown, not hidden"
 
 
 def test_local_state_flag_is_listed(isolated_config, capsys):

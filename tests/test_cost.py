@@ -154,10 +154,11 @@ def test_preprod_fleet_is_billed_for_50_hours_a_week(real):
     assert "awake 50 h/week" in item.detail
 
 
-def test_prod_database_is_multi_az_and_dev_is_one_spot_box(real):
+def test_prod_database_is_multi_az_and_dev_is_one_spot_box_with_its_data_volume(real):
     assert any("Multi-AZ" in item.detail for item in by_name(real, "prod").items)
-    (box,) = by_name(real, "dev").items
-    assert "spot" in box.detail
+    items = {item.kind: item for item in by_name(real, "dev").items}
+    assert set(items) == {"aws_instance", "aws_ebs_volume"}
+    assert "spot" in items["aws_instance"].detail and items["aws_ebs_volume"].detail == "20 GB gp3 volume"
 
 
 def test_nat_gateways_would_cost_more_than_nat_instances(real):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 APP_GROUP = "greenleaf-prod-app"
@@ -49,6 +51,32 @@ def test_prod_database_is_multi_az_db_t3_medium_protected_with_final_snapshot(pr
     assert (db["instance_class"], db["multi_az"]) == ("db.t3.medium", True)
     assert db["deletion_protection"] is True
     assert db["skip_final_snapshot"] is False and db["final_snapshot_identifier"]
+
+
+def test_each_database_lifetime_leaves_a_final_snapshot_of_its_own_name(prod, tmp_path):
+    """A fixed final snapshot name makes the second destroy fail (the first snapshot holds it). The
+    name is the creation time, evaluated here by the real Terraform core, and kept by ignore_changes."""
+    import re
+    import subprocess
+    import sys
+
+    db = prod.only("aws_db_instance")
+    assert db["lifecycle"]["ignore_changes"] == ["final_snapshot_identifier"]
+    expression = db["final_snapshot_identifier"].removeprefix("${").removesuffix("}")
+    assert "timestamp()" in expression
+
+    def evaluate(created_at: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "tfcheck.terraform", "console"], input=expression.replace("timestamp()", f'"{created_at}"'), capture_output=True, text=True, cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().strip('"')
+
+    first, second = evaluate("2026-11-23T10:00:00Z"), evaluate("2026-12-01T08:30:05Z")
+    assert (first, second) == ("greenleaf-prod-db-final-20261123100000", "greenleaf-prod-db-final-20261201083005")
+    for name in (first, second):  # RDS: a letter first, letters, digits and single hyphens, at most 255
+        assert re.fullmatch(r"greenleaf-prod-db-final-\d{14}", name) and len(name) <= 255
 
 
 def test_preprod_database_is_single_az_db_t3_micro_without_final_snapshot(preprod):

@@ -127,3 +127,41 @@ def test_local_state_with_a_flag(prod_custom):
 
 def test_stacks_pin_the_aws_provider(prod):
     assert prod.document["terraform"]["required_providers"]["aws"]["version"] == "6.25.0"
+
+
+def test_alerts_nobody_receives_are_a_synth_warning(stack_objects, capsys):
+    from cdktf import Annotations  # noqa: F401 - the warnings are cdktf annotations on the alerts
+
+    prod = stack_objects["prod"]
+    warnings = [entry.data for entry in prod.alerts.node.metadata if "warn" in entry.type]
+    assert warnings == ["prod: alerts go to SNS topic greenleaf-prod-alerts, which nobody receives: set alert_emails"]
+    assert not [entry for entry in stack_objects["prod-custom"].alerts.node.metadata if "warn" in entry.type]
+
+
+def test_the_dev_box_keeps_its_data_on_a_volume_that_outlives_the_instance(dev):
+    (instance_key,) = dev.resources("aws_instance")
+    instance = dev.only("aws_instance")
+    assert instance["lifecycle"]["ignore_changes"] == ["ami"], "a new Amazon Linux release must not replace the dev box"
+    volume = dev.only("aws_ebs_volume")
+    (volume_key,) = dev.resources("aws_ebs_volume")
+    assert volume["encrypted"] is True and volume["type"] == "gp3"
+    attachment = dev.only("aws_volume_attachment")
+    assert attachment["volume_id"] == dev.ref("aws_ebs_volume", volume_key, "id")
+    assert attachment["instance_id"] == dev.ref("aws_instance", instance_key, "id")
+    compose = next(f for f in user_data_files(instance) if f["path"].endswith("docker-compose.dev.yml"))["content"]
+    assert "${DATA_DIR:?set DATA_DIR in .env}/postgres:/var/lib/postgresql/data" in compose
+    boot_conf = next(f for f in user_data_files(instance) if f["path"] == "/opt/spawnit/boot.conf")["content"]
+    assert "DATA_DEVICE='/dev/sdf'" in boot_conf and attachment["device_name"] == "/dev/sdf"
+
+
+def user_data_files(instance: dict) -> list[dict]:
+    import base64
+
+    import yaml
+
+    return yaml.safe_load(base64.b64decode(instance["user_data_base64"]).decode())["write_files"]
+
+
+def test_every_stack_pins_the_opentofu_versions_that_can_apply_it(all_stacks):
+    for name, stack in all_stacks.items():
+        assert stack.document["terraform"]["required_version"] == ">= 1.10.0", name

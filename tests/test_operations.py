@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -15,8 +16,12 @@ def alarm(stack, metric: str) -> dict:
 # Alerts ---------------------------------------------------------------------------------
 
 
-def test_sns_topic_is_named_project_alerts(prod):
-    assert prod.only("aws_sns_topic")["name"] == "greenleaf-alerts"
+def test_topic_budget_and_key_names_carry_the_environment_so_two_environments_can_coexist(prod, preprod_with_alerts):
+    names = {(s.only("aws_sns_topic")["name"], s.only("aws_budgets_budget")["name"], s.only("aws_kms_alias")["name"]) for s in (prod, preprod_with_alerts)}
+    assert names == {
+        ("greenleaf-prod-alerts", "greenleaf-prod-monthly", "alias/greenleaf-prod-alerts"),
+        ("greenleaf-preprod-alerts", "greenleaf-preprod-monthly", "alias/greenleaf-preprod-alerts"),
+    }
 
 
 def test_alert_emails_are_subscribed_from_config(prod_custom, prod):
@@ -38,9 +43,34 @@ def test_budget_amount_comes_from_config(prod_custom):
     assert prod_custom.only("aws_budgets_budget")["limit_amount"] == "450.00"
 
 
-def test_budgets_may_publish_to_the_topic(prod):
-    policy = json.loads(prod.only("aws_sns_topic_policy")["policy"])
-    assert any(statement["Principal"] == {"Service": "budgets.amazonaws.com"} for statement in policy["Statement"])
+def _allows(policy: dict, service: str, action: str) -> bool:
+    """Whether an Allow statement of ``policy`` grants ``action`` to AWS service principal ``service``."""
+    for statement in policy["Statement"]:
+        principals = statement.get("Principal", {}).get("Service", [])
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Effect"] == "Allow" and service in ([principals] if isinstance(principals, str) else principals):
+            if any(fnmatch.fnmatch(action.lower(), pattern.lower()) for pattern in actions) and not statement.get("Condition"):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("service", ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"])
+def test_alarms_and_budgets_can_publish_to_the_encrypted_topic(prod, service):
+    """An encrypted topic takes a publisher's message only if the publisher may also use its key
+    (kms:GenerateDataKey* and kms:Decrypt): AWS-managed keys cannot grant that to CloudWatch or Budgets."""
+    topic = prod.only("aws_sns_topic")
+    (key_id,) = prod.resources("aws_kms_key")
+    assert topic["kms_master_key_id"] == prod.ref("aws_kms_key", key_id, "arn")
+    key_policy = json.loads(prod.only("aws_kms_key")["policy"])
+    assert _allows(key_policy, service, "kms:GenerateDataKey") and _allows(key_policy, service, "kms:Decrypt")
+    assert _allows(json.loads(prod.only("aws_sns_topic_policy")["policy"]), service, "sns:Publish")
+
+
+def test_the_alerts_key_rotates_and_stays_administrable_by_the_account(prod):
+    key = prod.only("aws_kms_key")
+    assert key["enable_key_rotation"] is True
+    statements = json.loads(key["policy"])["Statement"]
+    assert any(s["Principal"].get("AWS", "").endswith(":root") and s["Action"] == "kms:*" for s in statements)
 
 
 def test_unhealthy_host_alarm_fires_at_1_for_1_minute(prod):
@@ -92,10 +122,10 @@ def test_preprod_fleet_wakes_at_09_00_paris_on_weekdays_only(preprod):
     assert "0" not in wake["recurrence"].split()[4].split(",") and "6" not in wake["recurrence"].split()[4].split(",")
 
 
-@pytest.mark.parametrize("action, hour", [("stop", 19), ("start", 9)])
-def test_preprod_database_is_stopped_and_started_by_eventbridge_scheduler(preprod, action, hour):
+@pytest.mark.parametrize("action, clock", [("stop", "0 19"), ("start", "45 8")])
+def test_preprod_database_stops_at_19_00_and_wakes_15_minutes_before_the_fleet(preprod, action, clock):
     (found,) = [body for body in preprod.resources("aws_scheduler_schedule").values() if body["name"].endswith(f"-db-{action}")]
-    assert found["schedule_expression"] == f"cron(0 {hour} ? * MON,TUE,WED,THU,FRI *)"
+    assert found["schedule_expression"] == f"cron({clock} ? * MON,TUE,WED,THU,FRI *)"
     assert found["schedule_expression_timezone"] == "Europe/Paris"
     assert found["target"]["arn"] == f"arn:aws:scheduler:::aws-sdk:rds:{action}DBInstance"
     (db_key,) = preprod.resources("aws_db_instance")

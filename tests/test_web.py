@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 import yaml
@@ -102,7 +103,7 @@ def test_user_data_installs_ansible_and_git_and_runs_the_bundled_playbook(prod):
     files = fleet_files(prod)
     script = files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]
     assert "dnf install -y ansible-core git" in script
-    assert "ansible-playbook /opt/spawnit/ansible/playbook.yml" in script
+    assert 'ansible-playbook "$SPAWNIT_ROOT/ansible/playbook.yml"' in script and "SPAWNIT_ROOT=${SPAWNIT_ROOT:-/opt/spawnit}" in script
     playbook = yaml.safe_load(files["/opt/spawnit/ansible/playbook.yml"])
     task_modules = {key for task in playbook[0]["tasks"] for key in task if key.startswith("ansible.")}
     assert {"ansible.builtin.dnf", "ansible.builtin.get_url", "ansible.builtin.systemd_service", "ansible.builtin.user"} <= task_modules
@@ -114,7 +115,7 @@ def test_user_data_builds_database_url_at_boot_from_the_secret(prod):
     assert 'aws secretsmanager get-secret-value' in script
     assert 'DATABASE_URL="postgres://' in script
     assert "REDIS_URL=$REDIS_URL" in script and "S3_BUCKET=$S3_BUCKET" in script
-    assert "exec >>/var/log/user-data.log" in script
+    assert 'exec >>"${SPAWNIT_LOG:-/var/log/user-data.log}"' in script
 
 
 def test_boot_settings_come_from_an_ssm_parameter_holding_endpoints_not_secrets(prod):
@@ -156,10 +157,13 @@ def test_fleet_is_2_to_4_desired_2_over_the_private_app_subnets(prod):
     assert tiers == {"app"} and zones == {"eu-west-3a", "eu-west-3b"}
 
 
-def test_fleet_uses_elb_health_checks_with_300_s_grace_and_is_attached_to_the_target_group(prod):
+def test_fleet_uses_elb_health_checks_with_a_900_s_grace_that_covers_a_first_boot(prod):
+    """A first boot installs Ansible, Docker and Compose and pulls the images through a t4g.nano NAT:
+    a grace shorter than that makes the group replace instances that are still booting, in a loop."""
     group = fleet_group(prod)
     (target_key,) = prod.resources("aws_lb_target_group")
-    assert group["health_check_type"] == "ELB" and group["health_check_grace_period"] == 300
+    assert group["health_check_type"] == "ELB" and group["health_check_grace_period"] == 900
+    assert group["instance_refresh"]["preferences"]["instance_warmup"] == "900"
     assert group["target_group_arns"] == [prod.ref("aws_lb_target_group", target_key, "arn")]
 
 
@@ -184,3 +188,26 @@ def test_fleet_follows_the_latest_launch_template_version(prod):
 @pytest.mark.parametrize("environment", ["preprod", "prod"])
 def test_preprod_and_prod_fleets_are_t3_small(environment, all_stacks):
     assert fleet_template(all_stacks[environment])["instance_type"] == "t3.small"
+
+
+def test_a_new_amazon_linux_release_does_not_roll_the_fleet_unless_a_release_says_so(prod, stack_objects):
+    (template,) = [t for t in prod.resources("aws_launch_template").values() if t["name"] == "greenleaf-prod-app"]
+    assert "image_id" in template["lifecycle"]["ignore_changes"]
+    from conftest import default_spec
+    from spawnit.stacks import ProdStack
+    from cdktf import Testing
+
+    app = Testing.app()
+    pinned = ProdStack(app, default_spec("prod", app_ami_id="ami-0123456789abcdef0"), id="prod-pinned")
+    document = json.loads(Testing.synth(pinned))
+    (template,) = [t for t in document["resource"]["aws_launch_template"].values() if t["name"] == "greenleaf-prod-app"]
+    assert template["image_id"] == "ami-0123456789abcdef0" and "lifecycle" not in template
+
+
+def test_the_redis_of_job_queues_never_evicts_keys(prod):
+    """BullMQ (Medusa's event bus and workflows) requires maxmemory-policy noeviction: ElastiCache's
+    default volatile-lru drops job locks, which carry an expiry (taskforcesh/bullmq#2215)."""
+    group = prod.only("aws_elasticache_parameter_group")
+    (group_key,) = prod.resources("aws_elasticache_parameter_group")
+    assert group["family"] == "redis7" and group["parameter"] == [{"name": "maxmemory-policy", "value": "noeviction"}]
+    assert prod.only("aws_elasticache_replication_group")["parameter_group_name"] == prod.ref("aws_elasticache_parameter_group", group_key, "name")

@@ -16,6 +16,7 @@ defaults, fails at synth time on a bad prop, and exposes what others need
     fleet = AppFleet(self, "app", name="shop", network=net, load_balancer=alb, database=db)
 """
 
+from ._common import SpawnitStack
 from .app import AppRelease, AppSettings
 from .data import Cache, Database
 from .devbox import DevBox
@@ -52,4 +53,5 @@ __all__ = [
     "Network",
     "OffHours",
     "SecurityGroup",
+    "SpawnitStack",
 ]

@@ -20,6 +20,13 @@ from constructs import Construct
 
 SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 USER_DATA_LIMIT = 16 * 1024  # bytes EC2 accepts before base64
+# IMDSv2 answers a token PUT only within this many network hops. A container on Docker's bridge is one
+# hop further than the host: with 1 its SDK cannot reach the instance role (AWS recommends 2 for
+# containers; see the EC2 user guide, "Instance metadata options"). Hosts without containers keep 1.
+CONTAINER_HOST_HOP_LIMIT = 2
+HOST_ONLY_HOP_LIMIT = 1
+# OpenTofu that every stack needs: 1.10 brought the S3 backend's use_lockfile.
+OPENTOFU_REQUIRED_VERSION = ">= 1.10.0"
 _ARM_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
 
 
@@ -124,3 +131,11 @@ def cloud_config(*, files: Mapping[str, str], boot_script: tuple[str, str]) -> s
     document = {"write_files": write_files}
     body = yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=10**9, allow_unicode=True)
     return "#cloud-config\n" + body
+
+
+class SpawnitStack(TerraformStack):
+    """A TerraformStack that states which OpenTofu versions can apply it (``terraform.required_version``)."""
+
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        self.add_override("terraform.required_version", OPENTOFU_REQUIRED_VERSION)

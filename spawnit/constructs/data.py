@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from cdktf_cdktf_provider_aws.db_instance import DbInstance
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
+from cdktf import Fn, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.elasticache_parameter_group import ElasticacheParameterGroup, ElasticacheParameterGroupParameter
 from cdktf_cdktf_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
 from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
 from constructs import Construct
@@ -15,6 +17,7 @@ from .security import Connectable
 
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
+MAXMEMORY_POLICY = "noeviction"
 
 
 class Database(Construct):
@@ -78,7 +81,10 @@ class Database(Construct):
             auto_minor_version_upgrade=True,
             deletion_protection=deletion_protection,
             skip_final_snapshot=not deletion_protection,
-            final_snapshot_identifier=f"{name}-db-final" if deletion_protection else None,
+            # Unique per database lifetime: the time of creation, kept (ignore_changes). A fixed name would
+            # make the second destroy fail, the first final snapshot already holding it.
+            final_snapshot_identifier=Fn.formatdate(f"'{name}-db-final-'YYYYMMDDhhmmss", Fn.timestamp()) if deletion_protection else None,
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]) if deletion_protection else None,
             enabled_cloudwatch_logs_exports=["postgresql"],
             tags={"Name": f"{name}-db"},
         )
@@ -93,8 +99,13 @@ class Database(Construct):
 
 
 class Cache(Construct):
-    """Redis 7 on ElastiCache for sessions and events: one node, encrypted at rest and in transit,
-    in the data subnets, reachable only by ``clients`` on 6379. Clients connect with ``rediss://``."""
+    """Redis 7 on ElastiCache for sessions, events and job queues: one node, encrypted at rest and in
+    transit, in the data subnets, reachable only by ``clients`` on 6379. Clients connect with ``rediss://``.
+
+    ``maxmemory-policy`` is ``noeviction`` (its own parameter group): ElastiCache's default,
+    ``volatile-lru``, silently drops keys that carry an expiry, which BullMQ (Medusa's event bus
+    and workflows) uses for job locks; BullMQ requires ``noeviction`` (taskforcesh/bullmq#2215).
+    """
 
     def __init__(
         self,
@@ -116,6 +127,14 @@ class Cache(Construct):
         for client in clients:
             self.allow_from(client)
         self.subnet_group = ElasticacheSubnetGroup(self, "subnets", name=f"{name}-redis", subnet_ids=network.data_subnet_ids)
+        self.parameter_group = ElasticacheParameterGroup(
+            self,
+            "parameters",
+            name=f"{name}-redis{engine_version.split('.')[0]}",
+            family=f"redis{engine_version.split('.')[0]}",
+            description=f"{name}: Redis for job queues, never evicts",
+            parameter=[ElasticacheParameterGroupParameter(name="maxmemory-policy", value=MAXMEMORY_POLICY)],
+        )
         self.replication_group = ElasticacheReplicationGroup(
             self,
             "redis",
@@ -128,6 +147,7 @@ class Cache(Construct):
             automatic_failover_enabled=False,
             port=REDIS_PORT,
             subnet_group_name=self.subnet_group.name,
+            parameter_group_name=self.parameter_group.name,
             security_group_ids=[self.security_group.id],
             at_rest_encryption_enabled="true",
             transit_encryption_enabled=True,

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 from cdktf_cdktf_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetNotification
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
@@ -16,11 +19,18 @@ from .data import Database
 from .web import AppFleet, LoadBalancer
 
 GIB = 1024**3
+# Services that publish to the topic: they need sns:Publish on it and, the topic being encrypted,
+# kms:GenerateDataKey* and kms:Decrypt on its key. AWS-managed keys (alias/aws/sns) cannot grant that,
+# so alarms on such a topic are dropped without a word (SNS developer guide, "Key management":
+# compatibility between event sources from AWS services and encrypted topics).
+PUBLISHERS = ("cloudwatch.amazonaws.com", "budgets.amazonaws.com")
+KEY_ACTIONS_FOR_PUBLISHERS = ("kms:GenerateDataKey*", "kms:Decrypt")
 
 
 class Alerts(Construct):
-    """Notifications for one project: SNS topic ``<project>-alerts`` with e-mail subscriptions,
-    a monthly cost budget, and CloudWatch alarms on what is given:
+    """Notifications for one environment: SNS topic ``<name>-alerts`` (encrypted with a key of its own
+    that CloudWatch and AWS Budgets may use) with e-mail subscriptions, a monthly cost budget
+    ``<name>-monthly``, and CloudWatch alarms on what is given:
 
     - ``load_balancer``: a target is unhealthy (UnhealthyHostCount >= 1 for 1 minute);
     - ``fleet``: the app saturates (average CPU > 85 % for 5 minutes);
@@ -35,7 +45,7 @@ class Alerts(Construct):
         scope: Construct,
         id: str,
         *,
-        project: str,
+        name: str,
         emails: Sequence[str] = (),
         monthly_budget_usd: float | None = 500.0,
         load_balancer: LoadBalancer | None = None,
@@ -45,23 +55,42 @@ class Alerts(Construct):
         super().__init__(scope, id)
         if monthly_budget_usd is not None and monthly_budget_usd <= 0:
             raise ValueError(f"Alerts monthly_budget_usd: {monthly_budget_usd} is not allowed; allowed: a positive amount")
-        self.topic = SnsTopic(self, "topic", name=f"{project}-alerts", kms_master_key_id="alias/aws/sns")
-        SnsTopicPolicy(
+        self.name = name
+        account = DataAwsCallerIdentity(self, "account").account_id
+        self.key = KmsKey(
+            self,
+            "key",
+            description=f"{name}: encrypts the alerts topic; CloudWatch alarms and AWS Budgets may use it",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=policy_document(
+                {
+                    "Sid": "AccountAdministersTheKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "AlarmsAndBudgetsEncryptForTheTopic",
+                    "Effect": "Allow",
+                    "Principal": {"Service": list(PUBLISHERS)},
+                    "Action": list(KEY_ACTIONS_FOR_PUBLISHERS),
+                    "Resource": "*",
+                },
+            ),
+        )
+        KmsAlias(self, "key-alias", name=f"alias/{name}-alerts", target_key_id=self.key.key_id)
+        self.topic = SnsTopic(self, "topic", name=f"{name}-alerts", kms_master_key_id=self.key.arn)
+        self.topic_policy = SnsTopicPolicy(
             self,
             "topic-policy",
             arn=self.topic.arn,
             policy=policy_document(
                 {
-                    "Sid": "BudgetsPublish",
+                    "Sid": "AlarmsAndBudgetsPublish",
                     "Effect": "Allow",
-                    "Principal": {"Service": "budgets.amazonaws.com"},
-                    "Action": "SNS:Publish",
-                    "Resource": self.topic.arn,
-                },
-                {
-                    "Sid": "CloudWatchPublish",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Principal": {"Service": list(PUBLISHERS)},
                     "Action": "SNS:Publish",
                     "Resource": self.topic.arn,
                 },
@@ -75,7 +104,7 @@ class Alerts(Construct):
             self.budget = BudgetsBudget(
                 self,
                 "budget",
-                name=f"{project}-monthly",
+                name=f"{name}-monthly",
                 budget_type="COST",
                 limit_amount=f"{monthly_budget_usd:.2f}",
                 limit_unit="USD",

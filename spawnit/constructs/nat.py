@@ -13,11 +13,12 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateMetadataOptions,
     LaunchTemplateNetworkInterfaces,
 )
+from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.network_interface import NetworkInterface
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from constructs import Construct
 
-from ._common import InstanceRole, amazon_linux_2023_ami, asset, base64_text, cloud_config, shell_assignments
+from ._common import HOST_ONLY_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, asset, base64_text, cloud_config, shell_assignments
 from .security import SecurityGroup
 
 NAT_INSTANCE_TYPES = ("t4g.nano", "t3.nano")
@@ -32,6 +33,9 @@ class NatInstance(Construct):
     its own default interface, so when the group replaces a failed instance the
     replacement takes the route over without any change to the route tables
     (the fck-nat pattern).
+
+    ``elastic_ip``: an Elastic IP tagged for this NAT, which every instance of the group associates
+    with its default interface at boot: the zone's egress address never changes (for allow-lists).
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class NatInstance(Construct):
         security_group: SecurityGroup,
         region: str,
         instance_type: str = "t4g.nano",
+        elastic_ip: bool = False,
     ) -> None:
         super().__init__(scope, id)
         if instance_type not in NAT_INSTANCE_TYPES:
@@ -59,11 +64,21 @@ class NatInstance(Construct):
             description=f"{name}: route target of the private subnets",
             tags={"Name": name, NAT_TAG: name},
         )
+        self.elastic_ip = Eip(self, "eip", domain="vpc", tags={"Name": name, NAT_TAG: name}) if elastic_ip else None
+        eip_statements = (
+            [
+                {"Effect": "Allow", "Action": "ec2:DescribeAddresses", "Resource": "*"},
+                {"Effect": "Allow", "Action": "ec2:AssociateAddress", "Resource": "*"},
+            ]
+            if elastic_ip
+            else []
+        )
         self.role = InstanceRole(
             self,
             "role",
             name=name,
             statements=[
+                *eip_statements,
                 {"Effect": "Allow", "Action": "ec2:DescribeNetworkInterfaces", "Resource": "*"},
                 {
                     "Effect": "Allow",
@@ -76,7 +91,10 @@ class NatInstance(Construct):
             ],
         )
         router = ipaddress.ip_network(subnet_cidr).network_address + 1
-        settings = shell_assignments({"NAT_NAME": name, "VPC_CIDR": vpc_cidr, "SUBNET_ROUTER": str(router), "AWS_REGION": region})
+        conf = {"NAT_NAME": name, "VPC_CIDR": vpc_cidr, "SUBNET_ROUTER": str(router), "AWS_REGION": region}
+        if elastic_ip:
+            conf["NAT_EIP_TAGGED"] = "1"
+        settings = shell_assignments(conf)
         self.user_data = cloud_config(files={"/opt/spawnit/nat.conf": settings}, boot_script=("spawnit-nat.sh", asset("scripts/nat-boot.sh")))
         self.launch_template = LaunchTemplate(
             self,
@@ -87,7 +105,7 @@ class NatInstance(Construct):
             user_data=base64_text(self.user_data),
             update_default_version=True,
             iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=self.role.instance_profile.arn),
-            metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=HOST_ONLY_HOP_LIMIT),
             network_interfaces=[
                 LaunchTemplateNetworkInterfaces(
                     device_index=0, associate_public_ip_address="true", security_groups=[security_group.id], delete_on_termination="true"

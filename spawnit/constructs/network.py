@@ -48,6 +48,7 @@ class Network(Construct):
         data_subnet_cidrs: Sequence[str] = ("10.0.100.0/24", "10.0.200.0/24"),
         nat: NatMode = "instance",
         nat_instance_type: str = "t4g.nano",
+        nat_elastic_ip: bool = False,
     ) -> None:
         super().__init__(scope, id)
         try:
@@ -94,6 +95,7 @@ class Network(Construct):
                     security_group=self.nat_security_group,
                     region=region,
                     instance_type=nat_instance_type,
+                    elastic_ip=nat_elastic_ip,
                 )
                 self.nat_instances.append(nat_instance)
                 Route(self, f"app-{zone}-default", route_table_id=routes.id, destination_cidr_block=ANYWHERE,

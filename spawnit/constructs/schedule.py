@@ -31,7 +31,8 @@ class OffHours(Construct):
 
     The fleet uses Auto Scaling scheduled actions; the database is stopped and
     started by EventBridge Scheduler calling the RDS API directly (no Lambda).
-    Weekends stay off: nothing starts on a day outside ``days``.
+    Weekends stay off: nothing starts on a day outside ``days``. The database starts
+    ``database_lead_minutes`` (15) before the fleet, so it is available when the app boots.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class OffHours(Construct):
         stop: str = "19:00",
         days: str = "MON-FRI",
         timezone: str = "Europe/Paris",
+        database_lead_minutes: int = 15,
     ) -> None:
         super().__init__(scope, id)
         start_hour, start_minute = _clock("start", start)
@@ -58,6 +60,10 @@ class OffHours(Construct):
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"OffHours timezone: {timezone!r} is not allowed; allowed: an IANA zone such as Europe/Paris") from None
+        if not 0 <= database_lead_minutes <= start_hour * 60 + start_minute:
+            raise ValueError(
+                f"OffHours database_lead_minutes: {database_lead_minutes} is not allowed; allowed: 0 to {start_hour * 60 + start_minute} (not before midnight)"
+            )
         self.start, self.stop, self.days, self.timezone = start, stop, days, timezone
         unix_days = _unix_days(days)
 
@@ -95,7 +101,10 @@ class OffHours(Construct):
                 role=role.id,
                 policy=policy_document({"Effect": "Allow", "Action": ["rds:StartDBInstance", "rds:StopDBInstance"], "Resource": database.arn}),
             )
-            for action, hour, minute in (("stop", stop_hour, stop_minute), ("start", start_hour, start_minute)):
+            # A stopped RDS instance takes minutes to become available: it wakes ``database_lead_minutes``
+            # before the fleet, whose first health checks would otherwise fail on a database still starting.
+            wake = start_hour * 60 + start_minute - database_lead_minutes
+            for action, hour, minute in (("stop", stop_hour, stop_minute), ("start", wake // 60, wake % 60)):
                 self.database_schedules.append(
                     SchedulerSchedule(
                         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from cdktf import Fn, TerraformResourceLifecycle, Token
@@ -35,7 +36,7 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret_version import Secretsmanage
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from ._common import InstanceRole, amazon_linux_2023_ami, base64_text, shell_assignments
+from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, base64_text, shell_assignments
 from .app import AppRelease, AppSettings, app_user_data
 from .data import Cache, Database
 from .network import Network
@@ -133,8 +134,10 @@ class AppFleet(Construct):
     ``release`` starts with a ``.env`` built at boot (database credentials read
     from Secrets Manager, never written into the template). The group keeps
     ``min_size`` to ``max_size`` instances, replaces any that fail the load
-    balancer's health check after a 300 s grace, tracks 60 % average CPU, and
-    rolls new launch template versions out keeping 50 % healthy.
+    balancer's health check after a 900 s grace (a first boot installs Ansible, Docker and
+    Compose and pulls the images through a small NAT instance), tracks 60 % average CPU, and
+    rolls new launch template versions out keeping 50 % healthy. The AMI changes only when
+    ``ami_id`` says so (unset: the latest Amazon Linux 2023 at creation, then kept).
     """
 
     def __init__(
@@ -155,8 +158,17 @@ class AppFleet(Construct):
         desired_capacity: int = 2,
         target_cpu_percent: float = 60.0,
         root_volume_gb: int = 20,
+        health_check_grace_seconds: int = 900,
+        ami_id: str | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if not 300 <= health_check_grace_seconds <= 3600:
+            raise ValueError(
+                f"AppFleet health_check_grace_seconds: {health_check_grace_seconds} is not allowed; allowed: 300 to 3600 "
+                "(a first boot installs Ansible, Docker and the images through a small NAT)"
+            )
+        if ami_id is not None and not re.fullmatch(r"ami-[0-9a-f]{8,17}", ami_id):
+            raise ValueError(f"AppFleet ami_id: {ami_id!r} is not allowed; allowed: an AMI id such as ami-0123456789abcdef0, or None")
         if not 0 <= min_size <= desired_capacity <= max_size:
             raise ValueError(
                 f"AppFleet desired_capacity: {desired_capacity} is not allowed with min_size={min_size}, max_size={max_size}; "
@@ -202,13 +214,15 @@ class AppFleet(Construct):
             self,
             "template",
             name=f"{name}-app",
-            image_id=amazon_linux_2023_ami(self, instance_type),
+            image_id=ami_id or amazon_linux_2023_ami(self, instance_type),
             instance_type=instance_type,
             vpc_security_group_ids=[self.security_group.id],
             iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=self.role.instance_profile.arn),
             user_data=base64_text(self.user_data),
             update_default_version=True,
-            metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            metadata_options=LaunchTemplateMetadataOptions(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=CONTAINER_HOST_HOP_LIMIT
+            ),
             monitoring=LaunchTemplateMonitoring(enabled=True),
             block_device_mappings=[
                 LaunchTemplateBlockDeviceMappings(
@@ -219,6 +233,9 @@ class AppFleet(Construct):
             tag_specifications=[
                 LaunchTemplateTagSpecifications(resource_type=kind, tags={"Name": f"{name}-app"}) for kind in ("instance", "volume")
             ],
+            # Without an explicit ami_id the fleet keeps the AMI it was created with: a new Amazon Linux
+            # release must not roll every instance on the next unrelated apply. Setting ami_id rolls on purpose.
+            lifecycle=None if ami_id else TerraformResourceLifecycle(ignore_changes=["image_id"]),
         )
         self.auto_scaling_group = AutoscalingGroup(
             self,
@@ -230,10 +247,11 @@ class AppFleet(Construct):
             vpc_zone_identifier=network.app_subnet_ids,
             target_group_arns=[load_balancer.target_group.arn],
             health_check_type="ELB",
-            health_check_grace_period=300,
+            health_check_grace_period=health_check_grace_seconds,
             launch_template=AutoscalingGroupLaunchTemplate(id=self.launch_template.id, version=Token.as_string(self.launch_template.latest_version)),
             instance_refresh=AutoscalingGroupInstanceRefresh(
-                strategy="Rolling", preferences=AutoscalingGroupInstanceRefreshPreferences(min_healthy_percentage=50, instance_warmup="300")
+                strategy="Rolling",
+                preferences=AutoscalingGroupInstanceRefreshPreferences(min_healthy_percentage=50, instance_warmup=str(health_check_grace_seconds)),
             ),
             enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"],
             tag=[AutoscalingGroupTag(key="Name", value=f"{name}-app", propagate_at_launch=True)],

@@ -9,6 +9,8 @@ from typing import Literal
 from cdktf import LocalBackend, S3Backend, S3BackendEndpointConfig, TerraformStack
 from constructs import Construct
 
+from ..constructs import SpawnitStack
+
 from .base import CatalogService, ParameterError, ServiceParameters
 from .targets import Target
 
@@ -55,7 +57,7 @@ class InstanceState:
         stack.add_override("terraform.backend.s3.use_lockfile", True)
 
 
-class ServiceStack(TerraformStack):
+class ServiceStack(SpawnitStack):
     """A catalog service's instance, realized by the target its parameters name."""
 
     def __init__(

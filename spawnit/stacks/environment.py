@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
+import sys
+
+from cdktf import Annotations, LocalBackend, S3Backend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
 from ..config import EnvironmentSpec, load_spec
-from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, Network, OffHours
+from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, Network, OffHours, SpawnitStack
 
 
-class EnvironmentStack(TerraformStack):
+class EnvironmentStack(SpawnitStack):
     """The GreenLeaf platform for one environment, as its :class:`EnvironmentSpec` describes it.
 
     - ``architecture="devbox"``: network without NAT and one spot dev box;
@@ -49,6 +51,7 @@ class EnvironmentStack(TerraformStack):
             data_subnet_cidrs=[str(cidr) for cidr in spec.data_subnet_cidrs],
             nat=spec.nat,
             nat_instance_type=spec.nat_instance_type,
+            nat_elastic_ip=spec.nat_elastic_ip,
         )
         release = AppRelease(backend_image=spec.backend_image, storefront_image=spec.storefront_image, caddy_image=spec.caddy_image)
         if spec.architecture == "devbox":
@@ -120,6 +123,7 @@ class EnvironmentStack(TerraformStack):
             media=self.media,
             release=release,
             instance_type=spec.app_instance_type,
+            ami_id=spec.app_ami_id,
             min_size=spec.fleet_min,
             max_size=spec.fleet_max,
             desired_capacity=spec.fleet_desired,
@@ -140,13 +144,17 @@ class EnvironmentStack(TerraformStack):
             self.alerts = Alerts(
                 self,
                 "alerts",
-                project=spec.project,
+                name=spec.prefix,
                 emails=spec.alert_emails,
                 monthly_budget_usd=spec.monthly_budget_usd,
                 load_balancer=self.load_balancer,
                 fleet=self.fleet,
                 database=self.database,
             )
+            if not spec.alert_emails:
+                message = f"{spec.name}: alerts go to SNS topic {spec.prefix}-alerts, which nobody receives: set alert_emails"
+                Annotations.of(self.alerts).add_warning(message)
+                print(f"warning: {message}", file=sys.stderr)
         TerraformOutput(self, "alb_dns_name", value=self.load_balancer.dns_name, description="Point the site's DNS (CNAME) here")
         TerraformOutput(self, "rds_endpoint", value=self.database.endpoint)
         TerraformOutput(self, "redis_endpoint", value=self.cache.endpoint)

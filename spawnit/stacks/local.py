@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from cdktf import Fn, TerraformOutput, TerraformStack
+from cdktf import Fn, TerraformOutput
 from constructs import Construct
+
+from ..constructs import SpawnitStack
 
 from ..constructs._common import asset, sensitive_variable
 from ..constructs.app import AppRelease
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, Mount, PortMapping, docker_provider
 
 
-class LocalEnvStack(TerraformStack):
+class LocalEnvStack(SpawnitStack):
     """PostgreSQL, Redis, the Medusa backend, the storefront and Caddy, with the same images and the
     same Caddyfile as the AWS environments. Open http://localhost:<http_port>/ once deployed.
 

@@ -17,6 +17,8 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S
 from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
+from ..constructs import SpawnitStack
+
 from ..config import PlatformSettings
 from ..constructs._common import sensitive_variable
 from ..constructs.storage import tidy_lifecycle
@@ -29,7 +31,7 @@ REALM_FILE = "/opt/keycloak/data/import/spawnit-realm.json"
 PLATFORM_IMAGE = "spawnit/platform:local"
 
 
-class PlatformNetworkStack(TerraformStack):
+class PlatformNetworkStack(SpawnitStack):
     """platform-network: the Docker network every platform container joins."""
 
     def __init__(self, scope: Construct, settings: PlatformSettings, id: str = "platform-network") -> None:
@@ -38,7 +40,7 @@ class PlatformNetworkStack(TerraformStack):
         self.network = DockerNetwork(self, "network", name=settings.network, labels={"spawnit.platform": "network"})
 
 
-class PlatformVolumesStack(TerraformStack):
+class PlatformVolumesStack(SpawnitStack):
     """platform-volumes: MinIO's objects and Keycloak's database survive the containers."""
 
     def __init__(self, scope: Construct, settings: PlatformSettings, id: str = "platform-volumes") -> None:
@@ -48,7 +50,7 @@ class PlatformVolumesStack(TerraformStack):
         self.keycloak_data = DockerVolume(self, "keycloak-data", name=f"{settings.network}-keycloak-data", labels={"spawnit.platform": "volumes"})
 
 
-class PlatformInstancesStack(TerraformStack):
+class PlatformInstancesStack(SpawnitStack):
     """platform-instances: MinIO (S3 API + console), Keycloak 26 with the generated realm, and SpawnIt's
     API and web UI built from this repository's Dockerfile. Each waits for what it needs to be healthy."""
 
@@ -143,7 +145,7 @@ class PlatformInstancesStack(TerraformStack):
         TerraformOutput(self, "web_ui", value=f"http://localhost:{settings.api_port}")
 
 
-class PlatformConfigsStack(TerraformStack):
+class PlatformConfigsStack(SpawnitStack):
     """platform-configs: the store in MinIO, through the AWS provider pointed at MinIO's S3 API (path style):
     the bucket ``spawnit``, versioned, with the folders ``clients/``, ``templates/`` and ``tfstates/``."""
 
