@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Wall time of validating every default stack with the real Terraform core (tfcheck).
+
+Synthesizes into a temporary folder, then times: preparing the provider schemas (cold, rebuilt
+from the bindings; warm, from the cache) and ``terraform validate`` of all stacks, two at a time.
+
+    python benchmarks/validate.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tfcheck.core import prepare, stack_dirs, validate_all  # noqa: E402
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        outdir, cache = Path(folder) / "out", Path(folder) / "cache"
+        environ = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+        subprocess.run([sys.executable, "-c", "import sys; from spawnit.stacks import build_app; build_app(sys.argv[1]).synth()", str(outdir)], check=True, env=environ, cwd=ROOT, capture_output=True)
+        started = time.monotonic()
+        prepare(cache)
+        cold = time.monotonic() - started
+        started = time.monotonic()
+        core = prepare(cache)
+        warm = time.monotonic() - started
+        folders = stack_dirs(outdir)
+        started = time.monotonic()
+        report = validate_all(core, folders)
+        validation = time.monotonic() - started
+        errors = sum(d.severity == "error" for diagnostics in report.values() for d in diagnostics)
+    print(f"schemas rebuilt from the bindings (cold)   {cold:6.1f} s")
+    print(f"schemas from the cache (warm)              {warm:6.1f} s")
+    print(f"validate {len(folders)} stacks, 2 at a time        {validation:6.1f} s  ({validation / len(folders):.2f} s a stack, {errors} errors)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
