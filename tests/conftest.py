@@ -34,6 +34,7 @@ VARIANTS = {
     ),
     "dev-ssh": ("dev", {"ssh_cidrs": ["203.0.113.7/32"]}),
     "preprod-with-alerts": ("preprod", {"alerts": True, "alert_emails": ["ops@example.com"]}),
+    "prod-with-nat-eip": ("prod", {"nat_elastic_ip": True, "state_backend": "local"}),
 }
 
 
@@ -80,7 +81,9 @@ def _stack_fixture(name: str):
     return stack
 
 
-dev, preprod, prod, prod_gateway, prod_custom, dev_ssh, preprod_with_alerts = map(_stack_fixture, ["dev", "preprod", "prod", *VARIANTS])
+dev, preprod, prod, prod_gateway, prod_custom, dev_ssh, preprod_with_alerts, prod_with_nat_eip = map(
+    _stack_fixture, ["dev", "preprod", "prod", *VARIANTS]
+)
 
 
 @pytest.fixture(scope="session")

@@ -39,11 +39,22 @@ def stand_ins(folder: Path, log: Path) -> Path:
     return folder
 
 
-def run_isolated(command: list[str], *, env: dict[str, str], netns: str | None = None, private: tuple[str, ...] = ("/var/log",), timeout: float = 300) -> subprocess.CompletedProcess:
+def run_isolated(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    netns: str | None = None,
+    private: tuple[str, ...] = ("/var/log",),
+    files: dict[str, Path] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """Run ``command`` in a mount namespace of its own with an empty tmpfs over each of ``private``
-    (the system paths the script writes), inside network namespace ``netns`` if given."""
+    (the system folders the script writes) and each of ``files`` (system file -> a test file) bound
+    over, inside network namespace ``netns`` if given."""
     # Absolute paths: the PATH given to the script may put stand-ins first. Each mount is checked.
-    mounts = " && ".join(f"/usr/bin/mount -t tmpfs spawnit-test {path} && /usr/bin/mountpoint -q {path}" for path in private) or "true"
+    steps = [f"/usr/bin/mount -t tmpfs spawnit-test {path} && /usr/bin/mountpoint -q {path}" for path in private]
+    steps += [f"/usr/bin/mount --bind {source} {target}" for target, source in (files or {}).items()]
+    mounts = " && ".join(steps) or "true"
     isolated = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/bash", "-c", f'{mounts} && exec "$@"', "isolated", *command]
     if netns:
         isolated = ["ip", "netns", "exec", netns, *isolated]

@@ -88,9 +88,10 @@ class NatLab:
             ip("netns", "del", name, check=False)
         ip("link", "del", f"{self.nat}m", check=False)
 
-    def write_config(self, nat_name: str, attempts: int) -> dict[str, str]:
+    def write_config(self, nat_name: str, attempts: int, elastic_ip: bool = False) -> dict[str, str]:
         (self.tmp / "nat.conf").write_text(
             f"NAT_NAME='{nat_name}'\nVPC_CIDR='{VPC_CIDR}'\nSUBNET_ROUTER='{APP_ADDRESS}'\nAWS_REGION='eu-west-3'\n"
+            + ("NAT_EIP_TAGGED='1'\n" if elastic_ip else "")
         )
         tools = stand_ins(self.tmp / "bin", self.tools)
         return {
@@ -165,9 +166,13 @@ def _nat_interface(lab: NatLab, name: str) -> tuple[str, str]:
     return subnet, eni
 
 
-def _play_instance(lab: NatLab, instance_id: str) -> None:
+def _play_instance(lab: NatLab, instance_id: str) -> str:
+    """The NAT host becomes ``instance_id``: its default interface is that instance's primary interface."""
+    (instance,) = lab.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"]
+    primary = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
     lab.host.instance_id = instance_id
-    lab.host.primary_macs = {mac_of(lab.nat, "eth0"): f"eni-primary-{instance_id}"}
+    lab.host.primary_macs = {mac_of(lab.nat, "eth0"): primary}
+    return primary
 
 
 def test_the_app_host_reaches_the_internet_through_the_nat_masqueraded(nat_lab):
@@ -221,6 +226,34 @@ def test_an_attach_that_never_succeeds_exits_non_zero_saying_why(nat_lab):
     assert result.returncode != 0
     assert f"FAILED: could not attach {eni} to {booting} after 3 attempts" in log
     assert nat_lab.host.attach_calls == 3
+
+
+def test_with_an_elastic_ip_the_nat_takes_its_zones_fixed_egress_address(nat_lab):
+    subnet, eni = _nat_interface(nat_lab, "greenleaf-prod-nat-a")
+    instance = _instance(nat_lab.ec2, subnet)
+    primary = _play_instance(nat_lab, instance)
+    allocation = nat_lab.ec2.allocate_address(
+        Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [{"Key": "spawnit:nat", "Value": "greenleaf-prod-nat-a"}]}]
+    )["AllocationId"]
+    nat_lab.address_on_attach(eni, instance)
+    result = nat_lab.boot(nat_lab.write_config("greenleaf-prod-nat-a", attempts=5, elastic_ip=True))
+    log = nat_lab.log.read_text()
+    assert result.returncode == 0, log + result.stderr
+    (address,) = nat_lab.ec2.describe_addresses(AllocationIds=[allocation])["Addresses"]
+    assert address.get("NetworkInterfaceId") == primary and f"egress address is Elastic IP {allocation}" in log
+    assert nat_lab.fetch_from_app().stdout == NAT_PUBLIC_ADDRESS
+
+
+def test_the_elastic_ip_option_tags_one_address_per_zone_and_lets_the_nat_take_it(prod_with_nat_eip, prod):
+    addresses = prod_with_nat_eip.resources("aws_eip").values()
+    assert sorted(a["tags"]["spawnit:nat"] for a in addresses) == ["greenleaf-prod-nat-eu-west-3a", "greenleaf-prod-nat-eu-west-3b"]
+    assert prod.count("aws_eip") == 0
+    for template in (t for t in prod_with_nat_eip.resources("aws_launch_template").values() if "nat" in t["name"]):
+        document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
+        conf = next(entry["content"] for entry in document["write_files"] if entry["path"] == "/opt/spawnit/nat.conf")
+        assert "NAT_EIP_TAGGED='1'" in conf
+    policies = [json.loads(p["policy"]) for p in prod_with_nat_eip.resources("aws_iam_role_policy").values() if "-nat-" in p["name"]]
+    assert len(policies) == 2 and all({"Effect": "Allow", "Action": "ec2:AssociateAddress", "Resource": "*"} in p["Statement"] for p in policies)
 
 
 def test_a_nat_without_its_tagged_interface_fails_saying_so(nat_lab):
@@ -368,3 +401,52 @@ def test_a_boot_without_its_settings_parameter_fails_and_writes_no_env(app_host,
     assert result.returncode != 0
     assert not (app_host.root / "app" / ".env").exists()
     assert "failed after 5 attempts: aws ssm get-parameter" in app_host.log.read_text()
+
+
+# ---------------------------------------------------------------- the dev box's data volume
+
+
+@pytest.fixture
+def data_volume(tmp_path):
+    """A blank block device standing for the dev box's EBS data volume (a loop device on a sparse file)."""
+    image = tmp_path / "data-volume.img"
+    with image.open("wb") as file:
+        file.truncate(512 * 1024 * 1024)  # XFS wants 300 MB at least; sparse, so nothing is written
+    device = subprocess.run(["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=False)
+
+
+def test_the_dev_database_and_its_password_survive_a_new_instance(tmp_path, dev, data_volume):
+    """Replacing the dev box (new user data, new instance type) gives it a new root volume; the data
+    volume, formatted once, keeps PostgreSQL's files and the password they were created with."""
+    files = yaml.safe_load(base64.b64decode(dev.only("aws_instance")["user_data_base64"]).decode())["write_files"]
+    boots = []
+    for instance in ("first", "replacement"):
+        root = tmp_path / instance / "opt-spawnit"
+        for entry in files:
+            if entry["path"].startswith("/opt/spawnit/"):
+                target = root / entry["path"].removeprefix("/opt/spawnit/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(entry["content"])
+        boot_conf = (root / "boot.conf").read_text()
+        assert "DATA_DEVICE='/dev/sdf'" in boot_conf
+        (root / "boot.conf").write_text(boot_conf.replace("DATA_DEVICE='/dev/sdf'", f"DATA_DEVICE='{data_volume}'"))
+        script = tmp_path / instance / "spawnit-app.sh"
+        script.write_text(next(e["content"] for e in files if e["path"].endswith("spawnit-app.sh")))
+        fstab = tmp_path / instance / "fstab"
+        fstab.write_text("")
+        log = tmp_path / instance / "user-data.log"
+        tools = stand_ins(tmp_path / instance / "bin", tmp_path / instance / "tools.log")
+        environ = {"PATH": f"{tools}:/usr/sbin:/usr/bin:/sbin:/bin", "SPAWNIT_ROOT": str(root), "SPAWNIT_LOG": str(log), "RETRY_DELAY_SECONDS": "1"}
+        result = run_isolated(["bash", str(script)], env=environ, private=("/var/log", "/srv"), files={"/etc/fstab": fstab})
+        assert result.returncode == 0, log.read_text() + result.stderr
+        assert f"{data_volume} /srv/spawnit-data xfs defaults,nofail 0 2" in fstab.read_text()
+        boots.append((dict(line.split("=", 1) for line in (root / "app" / ".env").read_text().splitlines()), log.read_text()))
+    (first, first_log), (second, second_log) = boots
+    assert first["DATA_DIR"] == second["DATA_DIR"] == "/srv/spawnit-data"
+    assert "@postgres:5432/medusa" in first["DATABASE_URL"]
+    assert second["DATABASE_URL"] == first["DATABASE_URL"] and second["JWT_SECRET"] == first["JWT_SECRET"]
+    assert "formatting the new data volume" in first_log and "formatting" not in second_log
