@@ -9,7 +9,6 @@ import base64
 import datetime
 import json
 import os
-import re
 import subprocess
 import threading
 import time
@@ -34,6 +33,15 @@ def user_data_files(stack: StackJson, template_name: str) -> dict[str, dict]:
     (template,) = [t for t in stack.resources("aws_launch_template").values() if t["name"] == template_name]
     document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
     return {entry["path"]: entry for entry in document["write_files"]}
+
+
+def lay_out(files: dict[str, dict], root: Path) -> None:
+    """Write the files cloud-init puts under /opt/spawnit below ``root`` instead (the scripts' SPAWNIT_ROOT)."""
+    for path, entry in files.items():
+        if path.startswith("/opt/spawnit/"):
+            target = root / path.removeprefix("/opt/spawnit/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(entry["content"])
 
 
 def _wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
@@ -248,10 +256,8 @@ def test_the_elastic_ip_option_tags_one_address_per_zone_and_lets_the_nat_take_i
     addresses = prod_with_nat_eip.resources("aws_eip").values()
     assert sorted(a["tags"]["spawnit:nat"] for a in addresses) == ["greenleaf-prod-nat-eu-west-3a", "greenleaf-prod-nat-eu-west-3b"]
     assert prod.count("aws_eip") == 0
-    for template in (t for t in prod_with_nat_eip.resources("aws_launch_template").values() if "nat" in t["name"]):
-        document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
-        conf = next(entry["content"] for entry in document["write_files"] if entry["path"] == "/opt/spawnit/nat.conf")
-        assert "NAT_EIP_TAGGED='1'" in conf
+    for zone in ("eu-west-3a", "eu-west-3b"):
+        assert "NAT_EIP_TAGGED='1'" in user_data_files(prod_with_nat_eip, f"greenleaf-prod-nat-{zone}")["/opt/spawnit/nat.conf"]["content"]
     policies = [json.loads(p["policy"]) for p in prod_with_nat_eip.resources("aws_iam_role_policy").values() if "-nat-" in p["name"]]
     assert len(policies) == 2 and all({"Effect": "Allow", "Action": "ec2:AssociateAddress", "Resource": "*"} in p["Statement"] for p in policies)
 
@@ -265,13 +271,10 @@ def test_a_nat_without_its_tagged_interface_fails_saying_so(nat_lab):
 
 
 def test_the_nat_user_data_runs_this_script_with_its_settings(prod):
-    templates = [t for t in prod.resources("aws_launch_template").values() if "nat" in t["name"]]
-    assert len(templates) == 2
-    for template in templates:
-        document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
-        written = {entry["path"]: entry["content"] for entry in document["write_files"]}
-        assert written["/var/lib/cloud/scripts/per-boot/spawnit-nat.sh"] == (SCRIPTS / "nat-boot.sh").read_text()
-        assert re.search(r"^NAT_NAME='greenleaf-prod-nat-eu-west-3[ab]'$", written["/opt/spawnit/nat.conf"], re.M)
+    for zone in ("eu-west-3a", "eu-west-3b"):
+        files = user_data_files(prod, f"greenleaf-prod-nat-{zone}")
+        assert files["/var/lib/cloud/scripts/per-boot/spawnit-nat.sh"]["content"] == (SCRIPTS / "nat-boot.sh").read_text()
+        assert f"NAT_NAME='greenleaf-prod-nat-{zone}'\n" in files["/opt/spawnit/nat.conf"]["content"]
 
 
 # ---------------------------------------------------------------- the app host, against the emulator
@@ -300,11 +303,7 @@ class AppHost:
         self.log = tmp_path / "user-data.log"
         self.tools = tmp_path / "tools.log"
         self.files = user_data_files(prod, "greenleaf-prod-app")
-        for path, entry in self.files.items():
-            if path.startswith("/opt/spawnit/"):
-                target = self.root / path.removeprefix("/opt/spawnit/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(entry["content"])
+        lay_out(self.files, self.root)
         self.bundle = tmp_path / "global-bundle.pem"
         self.bundle.write_text(_ca_bundle())
         with (self.root / "boot.conf").open("a") as conf:  # AWS's bundle URL, served from a local file
@@ -422,20 +421,16 @@ def data_volume(tmp_path):
 def test_the_dev_database_and_its_password_survive_a_new_instance(tmp_path, dev, data_volume):
     """Replacing the dev box (new user data, new instance type) gives it a new root volume; the data
     volume, formatted once, keeps PostgreSQL's files and the password they were created with."""
-    files = yaml.safe_load(base64.b64decode(dev.only("aws_instance")["user_data_base64"]).decode())["write_files"]
+    files = {e["path"]: e for e in yaml.safe_load(base64.b64decode(dev.only("aws_instance")["user_data_base64"]).decode())["write_files"]}
     boots = []
     for instance in ("first", "replacement"):
         root = tmp_path / instance / "opt-spawnit"
-        for entry in files:
-            if entry["path"].startswith("/opt/spawnit/"):
-                target = root / entry["path"].removeprefix("/opt/spawnit/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(entry["content"])
+        lay_out(files, root)
         boot_conf = (root / "boot.conf").read_text()
         assert "DATA_DEVICE='/dev/sdf'" in boot_conf
         (root / "boot.conf").write_text(boot_conf.replace("DATA_DEVICE='/dev/sdf'", f"DATA_DEVICE='{data_volume}'"))
         script = tmp_path / instance / "spawnit-app.sh"
-        script.write_text(next(e["content"] for e in files if e["path"].endswith("spawnit-app.sh")))
+        script.write_text(files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]["content"])
         fstab = tmp_path / instance / "fstab"
         fstab.write_text("")
         log = tmp_path / instance / "user-data.log"

@@ -129,9 +129,7 @@ def test_stacks_pin_the_aws_provider(prod):
     assert prod.document["terraform"]["required_providers"]["aws"]["version"] == "6.25.0"
 
 
-def test_alerts_nobody_receives_are_a_synth_warning(stack_objects, capsys):
-    from cdktf import Annotations  # noqa: F401 - the warnings are cdktf annotations on the alerts
-
+def test_alerts_nobody_receives_are_a_synth_warning(stack_objects):
     prod = stack_objects["prod"]
     warnings = [entry.data for entry in prod.alerts.node.metadata if "warn" in entry.type]
     assert warnings == ["prod: alerts go to SNS topic greenleaf-prod-alerts, which nobody receives: set alert_emails"]
@@ -155,10 +153,6 @@ def test_the_dev_box_keeps_its_data_on_a_volume_that_outlives_the_instance(dev):
 
 
 def user_data_files(instance: dict) -> list[dict]:
-    import base64
-
-    import yaml
-
     return yaml.safe_load(base64.b64decode(instance["user_data_base64"]).decode())["write_files"]
 
 
