@@ -154,7 +154,7 @@ def _service_values(arguments: argparse.Namespace) -> dict:
 
 def _synth_service(arguments: argparse.Namespace) -> int:
     from .services import ParameterError, get_service
-    from .services.stack import instance_stack_name
+    from .services.base import instance_stack_name
 
     try:
         service = get_service(arguments.service)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from .layout import check_subnet_layout
-from .services.catalog import KEYCLOAK_IMAGE, MINIO_IMAGE
+from .shared import KEYCLOAK_IMAGE, MINIO_IMAGE
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")

@@ -178,6 +178,10 @@ def metric(api, line_start: str) -> float:
 def test_metrics_count_jobs_by_status_and_time_them(api):
     create(api)
     wait_job(api, api.post("/api/clients/acme/instances/cache/apply").json()["job"])
+    # the metrics follow the job's final record (they are counted when its watchers are told)
+    deadline = time.monotonic() + 30
+    while metric(api, 'spawnit_jobs_total{action="apply",status="succeeded"}') != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert metric(api, 'spawnit_jobs_total{action="apply",status="succeeded"}') == 1
     assert metric(api, 'spawnit_job_duration_seconds_count{action="apply"}') == 1
     assert metric(api, "spawnit_jobs_running") == 0

@@ -89,7 +89,8 @@ def serve() -> None:
     from cdktf import App
 
     from ..services import ParameterError, get_service
-    from ..services.stack import InstanceState, ServiceStack, instance_stack_name
+    from ..services.base import instance_stack_name
+    from ..services.stack import InstanceState, ServiceStack
 
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:

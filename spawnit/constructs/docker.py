@@ -22,7 +22,7 @@ from cdktf_cdktf_provider_docker.provider import DockerProvider
 from cdktf_cdktf_provider_docker.volume import Volume, VolumeLabels
 from constructs import Construct
 
-from ..services.base import Health
+from ..shared import Health
 
 DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
 IMAGE_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$")

@@ -17,6 +17,7 @@ from .base import (
     all_services,
     catalog_document,
     get_service,
+    instance_stack_name,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "all_services",
     "catalog_document",
     "get_service",
+    "instance_stack_name",
 ]
 
 

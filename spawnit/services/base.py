@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from ..shared import Health
+
 InstanceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
 TARGETS = ("docker", "aws")
 
@@ -59,21 +61,6 @@ class ServicePort:
     published: int
     protocol: Literal["tcp", "udp"] = "tcp"
     description: str = ""
-
-
-@dataclass(frozen=True)
-class Health:
-    """A health check command, as for Dockerfile HEALTHCHECK: ``("CMD", ...)`` or ``("CMD-SHELL", "...")``."""
-
-    test: tuple[str, ...]
-    interval: str = "10s"
-    timeout: str = "5s"
-    retries: int = 5
-    start_period: str = "20s"
-
-    def __post_init__(self) -> None:
-        if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-            raise ValueError(f"HealthCheck test: {list(self.test)!r} is not allowed; allowed: ['CMD', ...] or ['CMD-SHELL', '...']")
 
 
 @dataclass(frozen=True)
@@ -198,3 +185,14 @@ def catalog_document() -> dict[str, Any]:
             for service in all_services().values()
         ]
     }
+
+
+INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
+
+
+def instance_stack_name(client: str, instance: str) -> str:
+    """The stack name of ``client``'s ``instance``: ``CLIENT-INSTANCE``, both checked."""
+    for name, value in (("client", client), ("instance", instance)):
+        if not INSTANCE_NAME.match(value):
+            raise ParameterError(f"{name}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
+    return f"{client}-{instance}"

@@ -6,11 +6,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from ..shared import KEYCLOAK_IMAGE, MINIO_COMMAND, MINIO_IMAGE
 from .base import CatalogService, ContainerSpec, Health, ImageBuild, ServiceParameters, ServicePort
-
-MINIO_IMAGE = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
-MINIO_COMMAND = ("server", "/data", "--console-address", ":9001")
-KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.0"
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 Port = Annotated[int, Field(ge=1024, le=65535)]

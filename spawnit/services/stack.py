@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,17 +10,9 @@ from constructs import Construct
 
 from ..constructs import SpawnitStack
 
-from .base import CatalogService, ParameterError, ServiceParameters
+from .base import CatalogService, ServiceParameters, instance_stack_name
 from .targets import Target
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
-
-
-def instance_stack_name(client: str, instance: str) -> str:
-    for field, value in (("client", client), ("instance", instance)):
-        if not NAME.match(value):
-            raise ParameterError(f"{field}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
-    return f"{client}-{instance}"
 
 
 @dataclass(frozen=True)

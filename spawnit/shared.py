@@ -1,0 +1,29 @@
+"""Small types and values shared by the construct library, the catalog and the configuration.
+
+No cdktf import here: every layer may import this module, the command line included, before
+the provider runtime loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Images the catalog offers and the platform deploys itself with (one pin for both).
+MINIO_IMAGE = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
+MINIO_COMMAND = ("server", "/data", "--console-address", ":9001")
+KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.0"
+
+
+@dataclass(frozen=True)
+class Health:
+    """A health check command, as for Dockerfile HEALTHCHECK: ``("CMD", ...)`` or ``("CMD-SHELL", "...")``."""
+
+    test: tuple[str, ...]
+    interval: str = "10s"
+    timeout: str = "5s"
+    retries: int = 5
+    start_period: str = "20s"
+
+    def __post_init__(self) -> None:
+        if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError(f"HealthCheck test: {list(self.test)!r} is not allowed; allowed: ['CMD', ...] or ['CMD-SHELL', '...']")
