@@ -7,34 +7,47 @@ import json
 import os
 import sys
 import tomllib
+import traceback
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import ENVIRONMENTS, ConfigError, load_all_specs, load_spec
+from . import __version__
+from .config import ENVIRONMENTS, ConfigError, EnvironmentSpec, load_platform_settings, load_spec, size_warnings
 
 DEFAULT_OUTDIR = Path("cdktf.out")
 EXIT_USAGE = 2
 EXIT_NO_TOFU = 127
+_EXPECTED = (ConfigError, OSError)  # failures whose message says everything: no --debug hint
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spawnit", description="Infrastructure as code for everyone, applied by OpenTofu.")
+    parser.add_argument("--version", action="version", version=f"spawnit {__version__}")
     parser.add_argument("--config", metavar="FILE", help="configuration file (TOML or JSON); default: $SPAWNIT_CONFIG or ./spawnit.toml")
-    parser.add_argument("--local-state", action="store_true", help="keep state in a local file instead of the S3 backend")
+    parser.add_argument(
+        "--local-state",
+        action="store_true",
+        help="keep state in a local file instead of the S3 backend: for the environment named by plan/deploy/destroy, every environment for synth and list",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not only its message")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    outdir_help = "folder of the synthesized stacks (default: cdktf.out)"
+    force_help = "synthesize even if the inputs have not changed since the last synthesis"
 
     synth = commands.add_parser("synth", help="synthesize every default stack, or one service instance (--service), into cdktf.out")
-    synth.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
-    synth.add_argument("--service", help="a catalog service: synthesize one instance of it into its own stack")
+    synth.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
+    synth.add_argument("--force", action="store_true", help=force_help)
+    synth.add_argument("--service", help="a catalog service: synthesize one instance of it into its own stack, added to the outdir's manifest")
     synth.add_argument("--target", choices=("docker", "aws"), help="where the instance runs (default: the parameters' target, docker)")
-    synth.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeatable; JSON values allowed)")
+    synth.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeatable; JSON values allowed; lists as a,b)")
     synth.add_argument("--params", type=Path, metavar="FILE", help="parameters from a JSON or TOML file (--set wins)")
-    synth.add_argument("--client", default="local", help="client owning the instance (stack name: CLIENT-INSTANCE)")
+    synth.add_argument("--client", default="local", help="client owning the instance (stack name: CLIENT-INSTANCE; default: local)")
     synth.add_argument("--instance", help="instance name (default: the service name)")
 
     catalog = commands.add_parser("catalog", help="list the catalog's services, or 'catalog show NAME' for a parameter schema")
-    catalog.add_argument("words", nargs="*", metavar="show NAME")
-    catalog.add_argument("--format", choices=("table", "json"), default="table")
+    catalog.add_argument("words", nargs="*", metavar="show NAME", help="'show NAME' prints the parameter schema of service NAME")
+    catalog.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
 
     commands.add_parser("list", help="list the stacks with their environment, architecture and state location")
 
@@ -45,16 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(action, help=help_text)
         command.add_argument("environment", metavar="ENV", help=f"one of: {', '.join(ENVIRONMENTS)}")
-        command.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
-        command.add_argument("--no-synth", action="store_true", help="use the stack already in --outdir")
+        command.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
+        command.add_argument("--no-synth", action="store_true", help="use the stack already in --outdir as it is")
+        command.add_argument("--force", action="store_true", help=force_help)
+        backend = command.add_mutually_exclusive_group()
+        backend.add_argument("--reconfigure", action="store_true", help="after a backend change: start from the new backend's state (tofu init -reconfigure)")
+        backend.add_argument("--migrate-state", action="store_true", help="after a backend change: copy the state to the new backend (tofu init -migrate-state)")
         if verb != "plan":
             command.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
         command.set_defaults(tofu_action=verb)
 
     cost = commands.add_parser("cost", help="monthly cost estimate of the synthesized stacks, against the budget")
     cost.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate (default: dev, preprod and prod)")
-    cost.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
-    cost.add_argument("--format", choices=("table", "json"), default="table")
+    cost.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
+    cost.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
     cost.add_argument("--budget", type=float, help="monthly budget in USD (default: monthly_budget_usd of the configuration)")
     cost.add_argument("--fail-over-budget", action="store_true", help="exit 1 when over budget or when a resource has no price")
     cost.add_argument("--compare", choices=("nat-gateway",), help="also price the same stacks with NAT gateways instead of NAT instances")
@@ -74,38 +91,99 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     arguments = _parser().parse_args(argv)
-    spec_options = {"config_file": arguments.config}
-    if arguments.local_state:
-        spec_options["overrides"] = {"state_backend": "local"}
     try:
-        if arguments.command == "synth" and arguments.service:
-            return _synth_service(arguments)
-        if arguments.command == "synth":
-            return _synth(arguments.outdir, spec_options)
-        if arguments.command == "catalog":
-            return _catalog(arguments)
-        if arguments.command == "list":
-            return _list(spec_options)
-        if arguments.command == "bootstrap":
-            return _bootstrap(arguments.endpoint_url, spec_options)
-        if arguments.command == "cost":
-            return _cost(arguments, spec_options)
-        if arguments.command == "serve":
-            return _serve(arguments.host, arguments.port)
-        return _tofu(arguments, spec_options)
-    except ConfigError as error:
-        print(f"spawnit: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _dispatch(arguments)
+    except KeyboardInterrupt:
+        print("spawnit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every failure reaches the user as one line
+        code, message = _failure(error)
+        if arguments.debug:
+            traceback.print_exc()
+        elif code == 1 and not isinstance(error, _EXPECTED):
+            message += " (run with --debug for the traceback)"
+        print(f"spawnit: {message}", file=sys.stderr)
+        return code
 
 
-def _synth(outdir: Path, spec_options: dict) -> int:
-    specs = {spec.name: spec for spec in load_all_specs(**spec_options)}  # validate before the slow import
-    from .stacks import build_app
+def _failure(error: Exception) -> tuple[int, str]:
+    """Exit code and one-line message of a failure."""
+    from .services import ParameterError
+    from .tofu import TofuNotFound
 
-    build_app(outdir, specs=specs).synth()
-    for name in specs:
+    if isinstance(error, (ConfigError, ParameterError)):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, TofuNotFound):
+        return EXIT_NO_TOFU, str(error)
+    if type(error).__module__.startswith("botocore"):
+        return 1, f"AWS: {error}"
+    if isinstance(error, OSError):
+        return 1, f"{error.strerror or error}{f': {error.filename!r}' if getattr(error, 'filename', None) else ''}"
+    return 1, f"{type(error).__name__}: {error}"
+
+
+def _dispatch(arguments: argparse.Namespace) -> int:
+    spec_options: dict = {"config_file": arguments.config}
+    if arguments.command == "synth" and arguments.service:
+        return _synth_service(arguments)
+    if arguments.command == "synth":
+        specs = _specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ())
+        _synth(arguments.outdir, specs, spec_options, force=arguments.force)
+        return 0
+    if arguments.command == "catalog":
+        return _catalog(arguments)
+    if arguments.command == "list":
+        return _list(_specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ()))
+    if arguments.command == "bootstrap":
+        return _bootstrap(arguments.endpoint_url, _specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ()))
+    if arguments.command == "cost":
+        return _cost(arguments, spec_options)
+    if arguments.command == "serve":
+        return _serve(arguments.host, arguments.port)
+    return _tofu(arguments, spec_options)
+
+
+def _specs(spec_options: dict, *, local_state: Sequence[str] = ()) -> dict[str, EnvironmentSpec]:
+    """Every environment's spec, validated (before anything slow); ``local_state`` names the
+    environments whose state is a local file for this run. Size warnings go to stderr."""
+    specs = {}
+    for name in ENVIRONMENTS:
+        overrides = {"state_backend": "local"} if name in local_state else None
+        specs[name] = load_spec(name, overrides=overrides, **spec_options)
+    for spec in specs.values():
+        for warning in size_warnings(spec):
+            print(f"spawnit: warning: {warning}", file=sys.stderr)
+    return specs
+
+
+def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], spec_options: dict, *, force: bool = False) -> list[str]:
+    """Synthesize every default stack into ``outdir``, unless it already holds a synthesis of the
+    same inputs. Stacks of service instances already in ``outdir`` stay in its manifest."""
+    from . import synthcache
+    from .progress import Progress
+
+    progress = Progress()
+    platform = load_platform_settings(**{key: value for key, value in spec_options.items() if key == "config_file"})
+    digest = synthcache.fingerprint([*specs.values(), platform])
+    if not force and synthcache.up_to_date(outdir, digest):
+        stacks = json.loads((outdir / synthcache.STAMP).read_text())["stacks"]
+        progress.note(f"{outdir} is up to date ({len(stacks)} stacks, inputs unchanged; --force synthesizes anew)")
+        return stacks
+    with progress.step("loading the provider bindings"):
+        from .stacks import build_app
+    previous = synthcache.stacks_in_manifest(outdir)
+    synthcache.forget(outdir)
+    with progress.step("synthesizing the default stacks"):
+        build_app(outdir.resolve(), specs=specs, platform=platform).synth()  # absolute: the runtime has its own cwd
+    written = synthcache.stacks_in_manifest(outdir)
+    kept = {name: entry for name, entry in previous.items() if name not in written and (outdir / "stacks" / name / "cdk.tf.json").is_file()}
+    if kept:
+        synthcache.merge_manifest(outdir, kept)
+    synthcache.record(outdir, digest, written)
+    for name in written:
         print(f"synthesized {outdir / 'stacks' / name / 'cdk.tf.json'}")
-    return 0
+    print(f"synthesized {len(written)} stacks into {outdir}" + (f" (kept {len(kept)} instance stacks)" if kept else ""))
+    return list(written)
 
 
 def _catalog(arguments: argparse.Namespace) -> int:
@@ -131,9 +209,19 @@ def _catalog(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _service_values(arguments: argparse.Namespace) -> dict:
+def _is_list_field(model: type, key: str) -> bool:
+    field = model.model_fields.get(key)
+    if field is None:
+        return False
+    kinds = [field.annotation, *typing.get_args(field.annotation)]
+    return any(typing.get_origin(kind) in (list, tuple) for kind in kinds)
+
+
+def _service_values(arguments: argparse.Namespace, parameters_model: type) -> dict:
     values: dict = {}
     if arguments.params:
+        if not arguments.params.is_file():
+            raise ValueError(f"--params: {str(arguments.params)!r} does not exist; allowed: a .json or .toml file")
         text = arguments.params.read_text()
         try:
             values = json.loads(text) if arguments.params.suffix == ".json" else tomllib.loads(text)
@@ -146,7 +234,7 @@ def _service_values(arguments: argparse.Namespace) -> dict:
         try:
             values[key] = json.loads(raw)
         except json.JSONDecodeError:
-            values[key] = raw
+            values[key] = [item.strip() for item in raw.split(",") if item.strip()] if _is_list_field(parameters_model, key) else raw
     if arguments.target:
         values["target"] = arguments.target
     return values
@@ -158,20 +246,35 @@ def _synth_service(arguments: argparse.Namespace) -> int:
 
     try:
         service = get_service(arguments.service)
-        parameters = service.checked(_service_values(arguments))  # before anything is written
+        parameters = service.checked(_service_values(arguments, service.Parameters))  # before anything is written
         instance = arguments.instance or service.name
         name = instance_stack_name(arguments.client, instance)
     except (ParameterError, ValueError, OSError) as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
-    from cdktf import App
+    import shutil
+    import tempfile
 
-    from .services.stack import ServiceStack
+    from . import synthcache
+    from .progress import Progress
 
-    app = App(outdir=str(arguments.outdir))
-    ServiceStack(app, service=service, parameters=parameters, client=arguments.client, instance=instance)
-    app.synth()
-    print(f"synthesized {arguments.outdir / 'stacks' / name / 'cdk.tf.json'} ({service.name} on {parameters.target})")
+    progress = Progress()
+    with progress.step("loading the provider bindings"):
+        from cdktf import App
+
+        from .services.stack import ServiceStack
+    with tempfile.TemporaryDirectory(prefix="spawnit-synth-") as folder:
+        with progress.step(f"synthesizing {name}"):
+            app = App(outdir=folder)
+            ServiceStack(app, service=service, parameters=parameters, client=arguments.client, instance=instance)
+            app.synth()
+        # Into the outdir beside the default stacks: its manifest gains this stack and keeps the others.
+        target = arguments.outdir / "stacks" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(Path(folder) / "stacks" / name, target)
+        synthcache.merge_manifest(arguments.outdir, synthcache.stacks_in_manifest(Path(folder)))
+    print(f"synthesized {target / 'cdk.tf.json'} ({service.name} on {parameters.target})")
     return 0
 
 
@@ -183,10 +286,9 @@ def _alert_recipients(spec) -> str:
     return f"{len(spec.alert_emails)} e-mail(s)"
 
 
-def _list(spec_options: dict) -> int:
-    specs = load_all_specs(**spec_options)
+def _list(specs: dict[str, EnvironmentSpec]) -> int:
     print(f"{'STACK':<10} {'ARCHITECTURE':<13} {'REGION':<11} {'NAT':<9} {'ALERTS':<22} STATE")
-    for spec in specs:
+    for spec in specs.values():
         state = "local file" if spec.state_backend == "local" else f"s3://{spec.resolved_state_bucket}/{spec.state_key}"
         nat = spec.nat if spec.architecture == "ha" else "-"
         print(f"{spec.stack_name:<10} {spec.architecture:<13} {spec.region:<11} {nat:<9} {_alert_recipients(spec):<22} {state}")
@@ -194,25 +296,40 @@ def _list(spec_options: dict) -> int:
 
 
 def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
-    from .tofu import TofuNotFound, find_tofu, run_action
+    from .tofu import backend_change, find_tofu, run_action
 
     environment = arguments.environment
     if environment not in ENVIRONMENTS:
         print(f"spawnit: ENV: {environment!r} is not allowed; allowed: {', '.join(ENVIRONMENTS)}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        find_tofu()
-    except TofuNotFound as error:
-        print(f"spawnit: {error}", file=sys.stderr)
-        return EXIT_NO_TOFU
-    if not arguments.no_synth:
-        _synth(arguments.outdir, spec_options)
-    stack_dir = arguments.outdir / "stacks" / load_spec(environment, **spec_options).stack_name
-    try:
-        return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False))
-    except FileNotFoundError as error:
-        print(f"spawnit: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    specs = _specs(spec_options, local_state=(environment,) if arguments.local_state else ())  # the named stack only
+    find_tofu()
+    spec = specs[environment]
+    stack_dir = arguments.outdir / "stacks" / spec.stack_name
+    if arguments.no_synth:
+        if not (stack_dir / "cdk.tf.json").is_file():
+            raise ConfigError(f"--no-synth: {str(stack_dir)!r} has no cdk.tf.json; run without --no-synth to synthesize it")
+        synthesized = _backend_type(stack_dir)
+        if synthesized != spec.state_backend:
+            raise ConfigError(
+                f"--no-synth: {stack_dir} was synthesized with the {synthesized} backend but this run asks for {spec.state_backend}; "
+                "run without --no-synth to synthesize it again"
+            )
+    else:
+        _synth(arguments.outdir, specs, spec_options, force=arguments.force)
+    init_extra = ["-reconfigure"] if arguments.reconfigure else ["-migrate-state"] if arguments.migrate_state else []
+    change = backend_change(stack_dir)
+    if change and not init_extra:
+        raise ConfigError(
+            f"{environment}: the state backend changed since the last init ({change}); "
+            "rerun with --migrate-state to copy the state to the new backend, or --reconfigure to start from the new backend's state"
+        )
+    return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False), init_extra=init_extra)
+
+
+def _backend_type(stack_dir: Path) -> str:
+    backend = json.loads((stack_dir / "cdk.tf.json").read_text()).get("terraform", {}).get("backend", {})
+    return next(iter(backend), "local")
 
 
 def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
@@ -255,12 +372,12 @@ def _serve(host: str, port: int) -> int:
     return 0
 
 
-def _bootstrap(endpoint_url: str | None, spec_options: dict) -> int:
+def _bootstrap(endpoint_url: str | None, specs: dict[str, EnvironmentSpec]) -> int:
     from .bootstrap import BootstrapError, StateTarget, bootstrap_state
 
     targets = {
         StateTarget(bucket=spec.resolved_state_bucket, lock_table=spec.resolved_state_lock_table, region=spec.region)
-        for spec in load_all_specs(**spec_options)
+        for spec in specs.values()
         if spec.state_backend == "s3"
     }
     try:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .layout import check_subnet_layout
 from .shared import KEYCLOAK_IMAGE, MINIO_IMAGE
@@ -145,9 +147,13 @@ class EnvironmentSpec(BaseModel):
         )
         if not self.fleet_min <= self.fleet_desired <= self.fleet_max:
             raise ValueError(
-                f"fleet_desired: {self.fleet_desired} is outside fleet_min..fleet_max ({self.fleet_min}..{self.fleet_max}); "
+                f"fleet_min, fleet_desired, fleet_max: {self.fleet_min}, {self.fleet_desired}, {self.fleet_max} are not allowed; "
                 "allowed: fleet_min <= fleet_desired <= fleet_max"
             )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: {self.timezone!r} is not allowed; allowed: an IANA time zone such as Europe/Paris") from None
         if self.office_hours_start >= self.office_hours_stop:
             raise ValueError(
                 f"office_hours_start: {self.office_hours_start!r} is not before office_hours_stop {self.office_hours_stop!r}"
@@ -217,17 +223,23 @@ def load_spec(
     def apply(layer: Mapping[str, Any], source: str) -> None:
         for key, value in layer.items():
             if key not in FIELDS:
-                raise ConfigError(f"{source}: unknown field {key!r}; allowed: {', '.join(FIELDS)}")
+                raise ConfigError(f"{source}: unknown field {key!r}; {_closest(key, FIELDS)}allowed: {', '.join(FIELDS)}")
             values[key] = value
             sources[key] = source
+
+    def apply_environ(prefix: str) -> None:
+        for key, (value, variable) in _from_environ(environ, prefix).items():
+            values[key] = value
+            sources[key] = f"environment {variable}"
 
     path = _config_path(config_file, environ)
     if path is not None:
         document = _read_config_file(path)
         apply(document.get("all", {}), f"{path} [all]")
         apply(document.get(name, {}), f"{path} [{name}]")
-    apply(_from_environ(environ, "SPAWNIT_"), "environment")
-    apply(_from_environ(environ, f"SPAWNIT_{name.upper()}_"), "environment")
+    check_environ_names(environ)
+    apply_environ("SPAWNIT_")
+    apply_environ(f"SPAWNIT_{name.upper()}_")
     apply(overrides or {}, "overrides")
     try:
         return EnvironmentSpec(name=name, **values)
@@ -326,13 +338,39 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+# SPAWNIT_* variables that are not environment fields: settings of the other commands and of the API.
+OTHER_VARIABLES = ("SPAWNIT_CONFIG", "SPAWNIT_TOFU", "SPAWNIT_AUTH", "SPAWNIT_DATA_DIR", "SPAWNIT_LOG", "SPAWNIT_ROOT", "SPAWNIT_REDIS_URL")
+OTHER_PREFIXES = ("SPAWNIT_S3_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_", "SPAWNIT_USER_", "SPAWNIT_PLATFORM_")
+
+
+def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, tuple[Any, str]]:
+    """Field -> (value, variable) for the variables ``PREFIX<FIELD>`` that are set."""
+    found: dict[str, tuple[Any, str]] = {}
     for field in FIELDS:
         raw = environ.get(prefix + field.upper())
         if raw is not None:
-            found[field] = _parse_environ_value(field, raw)
+            found[field] = (_parse_environ_value(field, raw), prefix + field.upper())
     return found
+
+
+def _closest(word: str, choices: Sequence[str]) -> str:
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}? " if match else ""
+
+
+def check_environ_names(environ: Mapping[str, str]) -> None:
+    """A misspelled ``SPAWNIT_*`` variable is an error naming the closest field, not a silent no-op."""
+    for variable in sorted(environ):
+        if not variable.startswith("SPAWNIT_") or variable in OTHER_VARIABLES or variable.startswith(OTHER_PREFIXES):
+            continue
+        rest = variable.removeprefix("SPAWNIT_")
+        for environment in ENVIRONMENTS:
+            if rest.startswith(environment.upper() + "_"):
+                rest = rest.removeprefix(environment.upper() + "_")
+                break
+        field = rest.lower()
+        if field not in FIELDS:
+            raise ConfigError(f"environment {variable}: unknown field {field!r}; {_closest(field, FIELDS)}allowed: {', '.join(FIELDS)}")
 
 
 def _parse_environ_value(field: str, raw: str) -> Any:
@@ -355,19 +393,43 @@ def _explain(name: str, error: ValidationError, values: Mapping[str, Any], sourc
     for problem in error.errors():
         location = [str(part) for part in problem["loc"]]
         message = problem["msg"].removeprefix("Value error, ")
-        if location and location[0] in FIELDS:
+        if location and location[0] in FIELDS and problem["type"] == "missing" and len(location) > 1:
+            field = location[0]  # a list shorter than the fixed length the field needs
+            value = values.get(field)
+            message = f"{_display(value)} is not allowed; allowed: {_expected_length(field)} values, one per availability zone"
+            location = [field]
+        elif location and location[0] in FIELDS:
             field = location[0]
             value = problem["input"] if len(location) > 1 else values.get(field)
-            message = f"{value!r} {_rule(problem)}"
-        else:  # a rule across fields: its message starts with the field it is about
-            field, _, message = message.partition(": ")
-            location = [field]
+            message = f"{_display(value)} {_rule(problem)}"
+        else:  # a rule across fields: its message starts with the fields it is about
+            fields_text, _, message = message.partition(": ")
+            involved = [item.strip() for item in fields_text.split(",")]
+            key = ", ".join(involved)
+            if key in reported:
+                continue
+            reported.add(key)
+            origin = "; ".join(f"{item} from {sources.get(item, 'embedded defaults')}" for item in involved)
+            lines.append(f"  {name}.{key} = {message} ({origin})")
+            continue
         if field in reported:
             continue
         reported.add(field)
         source = sources.get(field, "embedded defaults")
         lines.append(f"  {name}.{'.'.join(location)} = {message} (from {source})")
     return "\n".join(lines)
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return repr([str(item) for item in value])
+    return repr(value)
+
+
+def _expected_length(field: str) -> int:
+    annotation = EnvironmentSpec.model_fields[field].annotation
+    arguments = [argument for argument in getattr(annotation, "__args__", ()) if argument is not Ellipsis]
+    return len(arguments) or 2
 
 
 def _rule(problem: Mapping[str, Any]) -> str:
@@ -377,6 +439,30 @@ def _rule(problem: Mapping[str, Any]) -> str:
     if problem["type"] == "literal_error":
         return f"is not allowed; allowed: {context['expected']}"
     return f"is not allowed: {problem['msg'][0].lower()}{problem['msg'][1:]}"
+
+
+# Sized fields and the price table entry that lists the sizes SpawnIt knows (and can price).
+SIZED_FIELDS = {
+    "app_instance_type": "ec2_instance_hour",
+    "devbox_instance_type": "ec2_instance_hour",
+    "db_instance_class": "rds_postgres_instance_hour",
+    "cache_node_type": "elasticache_node_hour",
+}
+
+
+def size_warnings(spec: EnvironmentSpec) -> list[str]:
+    """Warnings for instance types and node classes the bundled price table does not know, naming
+    the closest known size: a typo such as ``t3.smal`` is caught before AWS refuses it at apply."""
+    from importlib import resources
+
+    prices = json.loads(resources.files("spawnit").joinpath("assets", "prices", "eu-west-3.json").read_text())["prices"]
+    warnings = []
+    for field, entry in SIZED_FIELDS.items():
+        known = list(prices[entry]["items"])
+        value = getattr(spec, field)
+        if value not in known:
+            warnings.append(f"{spec.name}.{field}: {value!r} is not a size SpawnIt knows; {_closest(value, known)}known: {', '.join(known)}")
+    return warnings
 
 
 def describe_fields() -> list[tuple[str, str, str]]:

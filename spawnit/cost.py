@@ -51,6 +51,13 @@ class Assumptions:
     alb_lcu: float = 1.0  # average load balancer capacity units
     s3_gb_month: float = 50.0  # stored per bucket
 
+    def describe(self) -> str:
+        """The assumptions in words, for the footer of the tables."""
+        return (
+            f"spot {self.spot_discount:.0%} off on-demand, {self.nat_gateway_gb_month:g} GB a month through each NAT gateway, "
+            f"{self.alb_lcu:g} LCU per load balancer, {self.s3_gb_month:g} GB stored per bucket"
+        )
+
     def __post_init__(self) -> None:
         if not 0 <= self.spot_discount < 1:
             raise CostError(f"spot_discount: {self.spot_discount} is not allowed; allowed: 0 <= discount < 1")
@@ -485,6 +492,6 @@ def render(report: Report, console: Any) -> None:
     console.print(summary)
     verdict = "OVER" if report.over_budget else "within"
     console.print(f"budget: {report.budget_usd:,.2f} USD / month: {verdict} budget ({report.total_usd / report.budget_usd:.0%} used)")
-    console.print(f"prices: {report.prices.region}, as of {report.prices.as_of} ({report.prices.origin}); assumptions: {asdict(report.assumptions)}")
+    console.print(f"prices: {report.prices.region}, as of {report.prices.as_of} ({report.prices.origin}); assumptions: {report.assumptions.describe()}")
     for item in report.unpriced:
         console.print(f"[yellow]unpriced[/yellow] {item.stack} {item.address}: {item.problem}")

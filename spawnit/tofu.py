@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +37,28 @@ def find_tofu(environ: Mapping[str, str] | None = None) -> str:
     return found
 
 
+# What a backend block's identity is: a change of one of these needs -reconfigure or -migrate-state.
+_BACKEND_IDENTITY = ("bucket", "key", "region", "path", "endpoint", "endpoints")
+
+
+def backend_change(stack_dir: Path) -> str | None:
+    """How the stack's backend differs from the one its last ``tofu init`` set up (recorded in
+    ``.terraform/terraform.tfstate``), or None: never initialized, or unchanged."""
+    try:
+        initialized = json.loads((stack_dir / ".terraform" / "terraform.tfstate").read_text()).get("backend") or {}
+        configured = json.loads((stack_dir / "cdk.tf.json").read_text()).get("terraform", {}).get("backend", {"local": {}})
+    except (OSError, ValueError):
+        return None
+    if not initialized:
+        return None
+    kind, settings = next(iter(configured.items()))
+    if initialized.get("type") != kind:
+        return f"{initialized.get('type')} -> {kind}"
+    before = initialized.get("config") or {}
+    changed = [key for key in _BACKEND_IDENTITY if key in settings and before.get(key) != settings[key]]
+    return f"{kind} {', '.join(changed)} changed" if changed else None
+
+
 def action_arguments(action: str, *, auto_approve: bool = False, extra: Sequence[str] = ()) -> list[str]:
     """Arguments after the binary for one action (``plan``, ``apply`` or ``destroy``)."""
     if action not in ACTIONS:
@@ -54,6 +77,7 @@ def run_action(
     *,
     auto_approve: bool = False,
     extra: Sequence[str] = (),
+    init_extra: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """``tofu init`` then the action in ``stack_dir``, output streamed as it comes; returns tofu's exit code.
@@ -65,7 +89,7 @@ def run_action(
     binary = find_tofu(environ)
     env = dict(os.environ if environ is None else environ)
     env.setdefault("TF_IN_AUTOMATION", "1")
-    for arguments in (["init", "-input=false"], action_arguments(action, auto_approve=auto_approve, extra=extra)):
+    for arguments in (["init", "-input=false", *init_extra], action_arguments(action, auto_approve=auto_approve, extra=extra)):
         print(f"$ tofu {' '.join(arguments)}  (in {stack_dir})", file=sys.stderr, flush=True)
         code = subprocess.call([binary, *arguments], cwd=stack_dir, env=env)
         if arguments[0] == "init" and code != 0:

@@ -107,7 +107,7 @@ def test_unknown_environment_is_a_usage_error(tofu, outdir, isolated_config, cap
 
 def test_missing_stack_folder_says_to_synth_first(tofu, isolated_config, tmp_path, capsys):
     assert main(["plan", "prod", "--no-synth", "--outdir", str(tmp_path / "nowhere")]) == 2
-    assert "has no cdk.tf.json; run 'spawnit synth' first" in capsys.readouterr().err
+    assert "has no cdk.tf.json; run without --no-synth to synthesize it" in capsys.readouterr().err
     assert tofu() == []
 
 

@@ -27,6 +27,7 @@ def core() -> Core:
 def instance_stacks(synth_worker, tmp_path_factory) -> list[Path]:
     """The stacks the API synthesizes for an instance: every service on every target, state on S3 (MinIO)."""
     from spawnit.services import TARGETS, all_services
+    from spawnit.stacks import EXAMPLE_TARGETS
 
     outdir = tmp_path_factory.mktemp("instances")
     folders = []
@@ -37,7 +38,7 @@ def instance_stacks(synth_worker, tmp_path_factory) -> list[Path]:
             folders.append(
                 synth_worker.synth(
                     service=service.name,
-                    parameters={**service.example, "target": target},
+                    parameters={**service.example, **EXAMPLE_TARGETS[target]},
                     client="acme",
                     instance=instance,
                     outdir=str(outdir),

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from ..shared import Health
 
@@ -45,12 +45,23 @@ class ServiceParameters(BaseModel):
     aws_subnet_id: Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = Field(
         None, description="Subnet of the instance (target aws); default: the first subnet of the default VPC."
     )
-    allowed_cidrs: list[ipaddress.IPv4Network] = Field(
-        default_factory=lambda: [ipaddress.IPv4Network("0.0.0.0/0")],
+    allowed_cidrs: list[ipaddress.IPv4Network] | None = Field(
+        None,
         min_length=1,
-        description="Who may reach the service's ports (target aws security group).",
+        description="Who may reach the service's ports (target aws security group); required for target aws: "
+        "your networks, or 0.0.0.0/0 to open the ports to the whole internet on purpose.",
     )
     root_volume_gb: int = Field(20, ge=8, le=1000, description="Encrypted root volume size (target aws).")
+
+    @model_validator(mode="after")
+    def _reach_is_explicit(self) -> ServiceParameters:
+        # Open to the world must be a visible choice, never a default nobody saw.
+        if self.target == "aws" and self.allowed_cidrs is None:
+            raise ValueError(
+                "allowed_cidrs: required for target aws; allowed: the networks that may reach the service "
+                "(for example [\"203.0.113.0/24\"]), or [\"0.0.0.0/0\"] to open it to the whole internet"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,10 @@ def explain(service: str, error: ValidationError) -> str:
         location = ".".join(str(part) for part in problem["loc"]) or "(parameters)"
         value = problem.get("input")
         context = problem.get("ctx") or {}
+        if not problem["loc"] and problem["type"] == "value_error":  # a rule across fields names its field first
+            field, _, rule = problem["msg"].removeprefix("Value error, ").partition(": ")
+            lines.append(f"  {field} = {value.get(field) if isinstance(value, dict) else None!r} is {rule}")
+            continue
         if problem["type"] == "extra_forbidden":
             rule = "is not a parameter of this service"
         elif problem["type"] == "literal_error":

@@ -15,6 +15,8 @@ ENVIRONMENT_STACKS: dict[str, type[EnvironmentStack]] = {cls.environment: cls fo
 
 
 CATALOG_CLIENT = "catalog"
+# The example instances: on aws, public demos whose ports are open to the internet, said here on purpose.
+EXAMPLE_TARGETS = {"docker": {"target": "docker"}, "aws": {"target": "aws", "allowed_cidrs": ["0.0.0.0/0"]}}
 
 
 def add_catalog_examples(app: App) -> list[str]:
@@ -28,7 +30,7 @@ def add_catalog_examples(app: App) -> list[str]:
             stack = ServiceStack(
                 app,
                 service=service,
-                parameters=service.parse({**service.example, "target": target}),
+                parameters=service.parse({**service.example, **EXAMPLE_TARGETS[target]}),
                 client=CATALOG_CLIENT,
                 instance=f"{service.name}-{target}",
             )

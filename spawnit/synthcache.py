@@ -1,0 +1,87 @@
+"""Skip a synthesis whose inputs have not changed.
+
+A synthesis is a function of: SpawnIt's own code and assets, the effective configuration of every
+stack (environment specs and platform settings, wherever each value came from), the folder it runs
+in (the platform builds its image from there), and the versions of cdktf and the provider
+bindings. Their digest is stamped into the output folder; the next synthesis with the same digest
+and every stack folder still there reuses the output instead of loading the provider runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel
+
+STAMP = ".spawnit-synth.json"
+PACKAGE = Path(__file__).resolve().parent
+DEPENDENCIES = ("cdktf", "constructs", "jsii", "cdktf-cdktf-provider-aws", "cdktf-cdktf-provider-docker")
+
+
+def _package_files() -> Iterable[Path]:
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            yield path
+
+
+def fingerprint(configuration: Iterable[BaseModel], *, cwd: Path | None = None) -> str:
+    """Digest of everything a default synthesis depends on."""
+    digest = hashlib.sha256()
+    for path in _package_files():
+        digest.update(str(path.relative_to(PACKAGE)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for model in configuration:
+        digest.update(type(model).__name__.encode())
+        digest.update(model.model_dump_json().encode())
+    digest.update(str(cwd or Path.cwd()).encode())
+    for name in DEPENDENCIES:
+        try:
+            digest.update(f"{name}=={metadata.version(name)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name} absent".encode())
+    return digest.hexdigest()
+
+
+def up_to_date(outdir: Path, digest: str) -> bool:
+    """Whether ``outdir`` holds a synthesis of exactly these inputs, every stack of it still there."""
+    try:
+        stamp = json.loads((outdir / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp.get("fingerprint") == digest and all((outdir / "stacks" / name / "cdk.tf.json").is_file() for name in stamp.get("stacks", []))
+
+
+def record(outdir: Path, digest: str, stacks: Iterable[str]) -> None:
+    temporary = outdir / f"{STAMP}.tmp"
+    temporary.write_text(json.dumps({"fingerprint": digest, "stacks": sorted(stacks)}, indent=2))
+    os.replace(temporary, outdir / STAMP)
+
+
+def forget(outdir: Path) -> None:
+    """Mark ``outdir`` as not matching any input (before a synthesis that may stop half-way)."""
+    (outdir / STAMP).unlink(missing_ok=True)
+
+
+def stacks_in_manifest(outdir: Path) -> dict[str, dict]:
+    try:
+        return json.loads((outdir / "manifest.json").read_text()).get("stacks", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def merge_manifest(outdir: Path, entries: dict[str, dict], version: str | None = None) -> None:
+    """Add ``entries`` (stack name -> manifest entry) to ``outdir``'s manifest, keeping the others."""
+    path = outdir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        manifest = {"version": version or metadata.version("cdktf"), "stacks": {}}
+    manifest.setdefault("stacks", {}).update(entries)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2))
+    os.replace(temporary, path)

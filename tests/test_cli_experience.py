@@ -1,0 +1,256 @@
+"""The command line as a new user meets it: errors before anything slow, one line each, progress,
+a synthesis cache, a manifest that keeps every stack, backends that change only when asked."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spawnit import synthcache
+from spawnit.cli import _parser, main
+from spawnit.config import load_platform_settings, load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = (
+    "import sys; from spawnit.cli import main; code = main(sys.argv[1:]); "
+    "print('loaded' if {'cdktf', 'cdktf_cdktf_provider_aws'} & set(sys.modules) else 'not loaded', file=sys.stderr); sys.exit(code)"
+)
+
+
+def run_cli(*arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``spawnit ARGUMENTS`` in a fresh process, which says on its last line whether cdktf was loaded."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_")}
+    return subprocess.run([sys.executable, "-c", PROBE, *arguments], capture_output=True, text=True, env={**environ, **(env or {})}, cwd=cwd, timeout=120)
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith("SPAWNIT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# ---------------------------------------------------------------- errors before the runtime loads
+
+BAD_INVOCATIONS = [
+    (["synth", "--service", "oracle"], {}, "service: 'oracle' is not in the catalog"),
+    (["synth", "--service", "redis", "--client", "Acme_Corp"], {}, "client: 'Acme_Corp' is not allowed"),
+    (["synth", "--service", "wordpress", "--params", "wordpress.json"], {}, "--params: 'wordpress.json' does not exist"),
+    (["synth", "--service", "wordpress", "--target", "aws"], {}, "allowed_cidrs = None is required for target aws"),
+    (["synth"], {"SPAWNIT_PREPROD_TIMEZONE": "Mars/Base"}, "preprod.timezone = 'Mars/Base' is not allowed; allowed: an IANA time zone"),
+    (["list"], {"SPAWNIT_PREPROD_TIMEZONE": "Mars/Base"}, "preprod.timezone = 'Mars/Base' is not allowed"),
+    (["synth"], {"SPAWNIT_PROD_FLEET_MAXX": "3"}, "environment SPAWNIT_PROD_FLEET_MAXX: unknown field 'fleet_maxx'; did you mean 'fleet_max'?"),
+    (["synth"], {"SPAWNIT_PROD_FLEET_MAX": "1"}, "fleet_max from environment SPAWNIT_PROD_FLEET_MAX"),
+    (["synth"], {"SPAWNIT_PROD_APP_SUBNET_CIDRS": "10.0.10.0/24"}, "prod.app_subnet_cidrs = ['10.0.10.0/24'] is not allowed; allowed: 2 values"),
+    (["plan", "staging"], {}, "ENV: 'staging' is not allowed"),
+    (["--config", "missing.toml", "synth"], {}, "config file: 'missing.toml' does not exist"),
+]
+
+
+@pytest.mark.parametrize("arguments, env, message", BAD_INVOCATIONS, ids=[" ".join(a) + " " + " ".join(e) for a, e, _ in BAD_INVOCATIONS])
+def test_a_bad_invocation_fails_with_exit_2_and_one_clear_line_before_the_runtime_loads(tmp_path, arguments, env, message):
+    result = run_cli(*arguments, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "not loaded"
+    assert not (tmp_path / "cdktf.out").exists(), "nothing is written for a bad invocation"
+
+
+def test_missing_aws_credentials_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "SPAWNIT_"))} | {k: v for k, v in env.items() if v}
+    plain = subprocess.run([sys.executable, "-m", "spawnit", "bootstrap"], capture_output=True, text=True, env=environ, cwd=tmp_path, timeout=120)
+    assert plain.returncode == 1
+    assert plain.stderr.strip() == "spawnit: AWS: Unable to locate credentials (run with --debug for the traceback)"
+    debug = subprocess.run([sys.executable, "-m", "spawnit", "--debug", "bootstrap"], capture_output=True, text=True, env=environ, cwd=tmp_path, timeout=120)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr and "NoCredentialsError" in debug.stderr
+
+
+def test_an_unknown_instance_type_is_a_warning_naming_the_closest_size(tmp_path):
+    result = run_cli("list", env={"SPAWNIT_PROD_APP_INSTANCE_TYPE": "t3.smal"}, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "spawnit: warning: prod.app_instance_type: 't3.smal' is not a size SpawnIt knows; did you mean 't3.small'?" in result.stderr
+
+
+def test_version_and_help_on_every_option():
+    assert run_cli("--version").stdout.strip().startswith("spawnit ")
+    parser = _parser()
+    subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    for name, command in [("spawnit", parser), *subparsers.choices.items()]:
+        for action in command._actions:
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_list_values_as_a_comma_list_in_set(isolated, capsys):
+    code = main(["synth", "--service", "redis", "--target", "aws", "--set", "allowed_cidrs=10.0.0.0/8,192.168.0.0/16", "--client", "acme", "--outdir", str(isolated / "out")])
+    assert code == 0, capsys.readouterr().err
+    document = json.loads((isolated / "out" / "stacks" / "acme-redis" / "cdk.tf.json").read_text())
+    peers = {rule["cidr_ipv4"] for rule in document["resource"]["aws_vpc_security_group_ingress_rule"].values()}
+    assert peers == {"10.0.0.0/8", "192.168.0.0/16"}
+
+
+def test_opening_an_aws_service_to_the_world_is_an_explicit_choice(isolated, capsys):
+    assert main(["synth", "--service", "wordpress", "--target", "aws", "--client", "acme", "--outdir", str(isolated / "out")]) == 2
+    assert "allowed_cidrs = None is required for target aws" in capsys.readouterr().err
+    assert main(["synth", "--service", "wordpress", "--target", "aws", "--set", "allowed_cidrs=0.0.0.0/0", "--client", "acme", "--outdir", str(isolated / "out")]) == 0
+
+
+# ---------------------------------------------------------------- the synthesis cache
+
+
+def _digest(tmp_path: Path, environ: dict | None = None, **overrides) -> str:
+    specs = [load_spec(name, config_file=None, environ=environ or {}, overrides=overrides or None) for name in ("dev", "preprod", "prod")]
+    return synthcache.fingerprint([*specs, load_platform_settings(config_file=None, environ={})], cwd=tmp_path)
+
+
+def test_the_synthesis_fingerprint_changes_with_every_kind_of_input(tmp_path, monkeypatch):
+    base = _digest(tmp_path)
+    assert _digest(tmp_path) == base, "same inputs, same fingerprint"
+    assert _digest(tmp_path, fleet_max=5) != base, "configuration"
+    assert _digest(tmp_path, environ={"SPAWNIT_PROD_FLEET_MAX": "5"}) != base, "environment override"
+    assert _digest(tmp_path, state_backend="local") != base, "a CLI argument that shapes stacks (--local-state)"
+    assert _digest(tmp_path / "elsewhere") != base, "the folder synth runs in"
+    real_version = synthcache.metadata.version
+    monkeypatch.setattr(synthcache.metadata, "version", lambda name: "9.9.9" if name == "cdktf-cdktf-provider-aws" else real_version(name))
+    assert _digest(tmp_path) != base, "a pinned dependency's version"
+    monkeypatch.undo()
+    package = tmp_path / "package"
+    import shutil
+
+    shutil.copytree(synthcache.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(synthcache, "PACKAGE", package)
+    assert _digest(tmp_path) == base
+    (package / "assets" / "app" / "Caddyfile").write_text("# changed\n")
+    assert _digest(tmp_path) != base, "the package's code and assets"
+
+
+@pytest.fixture(scope="module")
+def synthesized_once(tmp_path_factory):
+    """One real synthesis through the command, in its own folder (the cache tests share it)."""
+    folder = tmp_path_factory.mktemp("cli-cache")
+    saved = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("SPAWNIT_")}
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["synth", "--outdir", "out"]) == 0
+        yield folder
+    finally:
+        os.chdir(cwd)
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def in_synthesized(synthesized_once, monkeypatch):
+    monkeypatch.chdir(synthesized_once)
+    for key in list(os.environ):
+        if key.startswith("SPAWNIT_"):
+            monkeypatch.delenv(key)
+    return synthesized_once
+
+
+def _stand_in_tofu(monkeypatch, folder: Path):
+    """A stand-in tofu first on PATH (it records its calls); returns the reader of its calls."""
+    from standin import stand_in_tofu
+
+    folder.mkdir(exist_ok=True)
+    environ, calls = stand_in_tofu(folder)
+    monkeypatch.setenv("PATH", environ["PATH"])
+    monkeypatch.setenv("TOFU_LOG", environ["TOFU_LOG"])
+    return calls
+
+
+def _refuse_synthesis(monkeypatch):
+    import spawnit.stacks
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("synthesized although nothing changed")
+
+    monkeypatch.setattr(spawnit.stacks, "build_app", refuse)
+
+
+def test_an_unchanged_synth_reuses_the_output_without_loading_anything(in_synthesized, monkeypatch, capsys):
+    _refuse_synthesis(monkeypatch)
+    assert main(["synth", "--outdir", "out"]) == 0
+    assert "out is up to date (28 stacks, inputs unchanged; --force synthesizes anew)" in capsys.readouterr().err
+
+
+def test_a_second_plan_reaches_tofu_without_synthesizing(in_synthesized, monkeypatch, capfd):
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / "tofu")
+    _refuse_synthesis(monkeypatch)
+    assert main(["plan", "prod", "--outdir", "out"]) == 0
+    assert [call["argv"][0] for call in calls() if "argv" in call] == ["init", "plan"]
+
+
+def test_synth_reports_every_stack_it_wrote_and_a_service_keeps_the_manifest(in_synthesized, capsys):
+    assert main(["synth", "--service", "redis", "--client", "acme", "--instance", "cache", "--outdir", "out"]) == 0
+    stacks = json.loads((in_synthesized / "out" / "manifest.json").read_text())["stacks"]
+    assert len(stacks) == 29 and "acme-cache" in stacks and "prod" in stacks
+    capsys.readouterr()
+    assert main(["synth", "--force", "--outdir", "out"]) == 0
+    output = capsys.readouterr().out
+    assert output.count("synthesized out/stacks/") == 28 and "synthesized 28 stacks into out (kept 1 instance stacks)" in output
+    assert "acme-cache" in json.loads((in_synthesized / "out" / "manifest.json").read_text())["stacks"]
+
+
+def test_local_state_applies_only_to_the_named_stack(in_synthesized, monkeypatch):
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / "tofu-local")
+    assert main(["--local-state", "plan", "dev", "--outdir", "out"]) == 0
+    backends = {name: next(iter(json.loads((in_synthesized / "out" / "stacks" / name / "cdk.tf.json").read_text())["terraform"]["backend"])) for name in ("dev", "preprod", "prod")}
+    assert backends == {"dev": "local", "preprod": "s3", "prod": "s3"}
+    assert main(["synth", "--outdir", "out"]) == 0  # back to the configured backends for the tests that follow
+
+
+def test_no_synth_refuses_a_stack_synthesized_with_another_backend(in_synthesized, monkeypatch, capsys):
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / "tofu-no-synth")
+    assert main(["--local-state", "plan", "dev", "--no-synth", "--outdir", "out"]) == 2
+    assert "was synthesized with the s3 backend but this run asks for local" in capsys.readouterr().err
+    assert calls() == []
+
+
+def test_a_backend_change_asks_for_reconfigure_or_migrate_state_and_passes_it_to_init(in_synthesized, monkeypatch, capsys):
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / "tofu-backend")
+    terraform_dir = in_synthesized / "out" / "stacks" / "dev" / ".terraform"
+    terraform_dir.mkdir(exist_ok=True)
+    (terraform_dir / "terraform.tfstate").write_text(json.dumps({"backend": {"type": "local", "config": {"path": "terraform.dev.tfstate"}}}))
+    try:
+        assert main(["plan", "dev", "--no-synth", "--outdir", "out"]) == 2
+        assert "the state backend changed since the last init (local -> s3)" in capsys.readouterr().err
+        assert calls() == []
+        assert main(["plan", "dev", "--no-synth", "--migrate-state", "--outdir", "out"]) == 0
+        assert [call["argv"] for call in calls() if "argv" in call][0] == ["init", "-input=false", "-migrate-state"]
+    finally:
+        (terraform_dir / "terraform.tfstate").unlink()
+
+
+def test_the_cost_footer_speaks_words_not_python(in_synthesized, capsys):
+    assert main(["cost", "--outdir", "out"]) == 0
+    footer = [line for line in capsys.readouterr().out.splitlines() if "assumptions" in line]
+    assert footer and "{" not in footer[0] and "spot 70% off on-demand" in footer[0]
+
+
+# ---------------------------------------------------------------- layers point down
+
+
+def _imports(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            modules.add("." * node.level + (node.module or ""))
+    return modules
+
+
+def test_the_construct_library_and_the_configuration_import_neither_the_catalog_nor_a_stack():
+    for path in [*(ROOT / "spawnit" / "constructs").glob("*.py"), ROOT / "spawnit" / "config.py"]:
+        upward = {module for module in _imports(path) if module.lstrip(".").startswith(("services", "stacks", "cli", "api"))}
+        assert not upward, f"{path.name} imports {upward}"
