@@ -269,7 +269,8 @@ def test_a_new_service_needs_no_change_elsewhere(tmp_path):
         assert get_service("echo-test") is Echo
         app = App(outdir=str(tmp_path))
         for target in TARGETS:
-            ServiceStack(app, service=Echo, parameters=Echo.parse({"target": target}), client="tests", instance=f"echo-{target}")
+            parameters = Echo.parse({"target": target, **({"allowed_cidrs": ["198.51.100.0/24"]} if target == "aws" else {})})
+            ServiceStack(app, service=Echo, parameters=parameters, client="tests", instance=f"echo-{target}")
         app.synth()
         docker = json.loads((tmp_path / "stacks" / "tests-echo-docker" / "cdk.tf.json").read_text())
         assert next(iter(docker["resource"]["docker_container"].values()))["ports"][0]["external"] == 5678

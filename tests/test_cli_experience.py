@@ -254,3 +254,12 @@ def test_the_construct_library_and_the_configuration_import_neither_the_catalog_
     for path in [*(ROOT / "spawnit" / "constructs").glob("*.py"), ROOT / "spawnit" / "config.py"]:
         upward = {module for module in _imports(path) if module.lstrip(".").startswith(("services", "stacks", "cli", "api"))}
         assert not upward, f"{path.name} imports {upward}"
+
+
+def test_the_readme_names_every_configuration_field():
+    from spawnit.config import FIELDS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| field | default | meaning |") :].split("\n\n", 1)[0]
+    missing = [field for field in FIELDS if f"`{field}`" not in table]
+    assert not missing, f"fields missing from the README's table: {missing}"

@@ -71,12 +71,12 @@ def test_config_file_named_by_environment_variable(tmp_path):
 @pytest.mark.parametrize(
     "environ, expected",
     [
-        ({"SPAWNIT_PROD_REGION": "paris"}, ["prod.region = 'paris' is not allowed", "allowed: values matching", "(from environment)"]),
+        ({"SPAWNIT_PROD_REGION": "paris"}, ["prod.region = 'paris' is not allowed", "allowed: values matching", "(from environment SPAWNIT_PROD_REGION)"]),
         ({"SPAWNIT_NAT": "nat-box"}, ["prod.nat = 'nat-box' is not allowed", "allowed: 'instance', 'gateway' or 'none'"]),
         ({"SPAWNIT_ALLOWED_HTTP_CIDRS": "10.0.0.0/33"}, ["prod.allowed_http_cidrs.0 = '10.0.0.0/33'", "not a valid IPv4 network"]),
         ({"SPAWNIT_ALERT_EMAILS": "ops@example.com,nobody"}, ["prod.alert_emails.1 = 'nobody' is not allowed"]),
         ({"SPAWNIT_MONTHLY_BUDGET_USD": "-5"}, ["prod.monthly_budget_usd = '-5'", "greater than 0"]),
-        ({"SPAWNIT_FLEET_MIN": "5"}, ["prod.fleet_desired = 2 is outside fleet_min..fleet_max (5..4)"]),
+        ({"SPAWNIT_FLEET_MIN": "5"}, ["prod.fleet_min, fleet_desired, fleet_max = 5, 2, 4 are not allowed; allowed: fleet_min <= fleet_desired <= fleet_max", "fleet_min from environment SPAWNIT_FLEET_MIN"]),
         ({"SPAWNIT_APP_SUBNET_CIDRS": "10.1.10.0/24,10.0.20.0/24"}, ["app_subnet_cidrs = 10.1.10.0/24 is outside vpc_cidr 10.0.0.0/16"]),
         ({"SPAWNIT_DATA_SUBNET_CIDRS": "10.0.1.0/24,10.0.200.0/24"}, ["data_subnet_cidrs = 10.0.1.0/24 overlaps public_subnet_cidrs 10.0.1.0/24"]),
         ({"SPAWNIT_AVAILABILITY_ZONES": "eu-west-3a,eu-west-1b"}, ["availability_zones = 'eu-west-1b' is not in region 'eu-west-3'"]),
@@ -93,7 +93,7 @@ def test_bad_values_name_the_field_the_value_and_what_is_allowed(environ, expect
 def test_unknown_field_in_a_file_lists_the_allowed_ones(tmp_path):
     config = tmp_path / "spawnit.toml"
     config.write_text('[prod]\nregoin = "eu-west-1"\n')
-    with pytest.raises(ConfigError, match=r"unknown field 'regoin'; allowed: project, architecture, region"):
+    with pytest.raises(ConfigError, match=r"unknown field 'regoin'; did you mean 'region'\? allowed: project, architecture, region"):
         spec(config_file=config)
 
 
