@@ -93,6 +93,16 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+@pytest.fixture
+def isolated_config(monkeypatch, tmp_path) -> Path:
+    """No SPAWNIT_* variable or spawnit.toml of the machine leaks into the command; runs in tmp_path."""
+    for key in list(os.environ):
+        if key.startswith("SPAWNIT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def free_port() -> int:
     import socket
 

@@ -41,15 +41,6 @@ def tofu(tmp_path, monkeypatch):
     return calls
 
 
-@pytest.fixture
-def isolated_config(monkeypatch, tmp_path):
-    """No SPAWNIT_* variable or spawnit.toml of the machine leaks into the command."""
-    for key in list(os.environ):
-        if key.startswith("SPAWNIT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-
-
 def test_plan_runs_init_then_plan_in_the_stack_folder(tofu, outdir, isolated_config, capfd):
     code = main(["plan", "prod", "--no-synth", "--outdir", str(outdir)])
     assert code == 0

@@ -30,15 +30,6 @@ def run_cli(*arguments: str, env: dict[str, str] | None = None, cwd: Path | None
     return subprocess.run([sys.executable, "-c", PROBE, *arguments], capture_output=True, text=True, env={**environ, **(env or {})}, cwd=cwd, timeout=120)
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("SPAWNIT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 # ---------------------------------------------------------------- errors before the runtime loads
 
 BAD_INVOCATIONS = [
@@ -92,18 +83,18 @@ def test_version_and_help_on_every_option():
                 assert action.help, f"{name} {action.option_strings or action.dest} has no help"
 
 
-def test_list_values_as_a_comma_list_in_set(isolated, capsys):
-    code = main(["synth", "--service", "redis", "--target", "aws", "--set", "allowed_cidrs=10.0.0.0/8,192.168.0.0/16", "--client", "acme", "--outdir", str(isolated / "out")])
+def test_list_values_as_a_comma_list_in_set(isolated_config, capsys):
+    code = main(["synth", "--service", "redis", "--target", "aws", "--set", "allowed_cidrs=10.0.0.0/8,192.168.0.0/16", "--client", "acme", "--outdir", str(isolated_config / "out")])
     assert code == 0, capsys.readouterr().err
-    document = json.loads((isolated / "out" / "stacks" / "acme-redis" / "cdk.tf.json").read_text())
+    document = json.loads((isolated_config / "out" / "stacks" / "acme-redis" / "cdk.tf.json").read_text())
     peers = {rule["cidr_ipv4"] for rule in document["resource"]["aws_vpc_security_group_ingress_rule"].values()}
     assert peers == {"10.0.0.0/8", "192.168.0.0/16"}
 
 
-def test_opening_an_aws_service_to_the_world_is_an_explicit_choice(isolated, capsys):
-    assert main(["synth", "--service", "wordpress", "--target", "aws", "--client", "acme", "--outdir", str(isolated / "out")]) == 2
+def test_opening_an_aws_service_to_the_world_is_an_explicit_choice(isolated_config, capsys):
+    assert main(["synth", "--service", "wordpress", "--target", "aws", "--client", "acme", "--outdir", str(isolated_config / "out")]) == 2
     assert "allowed_cidrs = None is required for target aws" in capsys.readouterr().err
-    assert main(["synth", "--service", "wordpress", "--target", "aws", "--set", "allowed_cidrs=0.0.0.0/0", "--client", "acme", "--outdir", str(isolated / "out")]) == 0
+    assert main(["synth", "--service", "wordpress", "--target", "aws", "--set", "allowed_cidrs=0.0.0.0/0", "--client", "acme", "--outdir", str(isolated_config / "out")]) == 0
 
 
 # ---------------------------------------------------------------- the synthesis cache
@@ -208,6 +199,7 @@ def test_local_state_applies_only_to_the_named_stack(in_synthesized, monkeypatch
     assert main(["--local-state", "plan", "dev", "--outdir", "out"]) == 0
     backends = {name: next(iter(json.loads((in_synthesized / "out" / "stacks" / name / "cdk.tf.json").read_text())["terraform"]["backend"])) for name in ("dev", "preprod", "prod")}
     assert backends == {"dev": "local", "preprod": "s3", "prod": "s3"}
+    assert {call["cwd"] for call in calls() if "argv" in call} == {str(in_synthesized / "out" / "stacks" / "dev")}
     assert main(["synth", "--outdir", "out"]) == 0  # back to the configured backends for the tests that follow
 
 
