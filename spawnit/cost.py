@@ -33,7 +33,7 @@ FREE_TYPES = frozenset(
         "aws_sns_topic_subscription", "aws_budgets_budget", "aws_ssm_parameter", "aws_s3_bucket_versioning",
         "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls",
         "aws_secretsmanager_secret_version", "aws_default_security_group", "aws_s3_bucket_lifecycle_configuration",
-        "aws_kms_alias", "aws_volume_attachment", "aws_elasticache_parameter_group",
+        "aws_kms_alias", "aws_volume_attachment", "aws_elasticache_parameter_group", "aws_s3_bucket_policy",
     }
 )  # no charge of their own (first two budgets are free; SNS e-mail and Scheduler stay in their free tiers at this volume)
 

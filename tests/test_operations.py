@@ -161,6 +161,25 @@ def test_media_bucket_is_versioned_encrypted_and_private(prod):
     assert all(block[flag] is True for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
 
 
+def test_the_media_bucket_refuses_every_request_that_is_not_over_tls(prod):
+    """aws:SecureTransport is false for plain-HTTP requests; one Deny statement on the bucket and its
+    objects turns them all away, whoever signs them (S3 user guide, security best practices)."""
+    (bucket_key,) = prod.resources("aws_s3_bucket")
+    policy = prod.only("aws_s3_bucket_policy")
+    assert policy["bucket"] == prod.ref("aws_s3_bucket", bucket_key)
+    arn = prod.ref("aws_s3_bucket", bucket_key, "arn")
+    assert json.loads(policy["policy"])["Statement"] == [
+        {
+            "Sid": "DenyRequestsWithoutTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+
+
 def test_s3_compatible_endpoint_reaches_the_app(prod_custom, prod):
     assert "S3_ENDPOINT='https://account.r2.cloudflarestorage.com'" in prod_custom.only("aws_ssm_parameter")["value"]
     assert "S3_ENDPOINT=''" in prod.only("aws_ssm_parameter")["value"]

@@ -10,6 +10,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
 from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
 from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
@@ -20,10 +21,13 @@ from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration imp
 from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 from constructs import Construct
 
+from ._common import policy_document
+
 
 class MediaBucket(Construct):
-    """S3 bucket for product media: versioned, encrypted (SSE-S3), public access blocked, owner-enforced;
-    old versions expire after ``noncurrent_version_days`` and unfinished uploads after 7 days.
+    """S3 bucket for product media: versioned, encrypted (SSE-S3), public access blocked, owner-enforced,
+    reachable over TLS only (a bucket policy denies every request without it); old versions expire
+    after ``noncurrent_version_days`` and unfinished uploads after 7 days.
 
     ``endpoint`` names an S3-compatible service the application should use
     instead (for example Cloudflare R2, free of egress fees); it reaches the app
@@ -46,9 +50,27 @@ class MediaBucket(Construct):
             raise ValueError(f"MediaBucket noncurrent_version_days: {noncurrent_version_days} is not allowed; allowed: 1 or more")
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
         S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        S3BucketPublicAccessBlock(
+        public_access = S3BucketPublicAccessBlock(
             self, "public-access", bucket=self.bucket.id,
             block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+        )
+        # Deny anything that does not come over TLS (S3 user guide, security best practices: enforce
+        # encryption of data in transit with aws:SecureTransport). A deny-only policy is not public.
+        self.tls_only_policy = S3BucketPolicy(
+            self,
+            "tls-only",
+            bucket=self.bucket.id,
+            policy=policy_document(
+                {
+                    "Sid": "DenyRequestsWithoutTls",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ),
+            depends_on=[public_access],
         )
         S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
         S3BucketServerSideEncryptionConfigurationA(
