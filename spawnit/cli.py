@@ -126,16 +126,16 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     spec_options: dict = {"config_file": arguments.config}
     if arguments.command == "synth" and arguments.service:
         return _synth_service(arguments)
-    if arguments.command == "synth":
+    if arguments.command in ("synth", "list", "bootstrap"):  # --local-state: every environment
         specs = _specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ())
-        _synth(arguments.outdir, specs, spec_options, force=arguments.force)
-        return 0
+        if arguments.command == "synth":
+            _synth(arguments.outdir, specs, config_file=arguments.config, force=arguments.force)
+            return 0
+        if arguments.command == "list":
+            return _list(specs)
+        return _bootstrap(arguments.endpoint_url, specs)
     if arguments.command == "catalog":
         return _catalog(arguments)
-    if arguments.command == "list":
-        return _list(_specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ()))
-    if arguments.command == "bootstrap":
-        return _bootstrap(arguments.endpoint_url, _specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ()))
     if arguments.command == "cost":
         return _cost(arguments, spec_options)
     if arguments.command == "serve":
@@ -156,19 +156,19 @@ def _specs(spec_options: dict, *, local_state: Sequence[str] = ()) -> dict[str, 
     return specs
 
 
-def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], spec_options: dict, *, force: bool = False) -> list[str]:
+def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str | None, force: bool = False) -> list[str]:
     """Synthesize every default stack into ``outdir``, unless it already holds a synthesis of the
     same inputs. Stacks of service instances already in ``outdir`` stay in its manifest."""
     from . import synthcache
     from .progress import Progress
 
     progress = Progress()
-    platform = load_platform_settings(**{key: value for key, value in spec_options.items() if key == "config_file"})
+    platform = load_platform_settings(config_file=config_file)
     digest = synthcache.fingerprint([*specs.values(), platform])
-    if not force and synthcache.up_to_date(outdir, digest):
-        stacks = json.loads((outdir / synthcache.STAMP).read_text())["stacks"]
-        progress.note(f"{outdir} is up to date ({len(stacks)} stacks, inputs unchanged; --force synthesizes anew)")
-        return stacks
+    cached = None if force else synthcache.cached_stacks(outdir, digest)
+    if cached is not None:
+        progress.note(f"{outdir} is up to date ({len(cached)} stacks, inputs unchanged; --force synthesizes anew)")
+        return cached
     with progress.step("loading the provider bindings"):
         from .stacks import build_app
     previous = synthcache.stacks_in_manifest(outdir)
@@ -296,7 +296,7 @@ def _list(specs: dict[str, EnvironmentSpec]) -> int:
 
 
 def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
-    from .tofu import backend_change, find_tofu, run_action
+    from .tofu import backend_change, configured_backend, find_tofu, run_action
 
     environment = arguments.environment
     if environment not in ENVIRONMENTS:
@@ -309,14 +309,14 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
     if arguments.no_synth:
         if not (stack_dir / "cdk.tf.json").is_file():
             raise ConfigError(f"--no-synth: {str(stack_dir)!r} has no cdk.tf.json; run without --no-synth to synthesize it")
-        synthesized = _backend_type(stack_dir)
+        synthesized, _ = configured_backend(stack_dir)
         if synthesized != spec.state_backend:
             raise ConfigError(
                 f"--no-synth: {stack_dir} was synthesized with the {synthesized} backend but this run asks for {spec.state_backend}; "
                 "run without --no-synth to synthesize it again"
             )
     else:
-        _synth(arguments.outdir, specs, spec_options, force=arguments.force)
+        _synth(arguments.outdir, specs, config_file=arguments.config, force=arguments.force)
     init_extra = ["-reconfigure"] if arguments.reconfigure else ["-migrate-state"] if arguments.migrate_state else []
     change = backend_change(stack_dir)
     if change and not init_extra:
@@ -325,11 +325,6 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
             "rerun with --migrate-state to copy the state to the new backend, or --reconfigure to start from the new backend's state"
         )
     return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False), init_extra=init_extra)
-
-
-def _backend_type(stack_dir: Path) -> str:
-    backend = json.loads((stack_dir / "cdk.tf.json").read_text()).get("terraform", {}).get("backend", {})
-    return next(iter(backend), "local")
 
 
 def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:

@@ -15,9 +15,10 @@ value, where it came from and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import json
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .layout import check_subnet_layout
-from .shared import KEYCLOAK_IMAGE, MINIO_IMAGE
+from .shared import AMI_ID_PATTERN, KEYCLOAK_IMAGE, MINIO_IMAGE
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")
@@ -48,7 +49,7 @@ Image = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", m
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")]
-AmiId = Annotated[str, StringConstraints(pattern=r"^ami-[0-9a-f]{8,17}$")]
+AmiId = Annotated[str, StringConstraints(pattern=AMI_ID_PATTERN)]
 Cidr = ipaddress.IPv4Network
 SubnetPair = tuple[Cidr, Cidr]
 
@@ -450,15 +451,19 @@ SIZED_FIELDS = {
 }
 
 
+@functools.cache
+def _known_sizes(category: str) -> tuple[str, ...]:
+    from .cost import PriceTable
+
+    return tuple(PriceTable.bundled("eu-west-3").categories[category]["items"])
+
+
 def size_warnings(spec: EnvironmentSpec) -> list[str]:
     """Warnings for instance types and node classes the bundled price table does not know, naming
     the closest known size: a typo such as ``t3.smal`` is caught before AWS refuses it at apply."""
-    from importlib import resources
-
-    prices = json.loads(resources.files("spawnit").joinpath("assets", "prices", "eu-west-3.json").read_text())["prices"]
     warnings = []
     for field, entry in SIZED_FIELDS.items():
-        known = list(prices[entry]["items"])
+        known = _known_sizes(entry)
         value = getattr(spec, field)
         if value not in known:
             warnings.append(f"{spec.name}.{field}: {value!r} is not a size SpawnIt knows; {_closest(value, known)}known: {', '.join(known)}")

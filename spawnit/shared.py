@@ -13,6 +13,9 @@ MINIO_IMAGE = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
 MINIO_COMMAND = ("server", "/data", "--console-address", ":9001")
 KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.0"
 
+# An EC2 image id, as the configuration and the construct library both check it.
+AMI_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
+
 
 @dataclass(frozen=True)
 class Health:

@@ -47,13 +47,17 @@ def fingerprint(configuration: Iterable[BaseModel], *, cwd: Path | None = None) 
     return digest.hexdigest()
 
 
-def up_to_date(outdir: Path, digest: str) -> bool:
-    """Whether ``outdir`` holds a synthesis of exactly these inputs, every stack of it still there."""
+def cached_stacks(outdir: Path, digest: str) -> list[str] | None:
+    """The stacks of ``outdir`` if it holds a synthesis of exactly these inputs, every stack of it
+    still there; otherwise None."""
     try:
         stamp = json.loads((outdir / STAMP).read_text())
     except (OSError, ValueError):
-        return False
-    return stamp.get("fingerprint") == digest and all((outdir / "stacks" / name / "cdk.tf.json").is_file() for name in stamp.get("stacks", []))
+        return None
+    stacks = stamp.get("stacks", [])
+    if stamp.get("fingerprint") != digest or not all((outdir / "stacks" / name / "cdk.tf.json").is_file() for name in stacks):
+        return None
+    return stacks
 
 
 def record(outdir: Path, digest: str, stacks: Iterable[str]) -> None:
@@ -74,13 +78,13 @@ def stacks_in_manifest(outdir: Path) -> dict[str, dict]:
         return {}
 
 
-def merge_manifest(outdir: Path, entries: dict[str, dict], version: str | None = None) -> None:
+def merge_manifest(outdir: Path, entries: dict[str, dict]) -> None:
     """Add ``entries`` (stack name -> manifest entry) to ``outdir``'s manifest, keeping the others."""
     path = outdir / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
-        manifest = {"version": version or metadata.version("cdktf"), "stacks": {}}
+        manifest = {"version": metadata.version("cdktf"), "stacks": {}}
     manifest.setdefault("stacks", {}).update(entries)
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(manifest, indent=2))

@@ -41,17 +41,22 @@ def find_tofu(environ: Mapping[str, str] | None = None) -> str:
 _BACKEND_IDENTITY = ("bucket", "key", "region", "path", "endpoint", "endpoints")
 
 
+def configured_backend(stack_dir: Path) -> tuple[str, dict]:
+    """(type, settings) of the backend block a synthesized stack names; ``local`` when it names none."""
+    backend = json.loads((stack_dir / "cdk.tf.json").read_text()).get("terraform", {}).get("backend") or {"local": {}}
+    return next(iter(backend.items()))
+
+
 def backend_change(stack_dir: Path) -> str | None:
     """How the stack's backend differs from the one its last ``tofu init`` set up (recorded in
     ``.terraform/terraform.tfstate``), or None: never initialized, or unchanged."""
     try:
         initialized = json.loads((stack_dir / ".terraform" / "terraform.tfstate").read_text()).get("backend") or {}
-        configured = json.loads((stack_dir / "cdk.tf.json").read_text()).get("terraform", {}).get("backend", {"local": {}})
+        kind, settings = configured_backend(stack_dir)
     except (OSError, ValueError):
         return None
     if not initialized:
         return None
-    kind, settings = next(iter(configured.items()))
     if initialized.get("type") != kind:
         return f"{initialized.get('type')} -> {kind}"
     before = initialized.get("config") or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -9,6 +10,15 @@ from pathlib import Path
 from typing import Any
 
 REFERENCE = re.compile(r"^\$\{([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z0-9_\[\]\.]+)\}$")
+
+
+def written_files(host: dict[str, Any]) -> dict[str, str]:
+    """Path -> content of the files a host's cloud-config writes, from a launch template
+    (``user_data``) or an instance (``user_data_base64``)."""
+    import yaml
+
+    document = yaml.safe_load(base64.b64decode(host.get("user_data") or host["user_data_base64"]).decode())
+    return {entry["path"]: entry["content"] for entry in document["write_files"]}
 
 
 @dataclass(frozen=True)

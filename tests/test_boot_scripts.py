@@ -5,7 +5,6 @@ arguments; each script runs in a mount namespace of its own with private mounts 
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import os
@@ -19,7 +18,7 @@ import boto3
 import pytest
 import yaml
 from hosts import FakeEc2Host, aws_cli_environment, echo_server, ip, mac_of, run_isolated, serving, stand_ins
-from stackjson import StackJson
+from stackjson import StackJson, written_files
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "spawnit" / "assets" / "scripts"
@@ -28,20 +27,18 @@ NAT_PUBLIC_ADDRESS, INTERNET_ADDRESS, ECHO_PORT = "198.51.100.2", "198.51.100.1"
 MANAGEMENT_HOST, MANAGEMENT_NAT = "169.254.77.1", "169.254.77.2"
 
 
-def user_data_files(stack: StackJson, template_name: str) -> dict[str, dict]:
+def user_data_files(stack: StackJson, template_name: str) -> dict[str, str]:
     """The files a host's cloud-config writes, by path, from the synthesized launch template."""
-    (template,) = [t for t in stack.resources("aws_launch_template").values() if t["name"] == template_name]
-    document = yaml.safe_load(base64.b64decode(template["user_data"]).decode())
-    return {entry["path"]: entry for entry in document["write_files"]}
+    return written_files(stack.named("aws_launch_template", "name", template_name)[1])
 
 
-def lay_out(files: dict[str, dict], root: Path) -> None:
+def lay_out(files: dict[str, str], root: Path) -> None:
     """Write the files cloud-init puts under /opt/spawnit below ``root`` instead (the scripts' SPAWNIT_ROOT)."""
-    for path, entry in files.items():
+    for path, content in files.items():
         if path.startswith("/opt/spawnit/"):
             target = root / path.removeprefix("/opt/spawnit/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(entry["content"])
+            target.write_text(content)
 
 
 def _wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
@@ -257,7 +254,7 @@ def test_the_elastic_ip_option_tags_one_address_per_zone_and_lets_the_nat_take_i
     assert sorted(a["tags"]["spawnit:nat"] for a in addresses) == ["greenleaf-prod-nat-eu-west-3a", "greenleaf-prod-nat-eu-west-3b"]
     assert prod.count("aws_eip") == 0
     for zone in ("eu-west-3a", "eu-west-3b"):
-        assert "NAT_EIP_TAGGED='1'" in user_data_files(prod_with_nat_eip, f"greenleaf-prod-nat-{zone}")["/opt/spawnit/nat.conf"]["content"]
+        assert "NAT_EIP_TAGGED='1'" in user_data_files(prod_with_nat_eip, f"greenleaf-prod-nat-{zone}")["/opt/spawnit/nat.conf"]
     policies = [json.loads(p["policy"]) for p in prod_with_nat_eip.resources("aws_iam_role_policy").values() if "-nat-" in p["name"]]
     assert len(policies) == 2 and all({"Effect": "Allow", "Action": "ec2:AssociateAddress", "Resource": "*"} in p["Statement"] for p in policies)
 
@@ -273,8 +270,8 @@ def test_a_nat_without_its_tagged_interface_fails_saying_so(nat_lab):
 def test_the_nat_user_data_runs_this_script_with_its_settings(prod):
     for zone in ("eu-west-3a", "eu-west-3b"):
         files = user_data_files(prod, f"greenleaf-prod-nat-{zone}")
-        assert files["/var/lib/cloud/scripts/per-boot/spawnit-nat.sh"]["content"] == (SCRIPTS / "nat-boot.sh").read_text()
-        assert f"NAT_NAME='greenleaf-prod-nat-{zone}'\n" in files["/opt/spawnit/nat.conf"]["content"]
+        assert files["/var/lib/cloud/scripts/per-boot/spawnit-nat.sh"] == (SCRIPTS / "nat-boot.sh").read_text()
+        assert f"NAT_NAME='greenleaf-prod-nat-{zone}'\n" in files["/opt/spawnit/nat.conf"]
 
 
 # ---------------------------------------------------------------- the app host, against the emulator
@@ -318,7 +315,7 @@ class AppHost:
         }
 
     def run(self, mode: str = "boot") -> subprocess.CompletedProcess:
-        script = self.files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]["content"]
+        script = self.files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]
         path = self.root.parent / "spawnit-app.sh"
         path.write_text(script)
         return run_isolated(["bash", str(path), mode], env=self.environ)
@@ -362,7 +359,7 @@ def test_the_backend_trusts_the_rds_certificate_authorities(app_host):
     env = app_host.env()
     bundle = app_host.root / "app" / "rds-ca.pem"
     assert bundle.read_text() == app_host.bundle.read_text() and bundle.stat().st_mode & 0o777 == 0o644
-    compose = yaml.safe_load(app_host.files["/opt/spawnit/app/docker-compose.yml"]["content"])
+    compose = yaml.safe_load(app_host.files["/opt/spawnit/app/docker-compose.yml"])
     assert f"./rds-ca.pem:{env['NODE_EXTRA_CA_CERTS']}:ro" in compose["services"]["backend"]["volumes"]
 
 
@@ -386,8 +383,8 @@ def test_the_app_re_reads_its_database_password_after_rotation(app_host):
 
 
 def test_a_timer_re_reads_the_secrets_every_five_minutes(app_host):
-    service = app_host.files["/etc/systemd/system/spawnit-refresh.service"]["content"]
-    timer = app_host.files["/etc/systemd/system/spawnit-refresh.timer"]["content"]
+    service = app_host.files["/etc/systemd/system/spawnit-refresh.service"]
+    timer = app_host.files["/etc/systemd/system/spawnit-refresh.timer"]
     assert "ExecStart=/var/lib/cloud/scripts/per-boot/spawnit-app.sh refresh" in service
     assert "OnUnitActiveSec=5min" in timer and "WantedBy=timers.target" in timer
 
@@ -421,7 +418,7 @@ def data_volume(tmp_path):
 def test_the_dev_database_and_its_password_survive_a_new_instance(tmp_path, dev, data_volume):
     """Replacing the dev box (new user data, new instance type) gives it a new root volume; the data
     volume, formatted once, keeps PostgreSQL's files and the password they were created with."""
-    files = {e["path"]: e for e in yaml.safe_load(base64.b64decode(dev.only("aws_instance")["user_data_base64"]).decode())["write_files"]}
+    files = written_files(dev.only("aws_instance"))
     boots = []
     for instance in ("first", "replacement"):
         root = tmp_path / instance / "opt-spawnit"
@@ -430,7 +427,7 @@ def test_the_dev_database_and_its_password_survive_a_new_instance(tmp_path, dev,
         assert "DATA_DEVICE='/dev/sdf'" in boot_conf
         (root / "boot.conf").write_text(boot_conf.replace("DATA_DEVICE='/dev/sdf'", f"DATA_DEVICE='{data_volume}'"))
         script = tmp_path / instance / "spawnit-app.sh"
-        script.write_text(files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"]["content"])
+        script.write_text(files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"])
         fstab = tmp_path / instance / "fstab"
         fstab.write_text("")
         log = tmp_path / instance / "user-data.log"

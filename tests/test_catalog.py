@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
 
 import pytest
-import yaml
 from jsonschema import Draft202012Validator
+from stackjson import written_files
 
 from spawnit.cli import main
 from spawnit.services import TARGETS, CatalogService, ContainerSpec, ParameterError, ServicePort, all_services, catalog_document, get_service
@@ -158,9 +157,7 @@ def test_webapp_builds_its_image_from_a_generated_dockerfile(all_stacks, outdir)
 
 def instance_script(stack) -> tuple[dict, str]:
     (instance,) = stack.resources("aws_instance").values()
-    document = yaml.safe_load(base64.b64decode(instance["user_data_base64"]))
-    files = {f["path"]: f["content"] for f in document["write_files"]}
-    return instance, files["/var/lib/cloud/scripts/per-boot/spawnit-service.sh"]
+    return instance, written_files(instance)["/var/lib/cloud/scripts/per-boot/spawnit-service.sh"]
 
 
 @pytest.mark.parametrize("name", SERVICES)

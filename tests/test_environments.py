@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 import yaml
+from stackjson import written_files
 
 EXPENSIVE = ("aws_lb", "aws_db_instance", "aws_elasticache_replication_group", "aws_nat_gateway", "aws_network_interface")
 
@@ -44,9 +43,8 @@ def test_dev_box_requires_imdsv2_and_encrypts_its_disk(dev):
 
 
 def test_dev_box_runs_the_same_playbook_plus_postgres_and_redis_containers(dev, prod):
-    dev_files = {f["path"]: f["content"] for f in yaml.safe_load(base64.b64decode(dev.only("aws_instance")["user_data_base64"]))["write_files"]}
-    prod_template = prod.named("aws_launch_template", "name", "greenleaf-prod-app")[1]
-    prod_files = {f["path"]: f["content"] for f in yaml.safe_load(base64.b64decode(prod_template["user_data"]))["write_files"]}
+    dev_files = written_files(dev.only("aws_instance"))
+    prod_files = written_files(prod.named("aws_launch_template", "name", "greenleaf-prod-app")[1])
     assert dev_files["/opt/spawnit/ansible/playbook.yml"] == prod_files["/opt/spawnit/ansible/playbook.yml"]
     override = yaml.safe_load(dev_files["/opt/spawnit/app/docker-compose.dev.yml"])
     assert {"postgres", "redis"} <= set(override["services"])
@@ -146,14 +144,10 @@ def test_the_dev_box_keeps_its_data_on_a_volume_that_outlives_the_instance(dev):
     attachment = dev.only("aws_volume_attachment")
     assert attachment["volume_id"] == dev.ref("aws_ebs_volume", volume_key, "id")
     assert attachment["instance_id"] == dev.ref("aws_instance", instance_key, "id")
-    compose = next(f for f in user_data_files(instance) if f["path"].endswith("docker-compose.dev.yml"))["content"]
-    assert "${DATA_DIR:?set DATA_DIR in .env}/postgres:/var/lib/postgresql/data" in compose
-    boot_conf = next(f for f in user_data_files(instance) if f["path"] == "/opt/spawnit/boot.conf")["content"]
+    files = written_files(instance)
+    assert "${DATA_DIR:?set DATA_DIR in .env}/postgres:/var/lib/postgresql/data" in files["/opt/spawnit/app/docker-compose.dev.yml"]
+    boot_conf = files["/opt/spawnit/boot.conf"]
     assert "DATA_DEVICE='/dev/sdf'" in boot_conf and attachment["device_name"] == "/dev/sdf"
-
-
-def user_data_files(instance: dict) -> list[dict]:
-    return yaml.safe_load(base64.b64decode(instance["user_data_base64"]).decode())["write_files"]
 
 
 def test_every_stack_pins_the_opentofu_versions_that_can_apply_it(all_stacks):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
 import yaml
+from stackjson import written_files
 
 APP_GROUP = "greenleaf-prod-app"
 ALB_GROUP = "greenleaf-prod-alb"
@@ -21,8 +21,7 @@ def fleet_group(stack):
 
 
 def fleet_files(stack) -> dict[str, str]:
-    document = yaml.safe_load(base64.b64decode(fleet_template(stack)["user_data"]))
-    return {item["path"]: item["content"] for item in document["write_files"]}
+    return written_files(fleet_template(stack))
 
 
 # Load balancer -------------------------------------------------------------------------

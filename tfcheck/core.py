@@ -80,23 +80,12 @@ class Core:
         )
 
 
-def _fingerprint(binding: Binding) -> str:
+def _cache_folder(binding: Binding, cache: Path) -> Path:
+    """Where the plugin of ``binding`` lives: one folder per binding version and tfcheck's own code."""
     digest = hashlib.sha256(binding.tarball.name.encode())
     for module in ("schema.py", "provider.py"):
         digest.update((PACKAGE / module).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def schema_of(binding: Binding, cache: Path = DEFAULT_CACHE) -> dict:
-    """The rebuilt ``providers schema -json`` of ``binding``, cached beside the plugin."""
-    folder = cache / binding.name / _fingerprint(binding)
-    path = folder / "schema.json"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(build_schema(binding)))
-        temporary.replace(path)
-    return json.loads(path.read_text())
+    return cache / binding.name / digest.hexdigest()[:16]
 
 
 def prepare(cache: Path = DEFAULT_CACHE) -> Core:
@@ -105,12 +94,12 @@ def prepare(cache: Path = DEFAULT_CACHE) -> Core:
 
     overrides = []
     for binding in BINDINGS:
-        folder = cache / binding.name / _fingerprint(binding)
+        folder = _cache_folder(binding, cache)
         response = folder / "schema.pb"
         if not response.exists():
-            schema = schema_of(binding, cache)
+            folder.mkdir(parents=True, exist_ok=True)
             temporary = response.with_suffix(".tmp")
-            temporary.write_bytes(schema_response(schema))
+            temporary.write_bytes(schema_response(build_schema(binding)))
             temporary.replace(response)
         launcher = folder / f"terraform-provider-{binding.name}"
         launcher.write_text(

@@ -11,6 +11,7 @@ Nothing is ever created: plan, apply and read are not offered.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import sys
@@ -221,8 +222,6 @@ class _Stdio(grpc_stdio_pb2_grpc.GRPCStdioServicer):
 
 def serve(schema_file: Path) -> None:
     """Run the plugin until Terraform shuts it down: handshake line on stdout, gRPC on a unix socket."""
-    import base64
-
     stopped: futures.Future = futures.Future()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     rpc.add_ProviderServicer_to_server(SchemaProvider(schema_file.read_bytes()), server)

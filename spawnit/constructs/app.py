@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ._common import USER_DATA_LIMIT, asset, cloud_config, shell_assignments
+from ._common import PER_BOOT_DIR, USER_DATA_LIMIT, asset, cloud_config, shell_assignments
 
 APP_DIR = "/opt/spawnit/app"
+BOOT_SCRIPT = "spawnit-app.sh"  # cloud-init runs it at every boot from PER_BOOT_DIR
 # AWS's bundle of every RDS certificate authority (RDS user guide, "Using SSL/TLS to encrypt a connection").
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 DATA_DIR = "/srv/spawnit-data"
@@ -16,7 +17,7 @@ REFRESH_UNITS = {
     "/etc/systemd/system/spawnit-refresh.service": (
         "[Unit]\nDescription=Re-read the app's secrets; recreate the containers when they changed\n"
         "After=docker.service\n\n[Service]\nType=oneshot\n"
-        "ExecStart=/var/lib/cloud/scripts/per-boot/spawnit-app.sh refresh\n"
+        f"ExecStart={PER_BOOT_DIR}/{BOOT_SCRIPT} refresh\n"
     ),
     "/etc/systemd/system/spawnit-refresh.timer": (
         "[Unit]\nDescription=Re-read the app's secrets every 5 minutes\n\n"
@@ -121,7 +122,7 @@ def app_user_data(
     }
     if settings is not None:
         files["/opt/spawnit/app.conf"] = shell_assignments(settings.as_shell())
-    user_data = cloud_config(files=files, boot_script=("spawnit-app.sh", asset("scripts/app-boot.sh")))
+    user_data = cloud_config(files=files, boot_script=(BOOT_SCRIPT, asset("scripts/app-boot.sh")))
     size = len(user_data.encode())
     if size > USER_DATA_LIMIT:
         raise ValueError(f"AppRelease files: user data would be {size} bytes; allowed: {USER_DATA_LIMIT} bytes at most")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cdktf import Fn, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.db_instance import DbInstance
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
-from cdktf import Fn, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.elasticache_parameter_group import ElasticacheParameterGroup, ElasticacheParameterGroupParameter
 from cdktf_cdktf_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
 from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
@@ -127,11 +127,12 @@ class Cache(Construct):
         for client in clients:
             self.allow_from(client)
         self.subnet_group = ElasticacheSubnetGroup(self, "subnets", name=f"{name}-redis", subnet_ids=network.data_subnet_ids)
+        family = f"redis{engine_version.split('.')[0]}"
         self.parameter_group = ElasticacheParameterGroup(
             self,
             "parameters",
-            name=f"{name}-redis{engine_version.split('.')[0]}",
-            family=f"redis{engine_version.split('.')[0]}",
+            name=f"{name}-{family}",
+            family=family,
             description=f"{name}: Redis for job queues, never evicts",
             parameter=[ElasticacheParameterGroupParameter(name="maxmemory-policy", value=MAXMEMORY_POLICY)],
         )

@@ -36,6 +36,7 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret_version import Secretsmanage
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
+from ..shared import AMI_ID_PATTERN
 from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, base64_text, shell_assignments
 from .app import AppRelease, AppSettings, app_user_data
 from .data import Cache, Database
@@ -167,7 +168,7 @@ class AppFleet(Construct):
                 f"AppFleet health_check_grace_seconds: {health_check_grace_seconds} is not allowed; allowed: 300 to 3600 "
                 "(a first boot installs Ansible, Docker and the images through a small NAT)"
             )
-        if ami_id is not None and not re.fullmatch(r"ami-[0-9a-f]{8,17}", ami_id):
+        if ami_id is not None and not re.fullmatch(AMI_ID_PATTERN, ami_id):
             raise ValueError(f"AppFleet ami_id: {ami_id!r} is not allowed; allowed: an AMI id such as ami-0123456789abcdef0, or None")
         if not 0 <= min_size <= desired_capacity <= max_size:
             raise ValueError(

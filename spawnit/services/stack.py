@@ -9,10 +9,8 @@ from cdktf import LocalBackend, S3Backend, S3BackendEndpointConfig, TerraformSta
 from constructs import Construct
 
 from ..constructs import SpawnitStack
-
 from .base import CatalogService, ServiceParameters, instance_stack_name
 from .targets import Target
-
 
 
 @dataclass(frozen=True)

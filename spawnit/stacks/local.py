@@ -5,9 +5,7 @@ from __future__ import annotations
 from cdktf import Fn, TerraformOutput
 from constructs import Construct
 
-from ..constructs import SpawnitStack
-
-from ..constructs._common import asset, sensitive_variable
+from ..constructs._common import SpawnitStack, asset, sensitive_variable
 from ..constructs.app import AppRelease
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, Mount, PortMapping, docker_provider
 

@@ -17,14 +17,13 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S
 from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
-from ..constructs import SpawnitStack
-
 from ..config import PlatformSettings
-from ..constructs._common import sensitive_variable
+from ..constructs._common import SpawnitStack, sensitive_variable
 from ..constructs.storage import tidy_lifecycle
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
 from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
-from ..services.catalog import MINIO_COMMAND, keycloak_health, minio_health
+from ..services.catalog import keycloak_health, minio_health
+from ..shared import MINIO_COMMAND
 
 STORE_FOLDERS = ("clients/", "templates/", "tfstates/")
 REALM_FILE = "/opt/keycloak/data/import/spawnit-realm.json"
