@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import ENVIRONMENTS, ConfigError, EnvironmentSpec, load_platform_settings, load_spec, size_warnings
+from .services.base import TARGETS
 
 DEFAULT_OUTDIR = Path("cdktf.out")
 EXIT_USAGE = 2
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
     synth.add_argument("--force", action="store_true", help=force_help)
     synth.add_argument("--service", help="a catalog service: synthesize one instance of it into its own stack, added to the outdir's manifest")
-    synth.add_argument("--target", choices=("docker", "aws"), help="where the instance runs (default: the parameters' target, docker)")
+    synth.add_argument("--target", choices=TARGETS, help="where the instance runs (default: the parameters' target, docker)")
     synth.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeatable; JSON values allowed; lists as a,b)")
     synth.add_argument("--params", type=Path, metavar="FILE", help="parameters from a JSON or TOML file (--set wins)")
     synth.add_argument("--client", default="local", help="client owning the instance (stack name: CLIENT-INSTANCE; default: local)")

@@ -13,7 +13,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from contextlib import asynccontextmanager
 
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
-from ..services import ParameterError, catalog_document, get_service
+from ..services import TARGETS, ParameterError, catalog_document, get_service
 from .auth import Authenticator, AuthSettings, Principal, require_client
 from .jobs import ACTIONS, Conflict, JobManager
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
@@ -37,7 +37,7 @@ INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 
 class InstanceRequest(BaseModel):
     service: str = Field(description="A catalog service, e.g. postgresql.")
-    target: Literal["docker", "aws"] = "docker"
+    target: str = Field("docker", description=f"Where the service runs: {', '.join(TARGETS)}.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters (see GET /api/catalog/{service}).")
     instance: str | None = Field(None, pattern=INSTANCE_NAME, description="Instance name; default: <service>-<random>.")
 

@@ -118,17 +118,36 @@ def base64_text(text: str) -> str:
 PER_BOOT_DIR = "/var/lib/cloud/scripts/per-boot"
 
 
-def cloud_config(*, files: Mapping[str, str], boot_script: tuple[str, str]) -> str:
+def cloud_config(
+    *,
+    files: Mapping[str, str],
+    boot_script: tuple[str, str],
+    encoded_files: Mapping[str, str] | None = None,
+    packages: Sequence[str] = (),
+    first_boot: Sequence[Sequence[str]] = (),
+) -> str:
     """A ``#cloud-config`` document that writes ``files`` (path -> content, mode 0600) and a
     boot script (name, content) that cloud-init runs at every boot, the first one included.
 
-    Everything must be literal (no Terraform references): values known only at
-    apply time reach the host another way (SSM parameter, resource tags).
+    ``encoded_files`` (path -> base64 content, mode 0600) may hold Terraform references,
+    such as a secret variable's ``base64encode``: base64 keeps any value intact in YAML.
+    ``packages`` are installed and ``first_boot`` commands (argument lists) run once,
+    both before the boot script (cloud-init's final stage runs them in that order).
+    Everything else must be literal.
     """
     name, script = boot_script
     write_files = [{"path": path, "content": content, "permissions": "0600", "owner": "root:root"} for path, content in files.items()]
+    write_files += [
+        {"path": path, "content": content, "encoding": "b64", "permissions": "0600", "owner": "root:root"}
+        for path, content in (encoded_files or {}).items()
+    ]
     write_files.append({"path": f"{PER_BOOT_DIR}/{name}", "content": script, "permissions": "0755", "owner": "root:root"})
-    document = {"write_files": write_files}
+    document: dict[str, Any] = {"write_files": write_files}
+    if packages:
+        document["package_update"] = True
+        document["packages"] = list(packages)
+    if first_boot:
+        document["runcmd"] = [list(command) for command in first_boot]
     body = yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=10**9, allow_unicode=True)
     return "#cloud-config\n" + body
 

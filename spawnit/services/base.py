@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from ..shared import Health
 
 InstanceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
-TARGETS = ("docker", "aws")
+TARGETS = ("docker", "aws", "proxmox")
+ProxmoxName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
+StorageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")]
+PROXMOX_SYSTEM_MEMORY_MB = 512  # what the guest's own system (Docker, agent) keeps beside the containers
 
 
 class ParameterError(ValueError):
@@ -31,7 +34,9 @@ class ServiceParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"additionalProperties": False})
 
-    target: Literal["docker", "aws"] = Field("docker", description="Where the service runs: local or remote Docker host, or an EC2 instance.")
+    target: Literal["docker", "aws", "proxmox"] = Field(
+        "docker", description="Where the service runs: local or remote Docker host, an EC2 instance, or a Proxmox VE VM or LXC container."
+    )
     docker_host: Annotated[str, StringConstraints(pattern=r"^(unix|ssh|tcp|npipe)://\S+$")] = Field(
         "unix:///var/run/docker.sock", description="Docker host (target docker): local socket, ssh:// or tcp://."
     )
@@ -52,6 +57,36 @@ class ServiceParameters(BaseModel):
         "your networks, or 0.0.0.0/0 to open the ports to the whole internet on purpose.",
     )
     root_volume_gb: int = Field(20, ge=8, le=1000, description="Encrypted root volume size (target aws).")
+    proxmox_endpoint: Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d{1,5})?/?$")] | None = Field(
+        None, description="Proxmox VE API endpoint, https://HOST:8006/ (target proxmox); default: PROXMOX_VE_ENDPOINT when deploying."
+    )
+    proxmox_node: ProxmoxName = Field("pve", description="Cluster node the guest runs on (target proxmox).")
+    proxmox_kind: Literal["vm", "lxc"] = Field(
+        "vm", description="A VM cloned from a cloud-init template, or an unprivileged LXC container with nesting (target proxmox)."
+    )
+    proxmox_cores: int = Field(2, ge=1, le=8, description="vCPUs of the guest (target proxmox).")
+    proxmox_memory_mb: int | None = Field(
+        None, ge=512, le=16384, description="Memory of the guest in MB (target proxmox); default: the containers' limits plus 512 MB, at least 1024."
+    )
+    proxmox_disk_gb: int = Field(20, ge=8, le=500, description="Disk of the guest in GB (target proxmox).")
+    proxmox_storage: StorageId = Field("local-lvm", description="Datastore of the guest's disk (target proxmox).")
+    proxmox_snippets_storage: StorageId = Field(
+        "local", description="Datastore with the snippets content type, for the cloud-init user data or hook script (target proxmox)."
+    )
+    proxmox_bridge: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")] = Field(
+        "vmbr0", description="Network bridge of the guest (target proxmox)."
+    )
+    proxmox_vlan: int | None = Field(None, ge=1, le=4094, description="VLAN tag of the guest's interface (target proxmox); none by default.")
+    proxmox_template_vmid: int = Field(
+        9000, ge=100, le=999_999_999, description="VM id of the cloud-init template to clone, Debian 12 or Ubuntu (target proxmox, kind vm)."
+    )
+    proxmox_lxc_template: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*:vztmpl/[A-Za-z0-9_.+-]+\.tar\.(gz|xz|zst)$")] = Field(
+        "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst",
+        description="Debian or Ubuntu container template (target proxmox, kind lxc).",
+    )
+    proxmox_ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = Field(
+        "root", description="Node account the provider uploads snippets with over SSH (target proxmox)."
+    )
 
     @model_validator(mode="after")
     def _reach_is_explicit(self) -> ServiceParameters:
@@ -62,6 +97,27 @@ class ServiceParameters(BaseModel):
                 "(for example [\"203.0.113.0/24\"]), or [\"0.0.0.0/0\"] to open it to the whole internet"
             )
         return self
+
+    def proxmox_memory(self, containers: list[ContainerSpec]) -> int:
+        """The guest's memory (MB): the chosen size, or the containers' limits plus the system's share."""
+        if self.proxmox_memory_mb is not None:
+            return self.proxmox_memory_mb
+        limits = sum(container.memory_mb or 256 for container in containers)
+        return min(16384, max(1024, -(-(limits + PROXMOX_SYSTEM_MEMORY_MB) // 512) * 512))
+
+
+def check_fit(service: str, parameters: ServiceParameters, containers: list[ContainerSpec]) -> None:
+    """The containers' memory limits must fit in a Proxmox guest of the chosen size."""
+    if parameters.target != "proxmox":
+        return
+    limits = sum(container.memory_mb or 0 for container in containers)
+    memory = parameters.proxmox_memory(containers)
+    if limits + PROXMOX_SYSTEM_MEMORY_MB > memory:
+        raise ParameterError(
+            f"invalid parameters for service {service!r}:\n  proxmox_memory_mb = {memory!r} is too small: the containers' memory limits ({limits} MB) "
+            f"plus {PROXMOX_SYSTEM_MEMORY_MB} MB for the system need {limits + PROXMOX_SYSTEM_MEMORY_MB}; allowed: "
+            f"{limits + PROXMOX_SYSTEM_MEMORY_MB}-16384, or lower the service's memory"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,7 +193,7 @@ class CatalogService:
     def checked(cls, values: Mapping[str, Any]) -> ServiceParameters:
         """:meth:`parse`, then the service's own rules across fields (they run when it describes its containers)."""
         parameters = cls.parse(values)
-        cls(parameters).containers()
+        check_fit(cls.name, parameters, cls(parameters).containers())
         return parameters
 
     @classmethod
@@ -158,6 +214,9 @@ def explain(service: str, error: ValidationError) -> str:
             field, _, rule = problem["msg"].removeprefix("Value error, ").partition(": ")
             lines.append(f"  {field} = {value.get(field) if isinstance(value, dict) else None!r} is {rule}")
             continue
+        if problem["type"] == "missing":
+            lines.append(f"  {location} is required: {_field_description(error.title, location)}")
+            continue
         if problem["type"] == "extra_forbidden":
             rule = "is not a parameter of this service"
         elif problem["type"] == "literal_error":
@@ -168,6 +227,14 @@ def explain(service: str, error: ValidationError) -> str:
             rule = f"is not allowed: {problem['msg'][0].lower()}{problem['msg'][1:]}"
         lines.append(f"  {location} = {value!r} {rule}")
     return "\n".join(lines)
+
+
+def _field_description(model: str, field: str) -> str:
+    """What a required field is, from its description (the parameters' model is looked up by title)."""
+    for service in CatalogService.registry.values():
+        if service.Parameters.__name__ == model and field in service.Parameters.model_fields:
+            return service.Parameters.model_fields[field].description or "give a value"
+    return "give a value"
 
 
 def get_service(name: str) -> type[CatalogService]:

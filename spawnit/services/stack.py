@@ -9,7 +9,7 @@ from cdktf import LocalBackend, S3Backend, S3BackendEndpointConfig, TerraformSta
 from constructs import Construct
 
 from ..constructs import SpawnitStack
-from .base import CatalogService, ServiceParameters, instance_stack_name
+from .base import CatalogService, ServiceParameters, check_fit, instance_stack_name
 from .targets import Target
 
 
@@ -67,4 +67,5 @@ class ServiceStack(SpawnitStack):
         self.parameters = parameters
         self.target = Target.registry[parameters.target]()
         self.containers = self.service.containers()
+        check_fit(service.name, parameters, self.containers)
         self.target.realize(self, name, self.containers, parameters)

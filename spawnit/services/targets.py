@@ -7,6 +7,7 @@ synthesized JSON. A new target subclasses :class:`Target` and registers itself.
 
 from __future__ import annotations
 
+import base64
 import shlex
 import tempfile
 from pathlib import Path
@@ -161,7 +162,8 @@ class Ec2Target(Target):
                 {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{parameters.aws_region}.amazonaws.com"}}},
             ]
         role = InstanceRole(stack, "role", name=prefix, statements=statements)
-        files, script = run_script(prefix, containers, parameter_names, parameters.aws_region)
+        reader = f'aws ssm get-parameter --region {parameters.aws_region} --with-decryption --name "$1" --query Parameter.Value --output text'
+        files, script = run_script(prefix, containers, parameter_names, install_docker=DNF_DOCKER, secret_reader=reader)
         self.user_data = cloud_config(files=files, boot_script=("spawnit-service.sh", script))
         instance = Instance(
             stack,
@@ -200,8 +202,21 @@ def _ingress(group, port: int, protocol: str, cidr: str, description: str) -> No
     )
 
 
-def run_script(prefix: str, containers: list[ContainerSpec], secret_parameters: dict[str, str], region: str) -> tuple[dict[str, str], str]:
-    """Files and the boot script that run ``containers`` with plain ``docker`` on the instance."""
+DNF_DOCKER = "rpm -q docker >/dev/null || dnf install -y docker"  # Amazon Linux 2023
+APT_DOCKER = (  # Debian and Ubuntu (cloud images, container templates); retried while another apt holds the lock
+    "command -v docker >/dev/null || for attempt in 1 2 3 4 5; do "
+    "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io && break; sleep 15; done"
+)
+
+
+def run_script(
+    prefix: str, containers: list[ContainerSpec], secret_sources: dict[str, str], *, install_docker: str, secret_reader: str
+) -> tuple[dict[str, str], str]:
+    """Files and the boot script that run ``containers`` with plain ``docker`` on a host.
+
+    ``install_docker`` is the host's command that installs Docker when missing;
+    ``secret_reader`` the body of the script's ``secret`` function, which prints the
+    secret its argument names (``secret_sources``: secret -> that argument)."""
     base = f"/opt/spawnit/{prefix}"
     files: dict[str, str] = {}
     lines = [
@@ -209,12 +224,12 @@ def run_script(prefix: str, containers: list[ContainerSpec], secret_parameters: 
         f"# Runs the containers of {prefix} at every boot; idempotent. Output: /var/log/spawnit-service.log",
         "set -euo pipefail",
         "exec >>/var/log/spawnit-service.log 2>&1",
-        "rpm -q docker >/dev/null || dnf install -y docker",
+        install_docker,
         "systemctl enable --now docker",
         "umask 077",
         f"docker network inspect {prefix} >/dev/null 2>&1 || docker network create {prefix}",
         "secret() {",
-        f'  aws ssm get-parameter --region {region} --with-decryption --name "$1" --query Parameter.Value --output text',
+        f"  {secret_reader}",
         "}",
         "wait_healthy() {",
         "  for _ in $(seq 120); do",
@@ -230,7 +245,7 @@ def run_script(prefix: str, containers: list[ContainerSpec], secret_parameters: 
         files[f"{base}/{container.name}.env.static"] = "".join(f"{key}={value}\n" for key, value in sorted(container.env.items()))
         lines.append(f"cp {base}/{container.name}.env.static {env_file}")
         for key, secret in sorted(container.secrets.items()):
-            lines.append(f'printf "%s=%s\\n" {key} "$(secret {secret_parameters[secret]})" >>{env_file}')
+            lines.append(f'printf "%s=%s\\n" {key} "$(secret {secret_sources[secret]})" >>{env_file}')
         image = container.image
         if isinstance(image, ImageBuild):
             files[f"{base}/{container.name}-build/Dockerfile"] = image.dockerfile
@@ -261,3 +276,143 @@ def run_script(prefix: str, containers: list[ContainerSpec], secret_parameters: 
         lines.append("  " + shlex.join(arguments))
         lines.append(f"else docker start {full_name} >/dev/null; fi")
     return files, "\n".join(lines) + "\n"
+
+
+class ProxmoxTarget(Target):
+    """A Proxmox VE guest that runs the same containers: a VM cloned from a cloud-init template, or an
+    unprivileged LXC container with nesting (``proxmox_kind``).
+
+    The VM's user data is a snippet (cloud-init ``user_data_file_id``): it installs
+    Docker and the QEMU guest agent (so the provider learns the address), writes each
+    secret from its sensitive variable (base64, mode 0600) and the same boot script as
+    the ``aws`` target. LXC templates have no cloud-init: a Proxmox hook script does the
+    same after every start, through ``pct exec``. Snippets are uploaded by the provider
+    over SSH; they hold the secrets' values on the node, readable by root only.
+    """
+
+    name = "proxmox"
+
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+        from ..constructs.proxmox import ProxmoxProvider
+
+        published_ports(containers)
+        ProxmoxProvider(stack, endpoint=parameters.proxmox_endpoint, ssh_username=parameters.proxmox_ssh_user)
+        secrets = secret_variables(stack, containers)
+        secret_dir = f"/etc/spawnit/{prefix}/secrets"
+        files, script = run_script(
+            prefix, containers, {name: f"{secret_dir}/{name}" for name in secrets}, install_docker=APT_DOCKER, secret_reader='cat "$1"'
+        )
+        encoded_secrets = {f"{secret_dir}/{name}": Fn.base64encode(variable.string_value) for name, variable in secrets.items()}
+        tags = ["spawnit", prefix]
+        description = f"SpawnIt instance {prefix}: {', '.join(container.name for container in containers)}"
+        memory = parameters.proxmox_memory(containers)
+        if parameters.proxmox_kind == "vm":
+            guest = self._vm(stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description)
+        else:
+            guest = self._container(stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description)
+        TerraformOutput(stack, "address", value=guest.primary_ipv4, description="The guest's IPv4 address (from the guest agent or the container)")
+        TerraformOutput(stack, "vm_id", value=guest.vm_identifier, description="The guest's id on the cluster")
+        TerraformOutput(stack, "node", value=parameters.proxmox_node)
+        for published, protocol, description in published_ports(containers):
+            TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{published}/{protocol}", description=description)
+
+    def _vm(self, stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description):  # noqa: ANN001, ANN202
+        from ..constructs._common import cloud_config
+        from ..constructs.docker import literal
+        from ..constructs.proxmox import (
+            FileSourceRaw, ProxmoxFile, ProxmoxVm, VmClone, VmCpu, VmDisk, VmInitialization, VmMemory, VmNetworkDevice,
+        )
+
+        self.user_data = cloud_config(
+            files=files,
+            boot_script=("spawnit-service.sh", script),
+            encoded_files=encoded_secrets,
+            packages=("qemu-guest-agent", "docker.io", "curl"),
+            first_boot=(("systemctl", "enable", "--now", "qemu-guest-agent"),),
+        )
+        user_data = ProxmoxFile(
+            stack,
+            "user-data",
+            node_name=parameters.proxmox_node,
+            datastore_id=parameters.proxmox_snippets_storage,
+            source_raw=FileSourceRaw(data=literal(self.user_data), file_name=f"{prefix}-user-data.yaml"),
+        )
+        return ProxmoxVm(
+            stack,
+            "vm",
+            node_name=parameters.proxmox_node,
+            name=prefix,
+            description=description,
+            tags=tags,
+            clone=VmClone(vm_id=parameters.proxmox_template_vmid, datastore_id=parameters.proxmox_storage),
+            cpu=VmCpu(cores=parameters.proxmox_cores),
+            memory=VmMemory(dedicated=memory),
+            disk=[VmDisk(interface="scsi0", size=parameters.proxmox_disk_gb, datastore_id=parameters.proxmox_storage)],
+            network_device=[VmNetworkDevice(bridge=parameters.proxmox_bridge, vlan_id=parameters.proxmox_vlan)],
+            initialization=VmInitialization(datastore_id=parameters.proxmox_storage, user_data_file_id=user_data.file_id),
+        )
+
+    def _container(self, stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description):  # noqa: ANN001, ANN202
+        from ..constructs.docker import literal
+        from ..constructs.proxmox import (
+            ContainerCpu, ContainerDisk, ContainerFeatures, ContainerInitialization, ContainerMemory,
+            ContainerNetworkInterface, ContainerOperatingSystem, FileSourceRaw, ProxmoxContainer, ProxmoxFile,
+        )
+
+        self.hook_script = lxc_hook_script(prefix, files, ("/usr/local/sbin/spawnit-service.sh", script), encoded_secrets)
+        hook = ProxmoxFile(
+            stack,
+            "hook-script",
+            node_name=parameters.proxmox_node,
+            datastore_id=parameters.proxmox_snippets_storage,
+            source_raw=FileSourceRaw(data=literal(self.hook_script), file_name=f"{prefix}-hook.sh"),
+            file_mode="0700",
+        )
+        return ProxmoxContainer(
+            stack,
+            "container",
+            node_name=parameters.proxmox_node,
+            description=description,
+            tags=tags,
+            operating_system=ContainerOperatingSystem(template_file_id=parameters.proxmox_lxc_template),
+            initialization=ContainerInitialization(hostname=prefix),
+            cpu=ContainerCpu(cores=parameters.proxmox_cores),
+            memory=ContainerMemory(dedicated=memory),
+            disk=ContainerDisk(datastore_id=parameters.proxmox_storage, size=parameters.proxmox_disk_gb),
+            network_interface=[ContainerNetworkInterface(bridge=parameters.proxmox_bridge, vlan_id=parameters.proxmox_vlan)],
+            features=ContainerFeatures(nesting=True, keyctl=True),
+            hook_script_file_id=hook.file_id,
+        )
+
+
+GUEST_SETUP_MARK = "# guest setup: run inside the container"
+
+
+def lxc_hook_script(prefix: str, files: dict[str, str], boot_script: tuple[str, str], encoded_files: dict[str, str]) -> str:
+    """A Proxmox hook script (``hookscript VMID PHASE``): after each start of the container, pipes
+    the guest setup below its mark into ``pct exec VMID -- bash -s``, in the background so
+    that the start task does not wait for Docker. The setup writes every file (base64,
+    mode 0600; the boot script 0700) and runs the boot script; it is idempotent."""
+    path, script = boot_script
+    writes = {**{name: base64.b64encode(content.encode()).decode() for name, content in files.items()}, **encoded_files}
+    setup = [GUEST_SETUP_MARK, "set -euo pipefail", "umask 077"]
+    for name, encoded in sorted(writes.items()):
+        setup.append(f"install -d -m 0700 {shlex.quote(str(Path(name).parent))}")
+        setup.append(f"printf %s '{encoded}' | base64 -d >{shlex.quote(name)}")
+    setup.append(f"printf %s '{base64.b64encode(script.encode()).decode()}' | base64 -d >{path}")
+    setup.append(f"chmod 0700 {path}")
+    setup.append(f"exec {path}")
+    log = f"/var/log/spawnit-{prefix}-hook.log"
+    hook = [
+        "#!/bin/bash",
+        f"# Proxmox hook script of {prefix}: after each start, sets the service up inside the container. Log: {log}",
+        "set -euo pipefail",
+        'vmid="$1" phase="$2"',
+        '[ "$phase" = post-start ] || exit 0',
+        f"exec >>{log} 2>&1",
+        'echo "$(date -Is) container $vmid started: setting up the service"',
+        'for _ in $(seq 60); do pct exec "$vmid" -- true 2>/dev/null && break; sleep 2; done',
+        f"sed -n '/^{GUEST_SETUP_MARK}$/,$p' \"$0\" | pct exec \"$vmid\" -- bash -s &",
+        "exit 0",
+    ]
+    return "\n".join(hook + setup) + "\n"

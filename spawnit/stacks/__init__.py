@@ -16,7 +16,11 @@ ENVIRONMENT_STACKS: dict[str, type[EnvironmentStack]] = {cls.environment: cls fo
 
 CATALOG_CLIENT = "catalog"
 # The example instances: on aws, public demos whose ports are open to the internet, said here on purpose.
-EXAMPLE_TARGETS = {"docker": {"target": "docker"}, "aws": {"target": "aws", "allowed_cidrs": ["0.0.0.0/0"]}}
+EXAMPLE_TARGETS = {
+    "docker": {"target": "docker"},
+    "aws": {"target": "aws", "allowed_cidrs": ["0.0.0.0/0"]},
+    "proxmox": {"target": "proxmox", "proxmox_endpoint": "https://pve.example.com:8006/"},
+}
 
 
 def add_catalog_examples(app: App) -> list[str]:
