@@ -341,7 +341,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 # SPAWNIT_* variables that are not environment fields: settings of the other commands and of the API.
 OTHER_VARIABLES = ("SPAWNIT_CONFIG", "SPAWNIT_TOFU", "SPAWNIT_AUTH", "SPAWNIT_DATA_DIR", "SPAWNIT_LOG", "SPAWNIT_ROOT", "SPAWNIT_REDIS_URL")
-OTHER_PREFIXES = ("SPAWNIT_S3_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_", "SPAWNIT_USER_", "SPAWNIT_PLATFORM_")
+OTHER_PREFIXES = ("SPAWNIT_S3_", "SPAWNIT_PROXMOX_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_", "SPAWNIT_USER_", "SPAWNIT_PLATFORM_")
 
 
 def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, tuple[Any, str]]:

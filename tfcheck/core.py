@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schema import BINDINGS, Binding, build_schema
+from .documented import PROXMOX, DocumentedProvider
+from .schema import BINDINGS, Binding
 
 PACKAGE = Path(__file__).resolve().parent
 DEFAULT_CACHE = PACKAGE.parent / ".tfcheck"
@@ -80,26 +81,29 @@ class Core:
         )
 
 
-def _cache_folder(binding: Binding, cache: Path) -> Path:
+PROVIDERS: tuple[Binding | DocumentedProvider, ...] = (*BINDINGS, PROXMOX)
+
+
+def _cache_folder(binding: Binding | DocumentedProvider, cache: Path) -> Path:
     """Where the plugin of ``binding`` lives: one folder per binding version and tfcheck's own code."""
-    digest = hashlib.sha256(binding.tarball.name.encode())
-    for module in ("schema.py", "provider.py"):
+    digest = hashlib.sha256(binding.cache_key.encode())
+    for module in ("schema.py", "documented.py", "provider.py"):
         digest.update((PACKAGE / module).read_bytes())
     return cache / binding.name / digest.hexdigest()[:16]
 
 
 def prepare(cache: Path = DEFAULT_CACHE) -> Core:
-    """Schema, plugin launcher and CLI configuration for every binding; idempotent."""
+    """Schema, plugin launcher and CLI configuration for every provider; idempotent."""
     from .provider import schema_response
 
     overrides = []
-    for binding in BINDINGS:
+    for binding in PROVIDERS:
         folder = _cache_folder(binding, cache)
         response = folder / "schema.pb"
         if not response.exists():
             folder.mkdir(parents=True, exist_ok=True)
             temporary = response.with_suffix(".tmp")
-            temporary.write_bytes(schema_response(build_schema(binding)))
+            temporary.write_bytes(schema_response(binding.schema()))
             temporary.replace(response)
         launcher = folder / f"terraform-provider-{binding.name}"
         launcher.write_text(

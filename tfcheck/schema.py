@@ -237,6 +237,13 @@ class Binding:
     def name(self) -> str:
         return self.source.rsplit("/", 1)[1]
 
+    @property
+    def cache_key(self) -> str:
+        return self.tarball.name  # the binding's name and version
+
+    def schema(self) -> dict[str, Any]:
+        return build_schema(self)
+
 
 BINDINGS = (
     Binding("cdktf_cdktf_provider_aws", "registry.terraform.io/hashicorp/aws"),

@@ -13,6 +13,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
+from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from .auth import Authenticator, AuthSettings, Principal, require_client
 from .jobs import ACTIONS, Conflict, JobManager
@@ -50,13 +52,34 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _validated(service_name: str, target: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as the service's model keeps them, or a 422 naming every bad field."""
+def _validated(service_name: str, target: str, parameters: dict[str, Any], cluster: Callable[[], ProxmoxCluster]) -> dict[str, Any]:
+    """Parameters as the service's model keeps them, or a 422 naming every bad field; a proxmox
+    instance must also fit on its node now (pre-flight against the cluster)."""
     try:
-        model = get_service(service_name).checked({**parameters, "target": target})
+        service = get_service(service_name)
+        model = service.checked({**parameters, "target": target})
     except ParameterError as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
-    return model.model_dump(mode="json", exclude={"target"})
+    values = model.model_dump(mode="json", exclude={"target"})
+    if target == "proxmox":
+        memory = model.proxmox_memory(service(model).containers())
+        try:
+            cluster().preflight(guest_request(values, memory))
+        except ProxmoxError as error:
+            raise HTTPException(status_code=error.status, detail=error.message) from None
+    return values
+
+
+def _once(make: Callable[[], Any]) -> Callable[[], Any]:
+    """``make()`` on first success, then the same object (a failure is retried next time)."""
+    made: list[Any] = []
+
+    def get() -> Any:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return get
 
 
 def data_dir() -> Path:
@@ -83,10 +106,12 @@ def create_app(
     workdir: str | Path | None = None,
     drift_interval: float | None = None,
     drift_concurrency: int | None = None,
+    proxmox: Callable[[], ProxmoxCluster] | None = None,
 ) -> FastAPI:
     """The API. Without arguments, everything comes from the environment: SPAWNIT_S3_* or SPAWNIT_DATA_DIR (store),
     SPAWNIT_AUTH / SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and
-    SPAWNIT_DRIFT_CONCURRENCY (default 2)."""
+    SPAWNIT_DRIFT_CONCURRENCY (default 2), SPAWNIT_PROXMOX_* (the Proxmox cluster, read when first needed)."""
+    cluster = proxmox or _once(ProxmoxCluster.from_environment)
     auth = auth or AuthSettings.from_environment()
     authenticate = Authenticator(auth)
     store = store or store_from_environment()
@@ -123,7 +148,7 @@ def create_app(
         lifespan=lifespan,
         title="SpawnIt",
         version=__version__,
-        description="Deploy catalog services on Docker or AWS without touching infrastructure code.",
+        description="Deploy catalog services on Docker, AWS or Proxmox VE without touching infrastructure code.",
     )
     app.state.store, app.state.jobs, app.state.events, app.state.drift = store, jobs, events, drift
 
@@ -187,7 +212,7 @@ def create_app(
     @app.post("/api/clients/{client}/instances", status_code=201, tags=["instances"], summary="Create an instance (validated, stored, not yet deployed)")
     def create_instance(client: str, request: InstanceRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)
-        parameters = _validated(request.service, request.target, request.parameters)
+        parameters = _validated(request.service, request.target, request.parameters, cluster)
         instance = request.instance or f"{request.service}-{uuid.uuid4().hex[:6]}"
         try:
             if store.get_spec(client, instance) is not None:
@@ -225,13 +250,27 @@ def create_app(
     @app.get("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Spec, last job and drift status")
     def get_instance(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)
-        return describe(client, instance)
+        described = describe(client, instance)
+        if described["target"] == "proxmox":  # the guest as the cluster sees it now; the view still answers if it cannot
+            try:
+                described["live"] = cluster().guest(f"{client}-{instance}") or {"status": "absent"}
+            except ProxmoxError as error:
+                described["live"] = {"status": "unavailable", "message": error.message}
+        return described
+
+    @app.get("/api/targets/proxmox/resources", tags=["targets"], summary="The Proxmox cluster's nodes with free CPU, memory and storage")
+    def proxmox_resources(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        try:
+            reached = cluster()
+            return {"endpoint": reached.endpoint, "nodes": as_documents(reached.nodes())}
+        except ProxmoxError as error:
+            raise HTTPException(status_code=error.status, detail=error.message) from None
 
     @app.patch("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Change parameters (apply to deploy them)")
     def update_instance(client: str, instance: str, update: InstanceUpdate, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)
         spec = spec_or_404(client, instance)
-        spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters})
+        spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters}, cluster)
         spec["updated_at"] = _now()
         store.put_spec(client, instance, spec)
         return spec

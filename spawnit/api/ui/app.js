@@ -1,5 +1,5 @@
 // SpawnIt web UI: catalog, deploy form generated from each service's JSON Schema,
-// my instances with live status and drift, live job logs (EventSource), cancel and destroy.
+// the Proxmox cluster's nodes and free resources, my instances with live status and drift, live job logs (EventSource), cancel and destroy.
 // Login: OpenID Connect authorization code flow with PKCE, against the realm the API names.
 "use strict";
 
@@ -227,6 +227,33 @@ async function deploy(event) {
   }
 }
 
+// ---- Proxmox cluster: nodes and what is free on them ---------------------------------------------
+async function showProxmox() {
+  const table = $("#proxmox-nodes");
+  const message = $("#proxmox-message");
+  try {
+    const { endpoint, nodes } = await api("GET", "/api/targets/proxmox/resources");
+    message.textContent = endpoint;
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    for (const node of nodes) {
+      const row = body.insertRow();
+      row.dataset.node = node.node;
+      row.insertCell().textContent = node.node;
+      row.insertCell().append(badge(node.online ? "online" : "offline"));
+      row.insertCell().textContent = node.online ? node.cores : "-";
+      row.insertCell().textContent = node.online ? `${Math.round(node.cpu_usage * 100)} %` : "-";
+      row.insertCell().textContent = node.online ? `${(node.free_memory_mb / 1024).toFixed(1)} / ${(node.memory_mb / 1024).toFixed(1)} GB` : "-";
+      row.insertCell().textContent = node.storages.map((s) => `${s.storage} ${s.free_gb} / ${s.total_gb} GB`).join(", ") || "-";
+      row.insertCell().textContent = node.guests;
+    }
+    table.hidden = false;
+  } catch (error) {
+    table.hidden = true;
+    message.textContent = error.message;
+  }
+}
+
 // ---- Instances and logs ----------------------------------------------------------------------
 function badge(text) {
   const span = document.createElement("span");
@@ -308,6 +335,7 @@ async function start() {
   if (!(await authenticate())) return;
   await showCatalog();
   await showInstances();
+  await showProxmox();
   watchClient();
 }
 
