@@ -37,6 +37,24 @@ VARIANTS = {
     "prod-with-nat-eip": ("prod", {"nat_elastic_ip": True, "state_backend": "local"}),
 }
 
+# Catalog instances beyond the defaults (client acme): stack name -> (service, parameters).
+CATALOG_VARIANTS = {
+    "acme-pg-lxc": ("postgresql", {"target": "proxmox", "proxmox_kind": "lxc", "proxmox_node": "pve1", "proxmox_vlan": 30}),
+    "acme-django": (
+        "webapp",
+        {
+            "target": "proxmox",
+            "git_url": "https://git.example.com/acme/shop.git",
+            "framework": "django",
+            "entrypoint": "shop.wsgi:application",
+            "proxmox_cores": 4,
+            "proxmox_memory_mb": 4096,
+            "proxmox_disk_gb": 40,
+            "proxmox_bridge": "vmbr1",
+        },
+    ),
+}
+
 
 def default_spec(name: str, **overrides: object):
     """A spec from embedded defaults only: no config file, no SPAWNIT_* variables of the machine."""
@@ -52,6 +70,11 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
     app = build_app(outdir, specs={name: default_spec(name) for name in ENVIRONMENT_STACKS})
     for stack_id, (environment, overrides) in VARIANTS.items():
         ENVIRONMENT_STACKS[environment](app, default_spec(environment, **overrides), id=stack_id)
+    from spawnit.services import ServiceStack, get_service
+
+    for stack_id, (name, values) in CATALOG_VARIANTS.items():
+        service = get_service(name)
+        ServiceStack(app, service=service, parameters=service.checked(values), client="acme", instance=stack_id.removeprefix("acme-"))
     app.synth()
     stacks = {child.node.id: child for child in app.node.children}
     return outdir, stacks

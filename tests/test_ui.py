@@ -176,3 +176,32 @@ def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_p
         page.screenshot(path=str(artifacts / "ui-5-logged-in.png"), full_page=True)
         assert keycloak.codes == {}  # the code was exchanged, with the right verifier
     keycloak.server.shutdown()
+
+
+def test_the_proxmox_panel_shows_the_clusters_nodes_and_the_form_offers_the_target(browser, tmp_path, synth_worker, fakepve, fakepve_url, fakepve_cafile, artifacts):
+    from spawnit.proxmox import ProxmoxCluster
+
+    fakepve.add_node("pve2", online=False)
+    fakepve.apitokens["spawnit@pve!ui"] = "secret-of-the-ui-test"
+    fakepve.storages["local"]["content"] = "iso,vztmpl,snippets"
+    cluster = ProxmoxCluster(fakepve_url + "/", "spawnit@pve!ui", "secret-of-the-ui-test", verify=fakepve_cafile)
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work")
+    with serving(create_app(store=store, jobs=jobs, auth=AuthSettings("off"), proxmox=lambda: cluster)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        online = page.locator("#proxmox-nodes tr[data-node=pve1]")
+        expect(online).to_contain_text("online")
+        expect(online).to_contain_text("6.0 / 8.0 GB")
+        expect(online).to_contain_text("local-lvm 100 / 100 GB")
+        expect(page.locator("#proxmox-nodes tr[data-node=pve2]")).to_contain_text("offline")
+        page.screenshot(path=str(artifacts / "ui-proxmox-panel.png"), full_page=True)
+
+        page.click(".card[data-service=redis]")
+        expect(page.locator("#field-target option[value=proxmox]")).to_have_count(1)
+        page.select_option("#field-target", "proxmox")
+        page.fill("#field-proxmox_node", "pve1")
+        page.fill("#field-proxmox_memory_mb", "12288")
+        page.click("#deploy")
+        expect(page.locator("#form-error")).to_contain_text("proxmox_memory_mb = 12288 is more than node pve1's 6144 MB of free memory")
+        assert store.list_instances("local") == []

@@ -298,7 +298,7 @@ class ProxmoxTarget(Target):
         published_ports(containers)
         ProxmoxProvider(stack, endpoint=parameters.proxmox_endpoint, ssh_username=parameters.proxmox_ssh_user)
         secrets = secret_variables(stack, containers)
-        secret_dir = f"/etc/spawnit/{prefix}/secrets"
+        secret_dir = f"/opt/spawnit/{prefix}/secrets"
         files, script = run_script(
             prefix, containers, {name: f"{secret_dir}/{name}" for name in secrets}, install_docker=APT_DOCKER, secret_reader='cat "$1"'
         )
