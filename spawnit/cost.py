@@ -111,6 +111,20 @@ class PriceTable:
         return self.categories[category]["source"]
 
 
+ON_PREMISES_GUESTS = ("proxmox_virtual_environment_vm", "proxmox_virtual_environment_container")
+
+
+def on_premises_size(kind: str, body: Mapping[str, Any]) -> str:
+    """What a Proxmox guest takes of its node: vCPUs, memory, disk (no cloud price applies)."""
+    cores = (body.get("cpu") or [{}])[0].get("cores", 1)
+    memory = (body.get("memory") or [{}])[0].get("dedicated", 512)
+    disks = body.get("disk") or []
+    disk = disks[0] if isinstance(disks, list) and disks else disks if isinstance(disks, dict) else {}
+    where = f" on {disk['datastore_id']}" if disk.get("datastore_id") else ""
+    guest = "VM" if kind == "proxmox_virtual_environment_vm" else "LXC container"
+    return f"on-premises {guest} on node {body.get('node_name')}: {cores} vCPU, {memory} MB, {disk.get('size', 8)} GB{where}"
+
+
 class UnknownPrice(LookupError):
     """A resource whose type or size has no price: reported, never counted as zero."""
 
@@ -123,6 +137,7 @@ class LineItem:
     detail: str
     monthly_usd: float | None
     problem: str | None = None
+    on_premises: bool = False  # runs on one's own hardware (Proxmox): sized, never priced
 
 
 @dataclass
@@ -224,7 +239,11 @@ class StackEstimator:
         cost = StackCost(self.name)
         for kind, instances in sorted(self.resources.items()):
             for key, body in sorted(instances.items()):
-                if kind in FREE_TYPES or kind.startswith("docker_"):  # Docker resources run on a host of one's own
+                if kind in FREE_TYPES or kind.startswith("docker_") or kind == "proxmox_virtual_environment_file":  # hosts of one's own
+                    continue
+                if kind in ON_PREMISES_GUESTS:
+                    detail = on_premises_size(kind, body)
+                    cost.items.append(LineItem(self.name, _construct_path(body) or f"{kind}.{key}", kind, detail, 0.0, on_premises=True))
                     continue
                 handler = getattr(self, f"_price_{kind.removeprefix('aws_')}", None)
                 address = _construct_path(body) or f"{kind}.{key}"
@@ -469,7 +488,7 @@ def render(report: Report, console: Any) -> None:
         table.add_column("what")
         table.add_column("USD / month", justify="right")
         for item in sorted(stack.items, key=lambda item: -(item.monthly_usd or 0)):
-            amount = "unpriced" if item.monthly_usd is None else f"{item.monthly_usd:,.2f}"
+            amount = "unpriced" if item.monthly_usd is None else "on-premises" if item.on_premises else f"{item.monthly_usd:,.2f}"
             table.add_row(item.address, item.problem or item.detail, amount)
         console.print(table)
     summary = Table(title="Total", title_justify="left")

@@ -1,4 +1,4 @@
-"""The service catalog: parameters, schemas, and each service realized on both targets."""
+"""The service catalog: parameters, schemas, and each service realized on the docker and aws targets (proxmox: test_proxmox)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_parameters_reject_unknown_fields_bad_types_and_targets(name):
     service = get_service(name)
     for bad, fragment in (
         ({"bogus": 1}, "bogus = 1 is not a parameter of this service"),
-        ({"target": "gcp"}, "target = 'gcp' is not allowed; allowed: 'docker' or 'aws'"),
+        ({"target": "gcp"}, "target = 'gcp' is not allowed; allowed: 'docker', 'aws' or 'proxmox'"),
         ({"root_volume_gb": "big"}, "root_volume_gb = 'big' is not allowed"),
         ({"root_volume_gb": 2}, "root_volume_gb = 2 is not allowed: input should be greater than or equal to 8"),
     ):
@@ -80,7 +80,7 @@ def test_catalog_json_is_generated_from_the_classes():
     assert [entry["name"] for entry in document["services"]] == SERVICES
     for entry in document["services"]:
         service = get_service(entry["name"])
-        assert entry["parameters"] == service.schema() and entry["category"] == service.category and entry["targets"] == ["docker", "aws"]
+        assert entry["parameters"] == service.schema() and entry["category"] == service.category and entry["targets"] == ["docker", "aws", "proxmox"]
 
 
 # Docker target ------------------------------------------------------------------------------

@@ -218,3 +218,16 @@ def test_readme_cost_table_matches_the_estimate(real):
         assert row, f"no README cost row for {stack.name}"
         assert (float(row.group(1)), float(row.group(2))) == (stack.total_usd, real.compare[stack.name].total_usd)
     assert f"**{real.total_usd:.2f}**" in readme
+
+
+def test_proxmox_guests_are_listed_as_on_premises_with_their_size_never_unpriced(outdir, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(["cost", "catalog-redis-proxmox", "acme-pg-lxc", "--outdir", str(outdir), "--format", "json", "--fail-over-budget"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["unpriced"] == [] and report["total_usd"] == 0
+    items = {stack["name"]: stack["items"] for stack in report["stacks"]}
+    assert [(item["kind"], item["on_premises"], item["monthly_usd"]) for item in items["catalog-redis-proxmox"]] == [("proxmox_virtual_environment_vm", True, 0.0)]
+    assert items["catalog-redis-proxmox"][0]["detail"] == "on-premises VM on node pve: 2 vCPU, 1024 MB, 20 GB on local-lvm"
+    assert items["acme-pg-lxc"][0]["detail"] == "on-premises LXC container on node pve1: 2 vCPU, 1024 MB, 20 GB on local-lvm"
+    assert main(["cost", "acme-pg-lxc", "--outdir", str(outdir)]) == 0
+    assert "on-premises" in capsys.readouterr().out
