@@ -193,3 +193,32 @@ def test_a_planted_fault_is_reported_with_its_resource(core, outdir, tmp_path, f
     errors = [d for d in validate(core, folder) if d.severity == "error"]
     assert errors, f"{fault} was not reported"
     assert any(address in d.address for d in errors), [str(d) for d in errors]
+
+
+# The Proxmox provider's documented schema catches the same classes of fault ----------------------
+
+PROXMOX_STACKS = {  # guest -> (stack, resource type, resource name)
+    "vm": ("catalog-redis-proxmox", "proxmox_virtual_environment_vm", "vm"),
+    "container": ("acme-pg-lxc", "proxmox_virtual_environment_container", "container"),
+}
+PROXMOX_FAULTS = {  # fault -> (guest, how to plant it)
+    "misspelled block argument": ("vm", lambda vm: vm["network_device"][0].update(vlan=vm["network_device"][0].pop("bridge"))),
+    "value on a read-only attribute": ("vm", lambda vm: vm.update(ipv4_addresses=[["10.0.0.2"]])),
+    "string where a number is required": ("vm", lambda vm: vm["memory"][0].update(dedicated="lots")),
+    "block SpawnIt never writes": ("vm", lambda vm: vm.update(hostpci=[{"device": "hostpci0", "id": "0000:01:00.0"}])),
+    "missing required argument": ("vm", lambda vm: vm.pop("node_name")),
+    "missing required block": ("container", lambda container: container.pop("operating_system")),
+}
+
+
+@pytest.mark.parametrize("fault", PROXMOX_FAULTS)
+def test_a_planted_fault_in_a_proxmox_stack_is_reported(core, outdir, tmp_path, fault):
+    guest, plant = PROXMOX_FAULTS[fault]
+    stack, resource_type, name = PROXMOX_STACKS[guest]
+    config = json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text())
+    plant(config["resource"][resource_type][name])
+    folder = tmp_path / "planted"
+    folder.mkdir()
+    (folder / "cdk.tf.json").write_text(json.dumps(config, indent=2))
+    errors = [d for d in validate(core, folder) if d.severity == "error"]
+    assert any(f"{resource_type}.{name}" in d.address for d in errors), (fault, [str(d) for d in errors])
