@@ -53,6 +53,8 @@ CATALOG_VARIANTS = {
             "proxmox_bridge": "vmbr1",
         },
     ),
+    "acme-express": ("webapp", {"target": "proxmox", "git_url": "https://git.example.com/acme/api.git", "framework": "express", "ref": "v2.1.0"}),
+    "acme-laravel": ("webapp", {"target": "proxmox", "git_url": "https://git.example.com/acme/crm.git", "framework": "laravel", "port": 8081}),
 }
 
 

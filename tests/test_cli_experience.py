@@ -16,6 +16,7 @@ import pytest
 from spawnit import synthcache
 from spawnit.cli import _parser, main
 from spawnit.config import load_platform_settings, load_spec
+from spawnit.services import TARGETS, all_services
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
@@ -161,6 +162,10 @@ def _stand_in_tofu(monkeypatch, folder: Path):
     return calls
 
 
+# main.py's stacks: three environments, the platform's four, the local one, and one example per service and target.
+DEFAULT_STACK_COUNT = 3 + 4 + 1 + len(all_services()) * len(TARGETS)
+
+
 def _refuse_synthesis(monkeypatch):
     import spawnit.stacks
 
@@ -173,7 +178,7 @@ def _refuse_synthesis(monkeypatch):
 def test_an_unchanged_synth_reuses_the_output_without_loading_anything(in_synthesized, monkeypatch, capsys):
     _refuse_synthesis(monkeypatch)
     assert main(["synth", "--outdir", "out"]) == 0
-    assert "out is up to date (28 stacks, inputs unchanged; --force synthesizes anew)" in capsys.readouterr().err
+    assert f"out is up to date ({DEFAULT_STACK_COUNT} stacks, inputs unchanged; --force synthesizes anew)" in capsys.readouterr().err
 
 
 def test_a_second_plan_reaches_tofu_without_synthesizing(in_synthesized, monkeypatch, capfd):
@@ -186,11 +191,12 @@ def test_a_second_plan_reaches_tofu_without_synthesizing(in_synthesized, monkeyp
 def test_synth_reports_every_stack_it_wrote_and_a_service_keeps_the_manifest(in_synthesized, capsys):
     assert main(["synth", "--service", "redis", "--client", "acme", "--instance", "cache", "--outdir", "out"]) == 0
     stacks = json.loads((in_synthesized / "out" / "manifest.json").read_text())["stacks"]
-    assert len(stacks) == 29 and "acme-cache" in stacks and "prod" in stacks
+    assert len(stacks) == DEFAULT_STACK_COUNT + 1 and "acme-cache" in stacks and "prod" in stacks
     capsys.readouterr()
     assert main(["synth", "--force", "--outdir", "out"]) == 0
     output = capsys.readouterr().out
-    assert output.count("synthesized out/stacks/") == 28 and "synthesized 28 stacks into out (kept 1 instance stacks)" in output
+    assert output.count("synthesized out/stacks/") == DEFAULT_STACK_COUNT
+    assert f"synthesized {DEFAULT_STACK_COUNT} stacks into out (kept 1 instance stacks)" in output
     assert "acme-cache" in json.loads((in_synthesized / "out" / "manifest.json").read_text())["stacks"]
 
 

@@ -4,7 +4,6 @@ cluster read through proxmoxer from a fake Proxmox VE API (fakepve, started by e
 from __future__ import annotations
 
 import base64
-import json
 import re
 import subprocess
 import time
@@ -234,17 +233,27 @@ def test_a_guest_smaller_than_its_containers_limits_is_refused():
         get_service("jenkins").checked({"target": "proxmox", "proxmox_memory_mb": 2048})
 
 
-def test_webapp_builds_a_django_app_from_its_git_url_on_a_proxmox_vm(all_stacks):
-    stack = all_stacks["acme-django"]
-    (vm,) = stack.resources("proxmox_virtual_environment_vm").values()
+@pytest.mark.parametrize(
+    ("stack_name", "repository", "build_step", "run"),
+    [
+        ("catalog-webapp-proxmox", "https://git.example.com/acme/hello-flask.git", "pip install --no-cache-dir -r requirements.txt gunicorn", "-p 8080:8000/tcp spawnit-webapp-flask:main"),
+        ("acme-django", "https://git.example.com/acme/shop.git", "ENV ENTRYPOINT=shop.wsgi:application", "-p 8080:8000/tcp spawnit-webapp-django:main"),
+        ("acme-express", "https://git.example.com/acme/api.git", "RUN npm ci --omit=dev", "-p 8080:3000/tcp spawnit-webapp-express:v2.1.0"),
+        ("acme-laravel", "https://git.example.com/acme/crm.git", "RUN composer install --no-dev", "-p 8081:8000/tcp spawnit-webapp-laravel:main"),
+    ],
+)
+def test_webapp_builds_each_framework_from_its_git_url_on_a_proxmox_vm(all_stacks, stack_name, repository, build_step, run):
+    files = {entry["path"]: entry["content"] for entry in user_data(all_stacks[stack_name])["write_files"]}
+    dockerfile = files[f"/opt/spawnit/{stack_name}/app-build/Dockerfile"]
+    assert f"ARG REPOSITORY={repository}" in dockerfile and build_step in dockerfile
+    script = files["/var/lib/cloud/scripts/per-boot/spawnit-service.sh"]
+    assert f"docker build -t {run.split()[-1]} /opt/spawnit/{stack_name}/app-build" in script and run in script
+
+
+def test_the_vm_takes_the_sizes_and_network_it_is_given(all_stacks):
+    (vm,) = all_stacks["acme-django"].resources("proxmox_virtual_environment_vm").values()
     assert (vm["cpu"][0]["cores"], vm["memory"][0]["dedicated"], vm["disk"][0]["size"]) == (4, 4096, 40)
     assert vm["network_device"] == [{"bridge": "vmbr1", "model": "virtio"}]
-    files = {entry["path"]: entry["content"] for entry in user_data(stack)["write_files"]}
-    dockerfile = files["/opt/spawnit/acme-django/app-build/Dockerfile"]
-    assert "ARG REPOSITORY=https://git.example.com/acme/shop.git" in dockerfile and "ENV ENTRYPOINT=shop.wsgi:application" in dockerfile
-    script = files["/var/lib/cloud/scripts/per-boot/spawnit-service.sh"]
-    assert "docker build -t spawnit-webapp-django:main /opt/spawnit/acme-django/app-build" in script
-    assert "-p 8080:8000/tcp spawnit-webapp-django:main" in script
 
 
 def test_no_proxmox_credential_is_ever_in_a_stack(all_stacks):
