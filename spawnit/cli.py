@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ENVIRONMENTS, ConfigError, EnvironmentSpec, load_platform_settings, load_spec, size_warnings
+from .config import ENVIRONMENTS, ConfigError, EnvironmentSpec, load_platform_settings, load_spec, load_spotilike_spec, size_warnings
 from .services.base import TARGETS
 
 DEFAULT_OUTDIR = Path("cdktf.out")
@@ -165,7 +165,8 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
 
     progress = Progress()
     platform = load_platform_settings(config_file=config_file)
-    digest = synthcache.fingerprint([*specs.values(), platform])
+    spotilike = load_spotilike_spec(config_file=config_file)
+    digest = synthcache.fingerprint([*specs.values(), platform, spotilike])
     cached = None if force else synthcache.cached_stacks(outdir, digest)
     if cached is not None:
         progress.note(f"{outdir} is up to date ({len(cached)} stacks, inputs unchanged; --force synthesizes anew)")
@@ -175,7 +176,7 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
     previous = synthcache.stacks_in_manifest(outdir)
     synthcache.forget(outdir)
     with progress.step("synthesizing the default stacks"):
-        build_app(outdir.resolve(), specs=specs, platform=platform).synth()  # absolute: the runtime has its own cwd
+        build_app(outdir.resolve(), specs=specs, platform=platform, spotilike=spotilike).synth()  # absolute: the runtime has its own cwd
     written = synthcache.stacks_in_manifest(outdir)
     kept = {name: entry for name, entry in previous.items() if name not in written and (outdir / "stacks" / name / "cdk.tf.json").is_file()}
     if kept:

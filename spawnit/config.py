@@ -31,7 +31,7 @@ from .shared import AMI_ID_PATTERN, KEYCLOAK_IMAGE, MINIO_IMAGE
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")
-SECTIONS = ("all", *ENVIRONMENTS, "platform")
+SECTIONS = ("all", *ENVIRONMENTS, "platform", "spotilike")
 CONFIG_FILE_ENV = "SPAWNIT_CONFIG"
 DEFAULT_CONFIG_FILE = "spawnit.toml"
 
@@ -293,6 +293,108 @@ class PlatformSettings(BaseModel):
         return self
 
 
+class SpotilikeSpec(BaseModel):
+    """Spotilike (seed 004): a FastAPI API on Fargate behind an ALB, a web frontend on EKS, PostgreSQL
+    on RDS (free-tier class) backed up by AWS Backup, media on S3, static content on CloudFront."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    project: ProjectName = Field("spotilike", description="Prefix of every resource name and the stacks' names.")
+    region: Region = "eu-west-3"
+    availability_zones: tuple[AvailabilityZone, AvailabilityZone] = ("eu-west-3a", "eu-west-3b")
+    vpc_cidr: Cidr = Cidr("10.20.0.0/16")
+    public_subnet_cidrs: SubnetPair = (Cidr("10.20.1.0/24"), Cidr("10.20.2.0/24"))
+    app_subnet_cidrs: SubnetPair = (Cidr("10.20.10.0/24"), Cidr("10.20.20.0/24"))
+    data_subnet_cidrs: SubnetPair = (Cidr("10.20.100.0/24"), Cidr("10.20.200.0/24"))
+    nat_instance_type: Literal["t4g.nano", "t3.nano"] = "t4g.nano"
+    allowed_http_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1)
+
+    api_image: Image = Field("ghcr.io/spotilike/api:1.0.0", description="The FastAPI backend's image (listens on api_port).")
+    api_port: int = Field(8000, ge=1024, le=65535)
+    api_cpu: int = Field(256, description="Fargate CPU units of an API task (256, 512, 1024...).")
+    api_memory_mib: int = Field(512, description="Memory of an API task, a size Fargate allows with api_cpu.")
+    api_min_tasks: int = Field(1, ge=1, le=20)
+    api_max_tasks: int = Field(3, ge=1, le=50)
+
+    web_image: Image = Field("ghcr.io/spotilike/web:1.0.0", description="The frontend's image (listens on web_port).")
+    web_port: int = Field(3000, ge=1024, le=65535)
+    web_replicas: int = Field(2, ge=1, le=50)
+    eks_version: Annotated[str, StringConstraints(pattern=r"^1\.(2[89]|3[0-9])$")] = "1.33"
+    eks_instance_type: InstanceType = "t3.medium"
+    eks_nodes_min: int = Field(1, ge=0, le=20)
+    eks_nodes_desired: int = Field(2, ge=0, le=20)
+    eks_nodes_max: int = Field(3, ge=1, le=20)
+    eks_public_access_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1, description="Who may reach the Kubernetes API.")
+
+    db_instance_class: DbInstanceClass = Field("db.t3.micro", description="db.t3.micro and db.t4g.micro are in the RDS free tier.")
+    db_storage_gb: int = Field(20, ge=20, le=1000)
+    db_backup_retention_days: int = Field(7, ge=1, le=35, description="RDS automated backups (point-in-time recovery).")
+    backup_retention_days: int = Field(35, ge=1, le=36500, description="AWS Backup's daily snapshots.")
+    deletion_protection: bool = True
+    static_price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+
+    alert_emails: tuple[Email, ...] = ()
+    monthly_budget_usd: float = Field(250.0, gt=0, le=1_000_000)
+    state_backend: Literal["s3", "local"] = "s3"
+    state_bucket: BucketName | None = Field(None, description="Defaults to '<project>-tfstate-<region>'.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> SpotilikeSpec:
+        for zone in self.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(f"availability_zones: {zone!r} is not in region {self.region!r}; allowed: {self.region}a, {self.region}b, ...")
+        check_subnet_layout(self.vpc_cidr, self.availability_zones, public=self.public_subnet_cidrs, app=self.app_subnet_cidrs, data=self.data_subnet_cidrs)
+        if not self.api_min_tasks <= self.api_max_tasks:
+            raise ValueError(f"api_min_tasks: {self.api_min_tasks} is more than api_max_tasks {self.api_max_tasks}; allowed: api_min_tasks <= api_max_tasks")
+        if not self.eks_nodes_min <= self.eks_nodes_desired <= self.eks_nodes_max:
+            raise ValueError(
+                f"eks_nodes_desired: {self.eks_nodes_desired} is not between eks_nodes_min {self.eks_nodes_min} and eks_nodes_max {self.eks_nodes_max}"
+            )
+        return self
+
+    @property
+    def resolved_state_bucket(self) -> str:
+        return self.state_bucket or f"{self.project}-tfstate-{self.region}"
+
+
+SPOTILIKE_FIELDS = tuple(SpotilikeSpec.model_fields)
+
+
+def load_spotilike_spec(
+    *, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> SpotilikeSpec:
+    """Spotilike's spec: embedded defaults, then the ``[spotilike]`` section, ``SPAWNIT_SPOTILIKE_<FIELD>`` variables and ``overrides``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = _config_path(config_file, environ)
+    layers: list[tuple[str, Mapping[str, Any]]] = [(f"{path} [spotilike]", _read_config_file(path).get("spotilike", {}))] if path is not None else []
+    from_environ = {}
+    for variable, raw in environ.items():
+        if variable.startswith("SPAWNIT_SPOTILIKE_"):
+            field = variable.removeprefix("SPAWNIT_SPOTILIKE_").lower()
+            if field not in SPOTILIKE_FIELDS:
+                raise ConfigError(f"environment {variable}: unknown field {field!r}; {_closest(field, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
+            is_sequence = "tuple" in str(SpotilikeSpec.model_fields[field].annotation)
+            from_environ[field] = [item.strip() for item in raw.split(",") if item.strip()] if is_sequence and not raw.strip().startswith("[") else (
+                json.loads(raw) if is_sequence else raw.strip()
+            )
+    layers += [("environment SPAWNIT_SPOTILIKE_*", from_environ), ("overrides", overrides or {})]
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key not in SPOTILIKE_FIELDS:
+                raise ConfigError(f"{source}: unknown field {key!r}; {_closest(key, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
+            values[key] = value
+    try:
+        return SpotilikeSpec(**values)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"]) or "(spec)"
+            message = problem["msg"].removeprefix("Value error, ")
+            problems.append(f"  {field} = {values.get(problem['loc'][0]) if problem['loc'] else ''!r}: {message}" if problem["loc"] else f"  {message}")
+        raise ConfigError("invalid configuration for spotilike:\n" + "\n".join(problems)) from None
+
+
 def load_platform_settings(*, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PlatformSettings:
     """The ``[platform]`` section of the configuration file over the defaults."""
     environ = os.environ if environ is None else environ
@@ -341,7 +443,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 # SPAWNIT_* variables that are not environment fields: settings of the other commands and of the API.
 OTHER_VARIABLES = ("SPAWNIT_CONFIG", "SPAWNIT_TOFU", "SPAWNIT_AUTH", "SPAWNIT_DATA_DIR", "SPAWNIT_LOG", "SPAWNIT_ROOT", "SPAWNIT_REDIS_URL")
-OTHER_PREFIXES = ("SPAWNIT_S3_", "SPAWNIT_PROXMOX_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_", "SPAWNIT_USER_", "SPAWNIT_PLATFORM_")
+OTHER_PREFIXES = ("SPAWNIT_S3_", "SPAWNIT_PROXMOX_", "SPAWNIT_SPOTILIKE_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_", "SPAWNIT_USER_", "SPAWNIT_PLATFORM_")
 
 
 def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, tuple[Any, str]]:

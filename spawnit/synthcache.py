@@ -1,7 +1,7 @@
 """Skip a synthesis whose inputs have not changed.
 
 A synthesis is a function of: SpawnIt's own code and assets, the effective configuration of every
-stack (environment specs and platform settings, wherever each value came from), the folder it runs
+stack (environment specs, platform settings and Spotilike's spec, wherever each value came from), the folder it runs
 in (the platform builds its image from there), and the versions of cdktf and the provider
 bindings. Their digest is stamped into the output folder; the next synthesis with the same digest
 and every stack folder still there reuses the output instead of loading the provider runtime.

@@ -207,15 +207,22 @@ def _has_dynamic(block: dict[str, Any]) -> bool:
 
 
 def _typescript_sources(tarball: Path):
-    """(module folder, TypeScript source) of every generated module in a binding's jsii tarball."""
+    """(module folder, TypeScript source) of every generated module in a binding's jsii tarball; a large
+    module's structs, split into ``index-structs/*.js`` files, are joined to its ``index.js``."""
+    sources: dict[str, list[str]] = {}
     with tarfile.open(tarball) as archive:
         for member in archive:
-            if not (member.isfile() and member.name.endswith("/index.js") and member.name.count("/") == 3):
+            parts = member.name.split("/")
+            is_index = len(parts) == 4 and parts[3] == "index.js"
+            is_structs = len(parts) == 5 and parts[3] == "index-structs" and parts[4].endswith(".js")
+            if not (member.isfile() and (is_index or is_structs)):
                 continue
             match = _SOURCE_MAP.search(archive.extractfile(member).read())
             if match:
                 source_map = json.loads(base64.b64decode(match.group(1)))
-                yield member.name.split("/")[2], source_map["sourcesContent"][0]
+                sources.setdefault(parts[2], []).append(source_map["sourcesContent"][0])
+    for folder, texts in sources.items():
+        yield folder, "\n".join(texts)
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,7 @@ class Binding:
 BINDINGS = (
     Binding("cdktf_cdktf_provider_aws", "registry.terraform.io/hashicorp/aws"),
     Binding("cdktf_cdktf_provider_docker", "registry.terraform.io/kreuzwerker/docker"),
+    Binding("cdktf_cdktf_provider_kubernetes", "registry.terraform.io/hashicorp/kubernetes"),
 )
 
 

@@ -1,7 +1,8 @@
 """SpawnIt's construct library: the building blocks of a cost-aware, highly available web platform.
 
 AWS: Network, NatInstance, LoadBalancer, AppFleet, Database, Cache, MediaBucket,
-DevBox, Alerts, OffHours, SecurityGroup. Docker: DockerNetwork, DockerVolume,
+DevBox, Alerts, OffHours, SecurityGroup, FargateService (ECS), KubernetesCluster and
+KubernetesWorkload (EKS), StaticSite (CloudFront), DatabaseBackup (AWS Backup). Docker: DockerNetwork, DockerVolume,
 DockerService (and docker_provider for local, ssh:// or tcp:// hosts).
 
 Every construct takes ``(scope, id, *, keyword props)``, has safe and cheap
@@ -18,8 +19,12 @@ defaults, fails at synth time on a bad prop, and exposes what others need
 
 from ._common import SpawnitStack
 from .app import AppRelease, AppSettings
+from .backup import DatabaseBackup
+from .cdn import StaticSite
+from .containers import FargateService, SecretRef
 from .data import Cache, Database
 from .devbox import DevBox
+from .kubernetes import KubernetesCluster, KubernetesWorkload
 from .docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
 from .monitoring import Alerts
 from .nat import NatInstance
@@ -31,6 +36,12 @@ from .web import AppFleet, AppSecret, LoadBalancer
 
 __all__ = [
     "Alerts",
+    "DatabaseBackup",
+    "FargateService",
+    "KubernetesCluster",
+    "KubernetesWorkload",
+    "SecretRef",
+    "StaticSite",
     "AppFleet",
     "AppRelease",
     "AppSecret",

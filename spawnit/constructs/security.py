@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup as AwsSecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
@@ -18,6 +18,13 @@ class Connectable(Protocol):
     """Anything that owns a security group: a fleet, a load balancer, a database..."""
 
     security_group: SecurityGroup
+
+
+@runtime_checkable
+class Grantable(Protocol):
+    """Anything whose role can be given permissions: ``bucket.grant_read_write(service)``."""
+
+    def grant(self, statements: Sequence[Mapping[str, Any]], *, purpose: str) -> None: ...
 
 
 class SecurityGroup(Construct):

@@ -22,6 +22,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S
 from constructs import Construct
 
 from ._common import policy_document
+from .security import Grantable
 
 
 class MediaBucket(Construct):
@@ -95,6 +96,10 @@ class MediaBucket(Construct):
             "S3_ENDPOINT": endpoint or "",
             "S3_URL": public_url or f"https://{self.bucket.bucket_regional_domain_name}",
         }
+
+    def grant_read_write(self, grantee: Grantable) -> None:
+        """Let ``grantee`` (a :class:`FargateService`, or anything with ``grant``) read and write the media."""
+        grantee.grant(self.read_write_statements, purpose=f"media-{self.node.id}")
 
     @property
     def read_write_statements(self) -> list[dict[str, object]]:

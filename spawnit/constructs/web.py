@@ -51,7 +51,8 @@ class LoadBalancer(Construct):
     """Internet-facing ALB in the public subnets, with an HTTP listener forwarding to one target group.
 
     Port 80 is open to ``allowed_cidrs`` (everyone by default; Cloudflare's
-    ranges when TLS ends there). Targets are instances answering ``/health``:
+    ranges when TLS ends there). Targets are instances (``target_type="ip"``: Fargate tasks) answering ``/health``
+    on ``target_port``:
     30 s interval, 2 checks to become healthy, 2 to become unhealthy.
     """
 
@@ -65,8 +66,14 @@ class LoadBalancer(Construct):
         allowed_cidrs: Sequence[str] = (ANYWHERE,),
         health_check_path: str = "/health",
         deletion_protection: bool = False,
+        target_type: str = "instance",
+        target_port: int = HTTP_PORT,
     ) -> None:
         super().__init__(scope, id)
+        if target_type not in ("instance", "ip"):
+            raise ValueError(f"LoadBalancer target_type: {target_type!r} is not allowed; allowed: instance (EC2 fleets), ip (Fargate tasks)")
+        if not 1 <= target_port <= 65535:
+            raise ValueError(f"LoadBalancer target_port: {target_port} is not allowed; allowed: 1-65535")
         if not allowed_cidrs:
             raise ValueError("LoadBalancer allowed_cidrs: [] is not allowed; allowed: one or more CIDRs (e.g. 0.0.0.0/0)")
         if not health_check_path.startswith("/"):
@@ -90,9 +97,9 @@ class LoadBalancer(Construct):
             self,
             "targets",
             name=f"{name}-app"[:32],
-            port=HTTP_PORT,
+            port=target_port,
             protocol="HTTP",
-            target_type="instance",
+            target_type=target_type,
             vpc_id=network.vpc_id,
             deregistration_delay="30",
             health_check=LbTargetGroupHealthCheck(
@@ -119,11 +126,12 @@ class LoadBalancer(Construct):
         self.dns_name = self.load_balancer.dns_name
         self.arn_suffix = self.load_balancer.arn_suffix
         self.target_group_arn_suffix = self.target_group.arn_suffix
+        self.target_port = target_port
 
     def forward_to(self, fleet: Connectable) -> None:
-        """Open the path from the load balancer to ``fleet`` on port 80, both ways of the security groups."""
-        self.security_group.allow_to(fleet, port=HTTP_PORT)
-        fleet.security_group.allow_from(self, port=HTTP_PORT)
+        """Open the path from the load balancer to ``fleet`` on the targets' port, both ways of the security groups."""
+        self.security_group.allow_to(fleet, port=self.target_port)
+        fleet.security_group.allow_from(self, port=self.target_port)
 
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from cdktf import App
 
-from ..config import EnvironmentSpec, PlatformSettings, load_platform_settings, load_spec
+from ..config import EnvironmentSpec, PlatformSettings, SpotilikeSpec, load_platform_settings, load_spec, load_spotilike_spec
 from .environment import DevStack, EnvironmentStack, PreprodStack, ProdStack
 from .local import LocalEnvStack
+from .spotilike import SpotilikeStack, SpotilikeWebStack
 from .platform import PlatformConfigsStack, PlatformInstancesStack, PlatformNetworkStack, PlatformVolumesStack, add_platform_stacks
 
 ENVIRONMENT_STACKS: dict[str, type[EnvironmentStack]] = {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
@@ -47,18 +48,21 @@ def build_app(
     *,
     specs: dict[str, EnvironmentSpec] | None = None,
     platform: PlatformSettings | None = None,
+    spotilike: SpotilikeSpec | None = None,
     catalog: bool = True,
     **spec_options: object,
 ) -> App:
     """An App with every default stack: dev, preprod and prod (configuration read as :func:`load_spec` does),
-    the platform's four stacks, the local Docker environment, and one example instance of each
-    catalog service per target."""
+    the platform's four stacks, the local Docker environment, Spotilike's two stacks, and one
+    example instance of each catalog service per target."""
     app = App(outdir=str(outdir)) if outdir is not None else App()
     for name, stack_class in ENVIRONMENT_STACKS.items():
         spec = (specs or {}).get(name) or load_spec(name, **spec_options)
         stack_class(app, spec)
     add_platform_stacks(app, platform or load_platform_settings(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")}))
     LocalEnvStack(app)
+    file_and_environ = {k: v for k, v in spec_options.items() if k in ("config_file", "environ")}
+    SpotilikeWebStack(app, SpotilikeStack(app, spotilike or load_spotilike_spec(**file_and_environ)))
     if catalog:
         add_catalog_examples(app)
     return app
@@ -75,5 +79,7 @@ __all__ = [
     "PreprodStack",
     "ProdStack",
     "ENVIRONMENT_STACKS",
+    "SpotilikeStack",
+    "SpotilikeWebStack",
     "build_app",
 ]

@@ -1,0 +1,144 @@
+"""Static content on CloudFront: a private S3 origin reached only through origin access control."""
+
+from __future__ import annotations
+
+import re
+
+from cdktf_cdktf_provider_aws.cloudfront_distribution import (
+    CloudfrontDistribution,
+    CloudfrontDistributionDefaultCacheBehavior,
+    CloudfrontDistributionOrigin,
+    CloudfrontDistributionRestrictions,
+    CloudfrontDistributionRestrictionsGeoRestriction,
+    CloudfrontDistributionViewerCertificate,
+)
+from cdktf_cdktf_provider_aws.cloudfront_origin_access_control import CloudfrontOriginAccessControl
+from cdktf_cdktf_provider_aws.data_aws_cloudfront_cache_policy import DataAwsCloudfrontCachePolicy
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from constructs import Construct
+
+from ._common import policy_document
+
+PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+_OBJECT_KEY = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")
+
+
+class StaticSite(Construct):
+    """A CloudFront distribution in front of a private, encrypted S3 bucket.
+
+    The bucket blocks every public access; CloudFront reads it through an origin access
+    control (SigV4-signed requests), and the bucket policy admits the CloudFront service
+    only for this distribution (``AWS:SourceArn``) and denies any request without TLS.
+    Viewers are redirected to HTTPS; ``default_root_object`` answers ``/``; assets are
+    cached with AWS's managed *CachingOptimized* policy (compressed, no cookies or query
+    strings in the key). ``price_class`` chooses the edge locations (100: North America
+    and Europe, the cheapest).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket_name: str,
+        default_root_object: str = "index.html",
+        price_class: str = "PriceClass_100",
+        comment: str = "",
+    ) -> None:
+        super().__init__(scope, id)
+        if price_class not in PRICE_CLASSES:
+            raise ValueError(f"StaticSite price_class: {price_class!r} is not allowed; allowed: {', '.join(PRICE_CLASSES)}")
+        if not _OBJECT_KEY.match(default_root_object) or default_root_object.startswith("/"):
+            raise ValueError(f"StaticSite default_root_object: {default_root_object!r} is not allowed; allowed: an object key without a leading /, e.g. index.html")
+        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
+        S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+        public_access = S3BucketPublicAccessBlock(
+            self, "public-access", bucket=self.bucket.id,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256"),
+                    bucket_key_enabled=True,
+                )
+            ],
+        )
+        self.origin_access_control = CloudfrontOriginAccessControl(
+            self,
+            "oac",
+            name=bucket_name[:64],
+            description=f"CloudFront reads {bucket_name}",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+        )
+        caching = DataAwsCloudfrontCachePolicy(self, "caching-optimized", name="Managed-CachingOptimized")
+        origin_id = "s3-static"
+        self.distribution = CloudfrontDistribution(
+            self,
+            "distribution",
+            enabled=True,
+            is_ipv6_enabled=True,
+            http_version="http2and3",
+            comment=comment or f"{bucket_name}: static content",
+            default_root_object=default_root_object,
+            price_class=price_class,
+            origin=[
+                CloudfrontDistributionOrigin(
+                    origin_id=origin_id,
+                    domain_name=self.bucket.bucket_regional_domain_name,
+                    origin_access_control_id=self.origin_access_control.id,
+                )
+            ],
+            default_cache_behavior=CloudfrontDistributionDefaultCacheBehavior(
+                target_origin_id=origin_id,
+                viewer_protocol_policy="redirect-to-https",
+                allowed_methods=["GET", "HEAD", "OPTIONS"],
+                cached_methods=["GET", "HEAD"],
+                cache_policy_id=caching.id,
+                compress=True,
+            ),
+            restrictions=CloudfrontDistributionRestrictions(geo_restriction=CloudfrontDistributionRestrictionsGeoRestriction(restriction_type="none")),
+            viewer_certificate=CloudfrontDistributionViewerCertificate(cloudfront_default_certificate=True),
+            tags={"Name": bucket_name},
+        )
+        # CloudFront developer guide, "Restrict access to an Amazon S3 origin": allow s3:GetObject to the
+        # cloudfront.amazonaws.com service principal, conditioned on this distribution's ARN.
+        S3BucketPolicy(
+            self,
+            "policy",
+            bucket=self.bucket.id,
+            policy=policy_document(
+                {
+                    "Sid": "CloudFrontReadsThroughOriginAccessControl",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudfront.amazonaws.com"},
+                    "Action": "s3:GetObject",
+                    "Resource": f"{self.bucket.arn}/*",
+                    "Condition": {"StringEquals": {"AWS:SourceArn": self.distribution.arn}},
+                },
+                {
+                    "Sid": "DenyRequestsWithoutTls",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+            ),
+            depends_on=[public_access],
+        )
+        self.domain_name = self.distribution.domain_name
+        self.url = f"https://{self.distribution.domain_name}"
