@@ -133,7 +133,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
             _synth(arguments.outdir, specs, config_file=arguments.config, force=arguments.force)
             return 0
         if arguments.command == "list":
-            return _list(specs)
+            return _list(specs, load_spotilike_spec(config_file=arguments.config))
         return _bootstrap(arguments.endpoint_url, specs)
     if arguments.command == "catalog":
         return _catalog(arguments)
@@ -288,12 +288,18 @@ def _alert_recipients(spec) -> str:
     return f"{len(spec.alert_emails)} e-mail(s)"
 
 
-def _list(specs: dict[str, EnvironmentSpec]) -> int:
-    print(f"{'STACK':<10} {'ARCHITECTURE':<13} {'REGION':<11} {'NAT':<9} {'ALERTS':<22} STATE")
+def _list(specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 - a SpotilikeSpec
+    row = "{:<14} {:<13} {:<11} {:<9} {:<22} {}"
+    print(row.format("STACK", "ARCHITECTURE", "REGION", "NAT", "ALERTS", "STATE"))
     for spec in specs.values():
         state = "local file" if spec.state_backend == "local" else f"s3://{spec.resolved_state_bucket}/{spec.state_key}"
         nat = spec.nat if spec.architecture == "ha" else "-"
-        print(f"{spec.stack_name:<10} {spec.architecture:<13} {spec.region:<11} {nat:<9} {_alert_recipients(spec):<22} {state}")
+        print(row.format(spec.stack_name, spec.architecture, spec.region, nat, _alert_recipients(spec), state))
+    recipients = f"{len(spotilike.alert_emails)} e-mail(s)" if spotilike.alert_emails else "NO RECIPIENT (warning)"
+    for name, architecture, alerts in ((spotilike.project, "fargate+eks", recipients), (f"{spotilike.project}-web", "eks workload", "-")):
+        key = f"{spotilike.project}/{name}/terraform.tfstate"
+        state = "local file" if spotilike.state_backend == "local" else f"s3://{spotilike.resolved_state_bucket}/{key}"
+        print(row.format(name, architecture, spotilike.region, "instance" if architecture == "fargate+eks" else "-", alerts, state))
     return 0
 
 

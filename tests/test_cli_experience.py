@@ -162,8 +162,8 @@ def _stand_in_tofu(monkeypatch, folder: Path):
     return calls
 
 
-# main.py's stacks: three environments, the platform's four, the local one, and one example per service and target.
-DEFAULT_STACK_COUNT = 3 + 4 + 1 + len(all_services()) * len(TARGETS)
+# main.py's stacks: three environments, the platform's four, the local one, Spotilike's two, and one example per service and target.
+DEFAULT_STACK_COUNT = 3 + 4 + 1 + 2 + len(all_services()) * len(TARGETS)
 
 
 def _refuse_synthesis(monkeypatch):

@@ -11,11 +11,13 @@ from typing import Any
 
 import yaml
 from cdktf import TerraformStack, TerraformVariable
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
 SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -59,6 +61,16 @@ def amazon_linux_2023_ami(scope: Construct, instance_type: str) -> str:
 def sensitive_variable(stack: Construct, name: str, description: str) -> TerraformVariable:
     """A secret given at deploy time as ``TF_VAR_<name>``: sensitive, required, never a value in the JSON."""
     return TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"{description} (TF_VAR_{name})")
+
+
+def account_key(scope: Construct, id: str, *, description: str, statements: Sequence[Mapping[str, Any]] = ()) -> KmsKey:
+    """A customer-managed KMS key, rotated yearly, whose policy lets the account administer it
+    (IAM policies then decide who uses it) plus ``statements`` for the services that need it."""
+    account = DataAwsCallerIdentity(scope, f"{id}-account").account_id
+    administer = {"Sid": "AccountAdministersTheKey", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
+    return KmsKey(
+        scope, id, description=description, enable_key_rotation=True, deletion_window_in_days=7, policy=policy_document(administer, *statements)
+    )
 
 
 def policy_document(*statements: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
-from ._common import assume_role_policy
+from ._common import account_key, assume_role_policy
 from .data import Database
 
 # AWS Backup's managed policies for its service role (AWS Backup developer guide, "Default service role").
@@ -23,7 +23,8 @@ _CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
 class DatabaseBackup(Construct):
     """Daily snapshots of ``database`` kept ``retention_days`` in a vault of their own, beside RDS's own
     automated backups (point-in-time recovery within the database's ``backup_retention_days``):
-    AWS Backup's copies outlive the instance, so a deleted database can still be restored."""
+    AWS Backup's copies outlive the instance, so a deleted database can still be restored. The vault
+    is encrypted with a key of its own unless ``kms_key_arn`` names one."""
 
     def __init__(
         self,
@@ -41,6 +42,8 @@ class DatabaseBackup(Construct):
             raise ValueError(f"DatabaseBackup schedule: {schedule!r} is not allowed; allowed: a six-field cron(...) expression in UTC")
         if not 1 <= retention_days <= 36500:
             raise ValueError(f"DatabaseBackup retention_days: {retention_days} is not allowed; allowed: 1-36500")
+        if kms_key_arn is None:
+            kms_key_arn = account_key(self, "key", description=f"{name}: encrypts the database's backups").arn
         self.vault = BackupVault(self, "vault", name=f"{name}-backups", kms_key_arn=kms_key_arn, tags={"Name": f"{name}-backups"})
         self.plan = BackupPlan(
             self,

@@ -14,10 +14,12 @@ from cdktf_cdktf_provider_aws.cloudfront_distribution import (
 )
 from cdktf_cdktf_provider_aws.cloudfront_origin_access_control import CloudfrontOriginAccessControl
 from cdktf_cdktf_provider_aws.data_aws_cloudfront_cache_policy import DataAwsCloudfrontCachePolicy
+from cdktf_cdktf_provider_aws.data_aws_cloudfront_response_headers_policy import DataAwsCloudfrontResponseHeadersPolicy
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
 from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
 from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
     S3BucketServerSideEncryptionConfigurationA,
     S3BucketServerSideEncryptionConfigurationRuleA,
@@ -26,6 +28,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration imp
 from constructs import Construct
 
 from ._common import policy_document
+from .storage import tidy_lifecycle
 
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 _OBJECT_KEY = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")
@@ -39,7 +42,8 @@ class StaticSite(Construct):
     only for this distribution (``AWS:SourceArn``) and denies any request without TLS.
     Viewers are redirected to HTTPS; ``default_root_object`` answers ``/``; assets are
     cached with AWS's managed *CachingOptimized* policy (compressed, no cookies or query
-    strings in the key). ``price_class`` chooses the edge locations (100: North America
+    strings in the key) and served with its *SecurityHeadersPolicy* (HSTS, nosniff, frame
+    options...). The bucket is versioned; old versions go after 30 days. ``price_class`` chooses the edge locations (100: North America
     and Europe, the cheapest).
     """
 
@@ -75,6 +79,8 @@ class StaticSite(Construct):
                 )
             ],
         )
+        S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        tidy_lifecycle(self, "lifecycle", bucket=self.bucket.id, noncurrent_version_days=30)
         self.origin_access_control = CloudfrontOriginAccessControl(
             self,
             "oac",
@@ -85,6 +91,7 @@ class StaticSite(Construct):
             signing_protocol="sigv4",
         )
         caching = DataAwsCloudfrontCachePolicy(self, "caching-optimized", name="Managed-CachingOptimized")
+        security_headers = DataAwsCloudfrontResponseHeadersPolicy(self, "security-headers", name="Managed-SecurityHeadersPolicy")
         origin_id = "s3-static"
         self.distribution = CloudfrontDistribution(
             self,
@@ -108,6 +115,7 @@ class StaticSite(Construct):
                 allowed_methods=["GET", "HEAD", "OPTIONS"],
                 cached_methods=["GET", "HEAD"],
                 cache_policy_id=caching.id,
+                response_headers_policy_id=security_headers.id,
                 compress=True,
             ),
             restrictions=CloudfrontDistributionRestrictions(geo_restriction=CloudfrontDistributionRestrictionsGeoRestriction(restriction_type="none")),

@@ -21,10 +21,9 @@ from cdktf_cdktf_provider_aws.eks_node_group import EksNodeGroup, EksNodeGroupSc
 from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvider
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
-from ._common import assume_role_policy
+from ._common import account_key, assume_role_policy
 from .network import Network
 
 # Managed policies EKS documents for its roles (EKS user guide, "Cluster IAM role" and "Node IAM role").
@@ -85,7 +84,7 @@ class KubernetesCluster(Construct):
         self.name = name
         self.instance_type, self.nodes_desired, self.capacity_type = instance_type, nodes_desired, capacity_type
         self.log_group = CloudwatchLogGroup(self, "logs", name=f"/aws/eks/{name}/cluster", retention_in_days=log_retention_days)
-        self.secrets_key = KmsKey(self, "secrets-key", description=f"{name}: encrypts Kubernetes secrets", enable_key_rotation=True, deletion_window_in_days=7)
+        self.secrets_key = account_key(self, "secrets-key", description=f"{name}: encrypts Kubernetes secrets (the cluster role uses it through IAM)")
         self.cluster_role = IamRole(self, "cluster-role", name=f"{name}-cluster", assume_role_policy=assume_role_policy("eks.amazonaws.com"))
         attachments = [
             IamRolePolicyAttachment(self, f"cluster-policy-{index}", role=self.cluster_role.name, policy_arn=arn)
@@ -139,10 +138,11 @@ class KubernetesCluster(Construct):
 
 
 class KubernetesWorkload(Construct):
-    """A stateless web workload on an EKS cluster read by name: a Deployment of ``replicas`` pods
-    (non-root, read-only root filesystem, no privilege escalation, requests and limits, readiness
-    and liveness on ``health_path``) and a Service of type LoadBalancer (an AWS Network Load
-    Balancer, internet-facing) on port 80.
+    """A stateless web workload on an EKS cluster read by name, in a namespace of its own (``namespace``,
+    default: ``name``): a Deployment of ``replicas`` pods (non-root, read-only root filesystem, every
+    capability dropped, no privilege escalation, requests and limits, readiness and liveness on
+    ``health_path``, image pulled at every start) and a Service of type LoadBalancer (an AWS
+    Network Load Balancer, internet-facing) on port 80.
 
     Put it in a stack that depends on the cluster's stack; it configures the stack's
     Kubernetes provider from the cluster (endpoint, CA, a token from ``aws eks get-token``'s
@@ -165,7 +165,7 @@ class KubernetesWorkload(Construct):
         cpu_limit: str = "500m",
         memory_limit: str = "256Mi",
         health_path: str = "/",
-        namespace: str = "default",
+        namespace: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         from cdktf_cdktf_provider_kubernetes.deployment_v1 import (
@@ -187,6 +187,8 @@ class KubernetesWorkload(Construct):
             DeploymentV1SpecTemplateSpecContainerSecurityContext,
             DeploymentV1SpecTemplateSpecSecurityContext,
         )
+        from cdktf_cdktf_provider_kubernetes.deployment_v1 import DeploymentV1SpecTemplateSpecContainerSecurityContextCapabilities
+        from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
         from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider
         from cdktf_cdktf_provider_kubernetes.service_v1 import ServiceV1, ServiceV1Metadata, ServiceV1Spec, ServiceV1SpecPort
 
@@ -209,6 +211,8 @@ class KubernetesWorkload(Construct):
             token=auth.token,
         )
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "spawnit"}
+        self.namespace = NamespaceV1(self, "namespace", metadata=NamespaceV1Metadata(name=namespace or name, labels=labels))
+        namespace = self.namespace.metadata.name
         probe = {"path": health_path, "port": str(port)}
         self.deployment = DeploymentV1(
             self,
@@ -226,6 +230,7 @@ class KubernetesWorkload(Construct):
                             DeploymentV1SpecTemplateSpecContainer(
                                 name=name,
                                 image=image,
+                                image_pull_policy="Always",
                                 port=[DeploymentV1SpecTemplateSpecContainerPort(container_port=port, name="http")],
                                 env=[DeploymentV1SpecTemplateSpecContainerEnv(name=key, value=value) for key, value in sorted((environment or {}).items())],
                                 resources=DeploymentV1SpecTemplateSpecContainerResources(
@@ -238,7 +243,10 @@ class KubernetesWorkload(Construct):
                                     http_get=DeploymentV1SpecTemplateSpecContainerLivenessProbeHttpGet(**probe), initial_delay_seconds=20, period_seconds=20
                                 ),
                                 security_context=DeploymentV1SpecTemplateSpecContainerSecurityContext(
-                                    allow_privilege_escalation=False, read_only_root_filesystem=True, privileged=False
+                                    allow_privilege_escalation=False,
+                                    read_only_root_filesystem=True,
+                                    privileged=False,
+                                    capabilities=DeploymentV1SpecTemplateSpecContainerSecurityContextCapabilities(drop=["ALL"]),
                                 ),
                             )
                         ],

@@ -6,15 +6,13 @@ from collections.abc import Sequence
 
 from cdktf_cdktf_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetNotification
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
-from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
-from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
-from ._common import policy_document
+from ._common import account_key, policy_document
 from .data import Database
 from .web import AppFleet, LoadBalancer
 
@@ -56,29 +54,19 @@ class Alerts(Construct):
         if monthly_budget_usd is not None and monthly_budget_usd <= 0:
             raise ValueError(f"Alerts monthly_budget_usd: {monthly_budget_usd} is not allowed; allowed: a positive amount")
         self.name = name
-        account = DataAwsCallerIdentity(self, "account").account_id
-        self.key = KmsKey(
+        self.key = account_key(
             self,
             "key",
             description=f"{name}: encrypts the alerts topic; CloudWatch alarms and AWS Budgets may use it",
-            enable_key_rotation=True,
-            deletion_window_in_days=7,
-            policy=policy_document(
-                {
-                    "Sid": "AccountAdministersTheKey",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
+            statements=[
                 {
                     "Sid": "AlarmsAndBudgetsEncryptForTheTopic",
                     "Effect": "Allow",
                     "Principal": {"Service": list(PUBLISHERS)},
                     "Action": list(KEY_ACTIONS_FOR_PUBLISHERS),
                     "Resource": "*",
-                },
-            ),
+                }
+            ],
         )
         KmsAlias(self, "key-alias", name=f"alias/{name}-alerts", target_key_id=self.key.key_id)
         self.topic = SnsTopic(self, "topic", name=f"{name}-alerts", kms_master_key_id=self.key.arn)
