@@ -334,7 +334,7 @@ class SpotilikeSpec(BaseModel):
     static_price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
 
     alert_emails: tuple[Email, ...] = ()
-    monthly_budget_usd: float = Field(250.0, gt=0, le=1_000_000)
+    monthly_budget_usd: float = Field(300.0, gt=0, le=1_000_000)
     state_backend: Literal["s3", "local"] = "s3"
     state_bucket: BucketName | None = Field(None, description="Defaults to '<project>-tfstate-<region>'.")
 

@@ -34,6 +34,9 @@ FREE_TYPES = frozenset(
         "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls",
         "aws_secretsmanager_secret_version", "aws_default_security_group", "aws_s3_bucket_lifecycle_configuration",
         "aws_kms_alias", "aws_volume_attachment", "aws_elasticache_parameter_group", "aws_s3_bucket_policy",
+        "aws_ecs_cluster", "aws_ecs_task_definition", "aws_appautoscaling_target", "aws_appautoscaling_policy",
+        "aws_iam_openid_connect_provider", "aws_ec2_tag", "aws_cloudfront_origin_access_control", "aws_backup_plan",
+        "aws_backup_selection", "kubernetes_namespace_v1", "kubernetes_deployment_v1",
     }
 )  # no charge of their own (first two budgets are free; SNS e-mail and Scheduler stay in their free tiers at this volume)
 
@@ -50,18 +53,23 @@ class Assumptions:
     nat_gateway_gb_month: float = 100.0  # data processed per NAT gateway
     alb_lcu: float = 1.0  # average load balancer capacity units
     s3_gb_month: float = 50.0  # stored per bucket
+    cdn_gb_month: float = 50.0  # served by each CloudFront distribution
+    cdn_requests_month: float = 1_000_000  # HTTPS requests to each distribution
+    log_gb_month: float = 1.0  # ingested by each CloudWatch log group
 
     def describe(self) -> str:
         """The assumptions in words, for the footer of the tables."""
         return (
             f"spot {self.spot_discount:.0%} off on-demand, {self.nat_gateway_gb_month:g} GB a month through each NAT gateway, "
-            f"{self.alb_lcu:g} LCU per load balancer, {self.s3_gb_month:g} GB stored per bucket"
+            f"{self.alb_lcu:g} LCU per load balancer, {self.s3_gb_month:g} GB stored per bucket, "
+            f"{self.cdn_gb_month:g} GB and {self.cdn_requests_month:,.0f} requests a month per CloudFront distribution, "
+            f"{self.log_gb_month:g} GB a month into each log group, backups as large as what they copy"
         )
 
     def __post_init__(self) -> None:
         if not 0 <= self.spot_discount < 1:
             raise CostError(f"spot_discount: {self.spot_discount} is not allowed; allowed: 0 <= discount < 1")
-        for name in ("nat_gateway_gb_month", "alb_lcu", "s3_gb_month"):
+        for name in ("nat_gateway_gb_month", "alb_lcu", "s3_gb_month", "cdn_gb_month", "cdn_requests_month", "log_gb_month"):
             if getattr(self, name) < 0:
                 raise CostError(f"{name}: {getattr(self, name)} is not allowed; allowed: 0 or more")
 
@@ -245,7 +253,7 @@ class StackEstimator:
                     detail = on_premises_size(kind, body)
                     cost.items.append(LineItem(self.name, _construct_path(body) or f"{kind}.{key}", kind, detail, 0.0, on_premises=True))
                     continue
-                handler = getattr(self, f"_price_{kind.removeprefix('aws_')}", None)
+                handler = getattr(self, f"_price_{kind.removeprefix('aws_')}", None)  # kubernetes_* keep their prefix
                 address = _construct_path(body) or f"{kind}.{key}"
                 if handler is None:
                     cost.items.append(LineItem(self.name, address, kind, "", None, f"resource type {kind} has no price model"))
@@ -369,6 +377,57 @@ class StackEstimator:
 
     def _price_cloudwatch_metric_alarm(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         return f"alarm {body.get('metric_name', '')}", self.prices.price("cloudwatch_alarm_month")
+
+    def _price_cloudwatch_log_group(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        gigabytes = self.assumptions.log_gb_month
+        return f"{gigabytes:g} GB ingested", gigabytes * self.prices.price("cloudwatch_logs_ingested_gb")
+
+    def _price_ecs_service(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        if body.get("launch_type") != "FARGATE":
+            raise UnknownPrice(f"launch type {body.get('launch_type')!r}: only Fargate is priced")
+        _, task = self._resolve(body["task_definition"])
+        vcpu, memory_gb, tasks = int(task["cpu"]) / 1024, int(task["memory"]) / 1024, body.get("desired_count", 1)
+        hourly = vcpu * self.prices.price("fargate_vcpu_hour") + memory_gb * self.prices.price("fargate_gb_hour")
+        return f"{tasks} x Fargate task {vcpu:g} vCPU / {memory_gb:g} GB", tasks * hourly * self.month
+
+    def _price_eks_cluster(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        return f"EKS control plane {body.get('version', '')}".rstrip(), self.prices.price("eks_cluster_hour") * self.month
+
+    def _price_eks_node_group(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        (instance_type,) = body["instance_types"][:1] or [None]
+        nodes = body["scaling_config"]["desired_size"]
+        hourly = self._instance_hour(instance_type)
+        spot = body.get("capacity_type") == "SPOT"
+        if spot:
+            hourly *= 1 - self.assumptions.spot_discount
+        disk_gb = body.get("disk_size", 20)
+        monthly = nodes * (hourly * self.month + disk_gb * self.prices.price("ebs_gp3_gb_month"))
+        return f"{nodes} x {instance_type}{' spot' if spot else ''} nodes, {disk_gb} GB each", monthly
+
+    def _price_cloudfront_distribution(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        gigabytes, requests = self.assumptions.cdn_gb_month, self.assumptions.cdn_requests_month
+        monthly = gigabytes * self.prices.price("cloudfront_gb_out") + requests / 10_000 * self.prices.price("cloudfront_https_10k_requests")
+        return f"{gigabytes:g} GB out, {requests:,.0f} HTTPS requests", monthly
+
+    def _price_backup_vault(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        """Snapshots of what the stack's backup selections copy, as large as the databases themselves."""
+        gigabytes = 0.0
+        for selection in self.resources.get("aws_backup_selection", {}).values():
+            for reference in selection.get("resources", []):
+                kind, _, _ = reference.removeprefix("${").partition(".")
+                if kind != "aws_db_instance":
+                    raise UnknownPrice(f"backups of {kind}: no price model")
+                gigabytes += self._resolve(reference)[1].get("allocated_storage", 20)
+        return f"{gigabytes:g} GB of database snapshots", gigabytes * self.prices.price("backup_rds_snapshot_gb_month")
+
+    def _price_kubernetes_service_v1(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        """A Service of type LoadBalancer makes the cluster create an AWS load balancer (a Network one here)."""
+        spec = body.get("spec", [{}])
+        spec = spec[0] if isinstance(spec, list) else spec
+        if spec.get("type") != "LoadBalancer":
+            return "cluster-internal service", 0.0
+        monthly = (self.prices.price("nlb_hour") + self.prices.price("nlb_nlcu_hour")) * self.month
+        return "Network Load Balancer made by the cluster, 1 NLCU", monthly
 
 
 def _construct_path(body: Mapping[str, Any]) -> str | None:

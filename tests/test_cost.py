@@ -7,7 +7,7 @@ import json
 import pytest
 
 from spawnit.cli import main
-from spawnit.cost import Assumptions, CostError, PriceTable, average_level, estimate, weekly_minutes, with_nat_gateways
+from spawnit.cost import Assumptions, CostError, PriceTable, average_level, estimate, load_stacks, weekly_minutes, with_nat_gateways
 
 PRICES = PriceTable.bundled("eu-west-3")
 MONTH = PRICES.hours_per_month
@@ -231,3 +231,18 @@ def test_proxmox_guests_are_listed_as_on_premises_with_their_size_never_unpriced
     assert items["acme-pg-lxc"][0]["detail"] == "on-premises LXC container on node pve1: 2 vCPU, 1024 MB, 20 GB on local-lvm"
     assert main(["cost", "acme-pg-lxc", "--outdir", str(outdir)]) == 0
     assert "on-premises" in capsys.readouterr().out
+
+
+def test_spotilike_prices_every_resource_with_stated_usage_and_lists_none_unpriced(outdir):
+    report = estimate(load_stacks(outdir, ["spotilike", "spotilike-web"]), budget_usd=300)
+    assert report.unpriced == []
+    items = {item.address: item for stack in report.stacks for item in stack.items}
+    assert items["api/service"].detail == "1 x Fargate task 0.25 vCPU / 0.5 GB"
+    assert items["api/service"].monthly_usd == pytest.approx((0.25 * 0.04656 + 0.5 * 0.00511) * 730, abs=0.01)
+    assert items["eks/cluster"].monthly_usd == pytest.approx(0.10 * 730, abs=0.01)
+    assert items["eks/nodes"].detail == "2 x t3.medium nodes, 20 GB each"
+    assert items["static/distribution"].detail == "50 GB out, 1,000,000 HTTPS requests"
+    assert items["backup/vault"].detail == "20 GB of database snapshots"
+    assert items["frontend/service"].detail.startswith("Network Load Balancer made by the cluster")  # the Service of type LoadBalancer
+    assert "CloudFront distribution" in report.assumptions.describe()
+    assert not report.over_budget
