@@ -228,15 +228,88 @@ def _reference(kind: str, key: str, attribute: str) -> str:
     return f"${{{kind}.{key}.{attribute}}}"
 
 
-class StackEstimator:
+@dataclass(frozen=True)
+class Machines:
+    """What a resource keeps running: on average ``count`` machines of EC2 type ``instance_type``
+    (awake share, desired capacity and standby copies included); ``detail`` says how."""
+
+    instance_type: str
+    count: float
+    detail: str
+
+
+class StackReader:
+    """Reads one synthesized stack: its resources, references, and what its compute keeps running."""
+
+    def __init__(self, name: str, document: Mapping[str, Any]) -> None:
+        self.name = name
+        self.document = document
+        self.resources: Mapping[str, Mapping[str, Any]] = document.get("resource", {})
+
+    def _resolve(self, reference: str) -> tuple[str, Mapping[str, Any]]:
+        match = re.fullmatch(r"\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.[a-z_]+\}", reference)
+        if not match:
+            raise CostError(f"stack {self.name}: cannot follow reference {reference!r}")
+        return match.group(2), self.resources[match.group(1)][match.group(2)]
+
+    def machines_instance(self, key: str, body: Mapping[str, Any]) -> Machines:
+        spot = (body.get("instance_market_options") or {}).get("market_type") == "spot"
+        return Machines(body["instance_type"], 1.0, f"{body['instance_type']}{' spot' if spot else ''}")
+
+    def machines_autoscaling_group(self, key: str, body: Mapping[str, Any]) -> Machines:
+        """Desired capacity, averaged over the week by the group's scheduled actions."""
+        _, template = self._resolve(body["launch_template"]["id"])
+        instance_type = template["instance_type"]
+        desired = body.get("desired_capacity", body.get("min_size", 0))
+        schedules = [
+            schedule
+            for schedule in self.resources.get("aws_autoscaling_schedule", {}).values()
+            if schedule["autoscaling_group_name"] in (_reference("aws_autoscaling_group", key, "name"), body.get("name"))
+        ]
+        events = [(minute, float(s["desired_capacity"])) for s in schedules for minute in weekly_minutes(s["recurrence"])]
+        detail = f"{desired} x {instance_type}"
+        if events:
+            awake = average_level([(minute, 1.0 if level > 0 else 0.0) for minute, level in events], 1.0) * HOURS_PER_WEEK
+            detail += f", awake {awake:.0f} h/week"
+        return Machines(instance_type, average_level(events, float(desired)), detail)
+
+    def machines_db_instance(self, key: str, body: Mapping[str, Any]) -> Machines:
+        """The instance class (its EC2 equivalent), doubled by a Multi-AZ standby, for the share of the
+        week EventBridge Scheduler keeps it started."""
+        instance_class = body["instance_class"]
+        copies = 2 if body.get("multi_az") else 1
+        actions = {"stopDBInstance": 0.0, "startDBInstance": 1.0}
+        events = []
+        for schedule in self.resources.get("aws_scheduler_schedule", {}).values():
+            target = schedule.get("target", {})
+            action = target.get("arn", "").rsplit(":", 1)[-1]
+            identifier = json.loads(target.get("input") or "{}").get("DbInstanceIdentifier")
+            if action in actions and identifier in (_reference("aws_db_instance", key, "identifier"), body.get("identifier")):
+                events += [(minute, actions[action]) for minute in weekly_minutes(schedule["schedule_expression"])]
+        running = average_level(events, 1.0)
+        detail = f"{instance_class} {'Multi-AZ' if copies == 2 else 'Single-AZ'}"
+        if events:
+            detail += f", running {running * HOURS_PER_WEEK:.0f} h/week"
+        return Machines(instance_class.removeprefix("db."), copies * running, detail)
+
+    def machines_elasticache_replication_group(self, key: str, body: Mapping[str, Any]) -> Machines:
+        nodes = body.get("num_cache_clusters", 1)
+        return Machines(body["node_type"].removeprefix("cache."), float(nodes), f"{nodes} x {body['node_type']}")
+
+    def machines_eks_node_group(self, key: str, body: Mapping[str, Any]) -> Machines:
+        instance_type = body["instance_types"][0]
+        nodes = body["scaling_config"]["desired_size"]
+        spot = body.get("capacity_type") == "SPOT"
+        return Machines(instance_type, float(nodes), f"{nodes} x {instance_type}{' spot' if spot else ''} nodes")
+
+
+class StackEstimator(StackReader):
     """Prices one synthesized stack."""
 
     def __init__(self, name: str, document: Mapping[str, Any], prices: PriceTable, assumptions: Assumptions) -> None:
-        self.name = name
-        self.document = document
+        super().__init__(name, document)
         self.prices = prices
         self.assumptions = assumptions
-        self.resources: Mapping[str, Mapping[str, Any]] = document.get("resource", {})
         region = _stack_region(document)
         if region is not None and region != prices.region:
             raise CostError(
@@ -274,12 +347,6 @@ class StackEstimator:
     def _instance_hour(self, instance_type: str) -> float:
         return self.prices.price("ec2_instance_hour", instance_type)
 
-    def _resolve(self, reference: str) -> tuple[str, Mapping[str, Any]]:
-        match = re.fullmatch(r"\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.[a-z_]+\}", reference)
-        if not match:
-            raise CostError(f"stack {self.name}: cannot follow reference {reference!r}")
-        return match.group(2), self.resources[match.group(1)][match.group(2)]
-
     # priced types
     def _price_instance(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         hourly = self._instance_hour(body["instance_type"])
@@ -294,24 +361,13 @@ class StackEstimator:
 
     def _price_autoscaling_group(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         _, template = self._resolve(body["launch_template"]["id"])
-        instance_type = template["instance_type"]
-        desired = body.get("desired_capacity", body.get("min_size", 0))
-        schedules = [
-            schedule
-            for schedule in self.resources.get("aws_autoscaling_schedule", {}).values()
-            if schedule["autoscaling_group_name"] in (_reference("aws_autoscaling_group", key, "name"), body.get("name"))
-        ]
-        events = [(minute, float(s["desired_capacity"])) for s in schedules for minute in weekly_minutes(s["recurrence"])]
-        capacity = average_level(events, float(desired))
+        machines = self.machines_autoscaling_group(key, body)
+        instance_type, capacity = machines.instance_type, machines.count
         disk_gb = sum(mapping.get("ebs", {}).get("volume_size", 8) for mapping in template.get("block_device_mappings", [])) or 8
         public_ip = any(str(nic.get("associate_public_ip_address")).lower() == "true" for nic in template.get("network_interfaces", []))
         hourly = self._instance_hour(instance_type) + (self.prices.price("public_ipv4_hour") if public_ip else 0.0)
         monthly = capacity * (hourly * self.month + disk_gb * self.prices.price("ebs_gp3_gb_month"))  # volumes go with instances
-        detail = f"{desired} x {instance_type}"
-        if events:
-            awake = average_level([(minute, 1.0 if level > 0 else 0.0) for minute, level in events], 1.0) * HOURS_PER_WEEK
-            detail += f", awake {awake:.0f} h/week"
-        detail += f", {disk_gb} GB gp3 each{', public IPv4' if public_ip else ''}"
+        detail = f"{machines.detail}, {disk_gb} GB gp3 each{', public IPv4' if public_ip else ''}"
         return detail, monthly
 
     def _price_nat_gateway(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
@@ -334,30 +390,20 @@ class StackEstimator:
             raise UnknownPrice(f"engine {body.get('engine')!r}: no RDS price")
         instance_class = body["instance_class"]
         copies = 2 if body.get("multi_az") else 1
-        actions = {"stopDBInstance": 0.0, "startDBInstance": 1.0}
-        events = []
-        for schedule in self.resources.get("aws_scheduler_schedule", {}).values():
-            target = schedule.get("target", {})
-            action = target.get("arn", "").rsplit(":", 1)[-1]
-            identifier = json.loads(target.get("input") or "{}").get("DbInstanceIdentifier")
-            if action in actions and identifier in (_reference("aws_db_instance", key, "identifier"), body.get("identifier")):
-                events += [(minute, actions[action]) for minute in weekly_minutes(schedule["schedule_expression"])]
-        running = average_level(events, 1.0)
+        machines = self.machines_db_instance(key, body)
         storage_gb = body.get("allocated_storage", 20)
-        compute = copies * self.prices.price("rds_postgres_instance_hour", instance_class) * running * self.month
+        compute = self.prices.price("rds_postgres_instance_hour", instance_class) * machines.count * self.month
         storage = copies * storage_gb * self.prices.price("rds_gp3_gb_month")  # billed while stopped too
         secret = self.prices.price("secrets_manager_secret_month") if body.get("manage_master_user_password") else 0.0
-        detail = f"{instance_class} {'Multi-AZ' if copies == 2 else 'Single-AZ'}, {storage_gb} GB gp3"
-        if events:
-            detail += f", running {running * HOURS_PER_WEEK:.0f} h/week"
+        awake, _, schedule = machines.detail.partition(", ")
+        detail = f"{awake}, {storage_gb} GB gp3" + (f", {schedule}" if schedule else "")
         if secret:
             detail += ", managed secret"
         return detail, compute + storage + secret
 
     def _price_elasticache_replication_group(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
-        nodes = body.get("num_cache_clusters", 1)
-        monthly = nodes * self.prices.price("elasticache_node_hour", body["node_type"]) * self.month
-        return f"{nodes} x {body['node_type']}", monthly
+        machines = self.machines_elasticache_replication_group(key, body)
+        return machines.detail, machines.count * self.prices.price("elasticache_node_hour", body["node_type"]) * self.month
 
     def _price_s3_bucket(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         gigabytes = self.assumptions.s3_gb_month
@@ -394,15 +440,13 @@ class StackEstimator:
         return f"EKS control plane {body.get('version', '')}".rstrip(), self.prices.price("eks_cluster_hour") * self.month
 
     def _price_eks_node_group(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
-        (instance_type,) = body["instance_types"][:1] or [None]
-        nodes = body["scaling_config"]["desired_size"]
-        hourly = self._instance_hour(instance_type)
-        spot = body.get("capacity_type") == "SPOT"
-        if spot:
+        machines = self.machines_eks_node_group(key, body)
+        hourly = self._instance_hour(machines.instance_type)
+        if body.get("capacity_type") == "SPOT":
             hourly *= 1 - self.assumptions.spot_discount
         disk_gb = body.get("disk_size", 20)
-        monthly = nodes * (hourly * self.month + disk_gb * self.prices.price("ebs_gp3_gb_month"))
-        return f"{nodes} x {instance_type}{' spot' if spot else ''} nodes, {disk_gb} GB each", monthly
+        monthly = machines.count * (hourly * self.month + disk_gb * self.prices.price("ebs_gp3_gb_month"))
+        return f"{machines.detail}, {disk_gb} GB each", monthly
 
     def _price_cloudfront_distribution(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         gigabytes, requests = self.assumptions.cdn_gb_month, self.assumptions.cdn_requests_month
