@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--spot-discount", type=float, default=0.70, help="spot discount off on-demand (default 0.70)")
     cost.add_argument("--nat-gateway-gb", type=float, default=100.0, help="GB a month through each NAT gateway (default 100)")
 
+    footprint = commands.add_parser("footprint", help="monthly greenhouse-gas footprint of the synthesized stacks (Boavizta)")
+    footprint.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate (default: dev, preprod and prod)")
+    footprint.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
+    footprint.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
+    footprint.add_argument("--load", type=float, default=50.0, help="average CPU load of the machines, percent (default 50)")
+
     serve = commands.add_parser("serve", help="run the web API and UI")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -139,6 +145,8 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         return _catalog(arguments)
     if arguments.command == "cost":
         return _cost(arguments, spec_options)
+    if arguments.command == "footprint":
+        return _footprint(arguments)
     if arguments.command == "serve":
         return _serve(arguments.host, arguments.port)
     return _tofu(arguments, spec_options)
@@ -355,11 +363,36 @@ def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
     if arguments.format == "json":
-        print(json.dumps(report.as_dict(), indent=2))
+        document = report.as_dict()
+        from .footprint import FootprintError, estimate_footprint
+
+        try:  # the same stacks' footprint beside their cost; the cost stands without it
+            document["footprint"] = estimate_footprint(load_stacks(arguments.outdir, arguments.stacks)).as_dict()
+        except FootprintError as error:
+            document["footprint"] = {"error": str(error)}
+        print(json.dumps(document, indent=2))
     else:
         render(report, Console(width=140))
     if arguments.fail_over_budget and (report.over_budget or report.unpriced):
         return 1
+    return 0
+
+
+def _footprint(arguments: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .cost import CostError, load_stacks
+    from .footprint import estimate_footprint, render_footprint
+
+    try:
+        report = estimate_footprint(load_stacks(arguments.outdir, arguments.stacks), load_percent=arguments.load)
+    except CostError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if arguments.format == "json":
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        render_footprint(report, Console(width=140))
     return 0
 
 
