@@ -122,9 +122,11 @@ def test_python_dash_m_spawnit_lists_the_stacks(isolated_config):
     result = subprocess.run([sys.executable, "-m", "spawnit", "list"], capture_output=True, text=True, check=True, env={**os.environ})
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["STACK", "ARCHITECTURE", "REGION", "NAT", "ALERTS", "STATE"]
-    assert [line.split()[0] for line in lines[1:]] == ["dev", "preprod", "prod"]
+    assert [line.split()[0] for line in lines[1:]] == ["dev", "preprod", "prod", "spotilike", "spotilike-web"]
     assert "s3://greenleaf-tfstate-eu-west-3/greenleaf/prod/terraform.tfstate" in lines[3]
     assert "NO RECIPIENT (warning)" in lines[3], "alerts nobody receives are shown, not hidden"
+    assert lines[4].split()[:3] == ["spotilike", "fargate+eks", "eu-west-3"] and "s3://spotilike-tfstate-eu-west-3/spotilike/spotilike/terraform.tfstate" in lines[4]
+    assert lines[5].split()[:2] == ["spotilike-web", "eks"]
 
 
 def test_local_state_flag_is_listed(isolated_config, capsys):

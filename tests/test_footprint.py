@@ -115,3 +115,17 @@ def test_a_bad_load_and_a_missing_boavizta_are_clear_errors(documents, tmp_path,
         estimate_footprint({"prod": documents["prod"]}, environ={"SPAWNIT_BOAVIZTA_PYTHON": str(tmp_path / "missing" / "python")})
     assert main(["footprint", "prod", "--outdir", str(outdir), "--load", "120"]) == 2
     assert "load_percent: 120.0 is not allowed" in capsys.readouterr().err
+
+
+def test_the_readme_footprint_table_is_what_the_stacks_weigh(report):
+    from conftest import ROOT
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| stack | kgCO2e / month |") + 2
+    table = {}
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        name, figure = line.strip("|").split("|")
+        table[name.split(":")[0].strip()] = float(figure)
+    assert table == {stack.name: stack.total_kg for stack in report.stacks}
