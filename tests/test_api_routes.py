@@ -281,3 +281,9 @@ def test_with_an_s3_store_specs_jobs_and_logs_land_in_the_bucket(aws_account, tm
     assert {"clients/acme/cache/spec.json", f"jobs/{job}.json", f"jobs/{job}.log"} <= keys
     backend = next(call for call in tofu[1]() if "argv" in call)["backend"]["s3"]
     assert (backend["key"], backend["endpoints"]["s3"]) == ("clients/acme/cache/terraform.tfstate", aws_account)
+
+
+def test_a_name_with_a_trailing_newline_is_refused_and_nothing_is_written(api, app, tmp_path):
+    response = api.post("/api/clients/abc%0A/instances", json={"service": "redis", "instance": "cache"})
+    assert response.status_code == 422 and "client: 'abc\\n' is not allowed" in response.json()["error"]
+    assert not any("\n" in path.name for path in (tmp_path / "store").rglob("*"))

@@ -121,3 +121,12 @@ def test_auth_is_off_only_when_said_explicitly(monkeypatch):
         AuthSettings.from_environment({"SPAWNIT_AUTH": "none"})
     settings = AuthSettings.from_environment({"SPAWNIT_OIDC_ISSUER": ISSUER})
     assert (settings.audience, settings.jwks_url) == (AUDIENCE, ISSUER + "/protocol/openid-connect/certs")
+
+
+@pytest.mark.parametrize("realm_access", [["admin"], {"roles": "admin"}, {"roles": [1, 2]}, "admin"])
+def test_a_signed_token_with_malformed_role_claims_is_403_not_500(api, signing_key, realm_access):
+    now = int(time.time())
+    claims = {"sub": ALICE, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300, "realm_access": realm_access}
+    bearer = jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": "test-key"})
+    response = get(api, f"/api/clients/{ALICE}/instances", bearer)
+    assert response.status_code == 403 and "realm_access.roles" in response.json()["error"]

@@ -65,7 +65,7 @@ def test_jobs_and_logs_survive_in_the_store(store):
     assert list(store.active_jobs()) == [] and store.get_job(job_id)["status"] == "succeeded"
 
 
-@pytest.mark.parametrize("client, instance", [("Acme", "db"), ("acme", "../etc"), ("a", "db"), ("acme", "x" * 70)])
+@pytest.mark.parametrize("client, instance", [("Acme", "db"), ("acme", "../etc"), ("a", "db"), ("acme", "x" * 70), ("abc\n", "db"), ("acme", "db\n")])
 def test_names_are_checked_before_any_key_is_built(client, instance):
     with pytest.raises(ValueError, match="is not allowed; allowed: 2-64 lowercase letters"):
         Store.instance_prefix(client, instance)

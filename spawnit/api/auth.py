@@ -104,8 +104,17 @@ class Authenticator:
             )
         except (jwt.PyJWTError, jwt.PyJWKClientError) as error:
             raise HTTPException(status_code=401, detail=f"invalid token: {error}", headers={"WWW-Authenticate": "Bearer"}) from None
-        roles = frozenset(claims.get("realm_access", {}).get("roles", []))
-        return Principal(subject=claims["sub"], roles=roles)
+        return Principal(subject=claims["sub"], roles=_roles(claims))
+
+
+def _roles(claims: dict) -> frozenset[str]:
+    """The realm roles of a signed token, or a 403 when its claims do not have Keycloak's shape."""
+    realm_access = claims.get("realm_access", {})
+    roles = realm_access.get("roles", []) if isinstance(realm_access, dict) else None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise HTTPException(status_code=403, detail="token claims: 'sub' must be a string and 'realm_access.roles' a list of strings")
+    return frozenset(roles)
 
 
 def require_client(principal: Principal, client: str) -> None:

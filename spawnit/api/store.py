@@ -123,7 +123,7 @@ class S3ObjectStore:
 
 
 def _check_segment(field: str, value: str) -> str:
-    if not SEGMENT.match(value):
+    if not SEGMENT.fullmatch(value):  # match's $ also matches before a final newline
         raise ValueError(f"{field}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
     return value
 
@@ -167,7 +167,7 @@ class Store:
     # Jobs
     @staticmethod
     def _job_key(job_id: str, suffix: str) -> str:
-        if not JOB_ID.match(job_id):
+        if not JOB_ID.fullmatch(job_id):
             raise ValueError(f"job id: {job_id!r} is not allowed; allowed: a UUID")
         return f"jobs/{job_id}.{suffix}"
 

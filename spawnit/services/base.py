@@ -275,6 +275,6 @@ INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
 def instance_stack_name(client: str, instance: str) -> str:
     """The stack name of ``client``'s ``instance``: ``CLIENT-INSTANCE``, both checked."""
     for name, value in (("client", client), ("instance", instance)):
-        if not INSTANCE_NAME.match(value):
+        if not INSTANCE_NAME.fullmatch(value):  # match's $ also matches before a final newline
             raise ParameterError(f"{name}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
     return f"{client}-{instance}"
