@@ -287,3 +287,32 @@ def test_a_name_with_a_trailing_newline_is_refused_and_nothing_is_written(api, a
     response = api.post("/api/clients/abc%0A/instances", json={"service": "redis", "instance": "cache"})
     assert response.status_code == 422 and "client: 'abc\\n' is not allowed" in response.json()["error"]
     assert not any("\n" in path.name for path in (tmp_path / "store").rglob("*"))
+
+
+def test_validation_errors_have_the_one_error_shape_naming_the_field(api):
+    response = api.post("/api/clients/acme/instances", json={"instance": "cache"})
+    assert response.status_code == 422 and set(response.json()) == {"error"}
+    assert "service: field required" in response.json()["error"]
+
+
+def test_a_huge_value_is_not_echoed_back_whole(api, app):
+    response = create(api, parameters={"port": "9" * 100_000})
+    assert response.status_code == 422 and len(response.text) < 2_000
+    assert "(100002 characters)" in response.json()["error"]
+
+
+def test_a_body_over_the_limit_is_a_413_and_nothing_is_stored(api, app):
+    from spawnit.api import MAX_BODY_BYTES
+
+    big = {"service": "nginx", "instance": "site", "parameters": {"index_html": "x" * (MAX_BODY_BYTES + 1)}}
+    response = api.post("/api/clients/acme/instances", json=big)
+    assert response.status_code == 413 and f"at most {MAX_BODY_BYTES} bytes" in response.json()["error"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"service": "nginx", "instance": "site", "parameters": {"index_html": "'
+        for _ in range(MAX_BODY_BYTES // 1024 + 2):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    response = api.post("/api/clients/acme/instances", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and app.state.store.list_instances("acme") == []

@@ -19,6 +19,7 @@ from typing import Any
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,6 +29,7 @@ from sse_starlette.sse import EventSourceResponse
 from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
+from ..services.base import shown
 from .auth import Authenticator, AuthSettings, Principal, require_client
 from .jobs import ACTIONS, Conflict, JobManager
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
@@ -35,6 +37,7 @@ from .store import Store, store_from_environment
 from .worker import SynthWorker
 
 INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+MAX_BODY_BYTES = 256 * 1024  # a service's parameters fit in far less; nginx's index_html is at most 100,000 characters
 
 
 class InstanceRequest(BaseModel):
@@ -68,6 +71,39 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any], clust
         except ProxmoxError as error:
             raise HTTPException(status_code=error.status, detail=error.message) from None
     return values
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is a 413, whether its Content-Length says so
+    or its chunks add up to it; nothing past the limit is read."""
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    def _refusal(self, size: str) -> HTTPException:
+        return HTTPException(status_code=413, detail=f"request body: {size} is too large; allowed: at most {self.limit} bytes")
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            message = json.dumps({"error": self._refusal(f"{length.decode(errors='replace')} bytes").detail}).encode()
+            await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": message})
+            return
+        received = 0
+
+        async def limited() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise self._refusal(f"more than {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def _once(make: Callable[[], Any]) -> Callable[[], Any]:
@@ -155,6 +191,18 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def json_error(request: Request, error: HTTPException) -> JSONResponse:
         return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        """The same shape as every other error: one message naming each bad field, its value (cut) and the rule."""
+        lines = ["invalid request:"]
+        for problem in error.errors():
+            location = ".".join(str(part) for part in problem["loc"] if part != "body") or "(body)"
+            value = "" if problem["type"] == "missing" else f" = {shown(problem.get('input'))}"
+            lines.append(f"  {location}{value}: {problem['msg'][0].lower()}{problem['msg'][1:]}")
+        return JSONResponse({"error": "\n".join(lines)}, status_code=422)
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     def spec_or_404(client: str, instance: str) -> dict[str, Any]:
         try:

@@ -212,7 +212,7 @@ def explain(service: str, error: ValidationError) -> str:
         context = problem.get("ctx") or {}
         if not problem["loc"] and problem["type"] == "value_error":  # a rule across fields names its field first
             field, _, rule = problem["msg"].removeprefix("Value error, ").partition(": ")
-            lines.append(f"  {field} = {value.get(field) if isinstance(value, dict) else None!r} is {rule}")
+            lines.append(f"  {field} = {shown(value.get(field) if isinstance(value, dict) else None)} is {rule}")
             continue
         if problem["type"] == "missing":
             lines.append(f"  {location} is required: {_field_description(error.title, location)}")
@@ -225,8 +225,18 @@ def explain(service: str, error: ValidationError) -> str:
             rule = f"is not allowed; allowed: values matching {context.get('pattern')}"
         else:
             rule = f"is not allowed: {problem['msg'][0].lower()}{problem['msg'][1:]}"
-        lines.append(f"  {location} = {value!r} {rule}")
+        lines.append(f"  {location} = {shown(value)} {rule}")
     return "\n".join(lines)
+
+
+SHOWN_LENGTH = 80
+
+
+def shown(value: Any) -> str:
+    """A value as an error message repeats it: its repr, cut to SHOWN_LENGTH characters (a 10 MB value
+    is not sent back)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_LENGTH else f"{text[:SHOWN_LENGTH]}... ({len(text)} characters)"
 
 
 def _field_description(model: str, field: str) -> str:
