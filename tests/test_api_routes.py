@@ -316,3 +316,14 @@ def test_a_body_over_the_limit_is_a_413_and_nothing_is_stored(api, app):
 
     response = api.post("/api/clients/acme/instances", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413 and app.state.store.list_instances("acme") == []
+
+
+def test_parameters_cannot_change_under_a_running_job(api, app):
+    create(api)
+    app.state.jobs.environ["TOFU_SLOW_APPLY"] = "50"
+    job = api.post("/api/clients/acme/instances/cache/apply").json()["job"]
+    response = api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}})
+    assert response.status_code == 409 and job in response.json()["error"]
+    assert app.state.store.get_spec("acme", "cache")["parameters"]["port"] == 6380
+    wait_job(api, job)
+    assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}}).status_code == 200

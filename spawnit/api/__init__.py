@@ -318,6 +318,9 @@ def create_app(
     def update_instance(client: str, instance: str, update: InstanceUpdate, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)
         spec = spec_or_404(client, instance)
+        running = jobs.active_job(client, instance)
+        if running is not None:  # the spec never changes under a running job
+            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} has job {running.id} {running.status}; change it when that job ends")
         spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters}, cluster)
         spec["updated_at"] = _now()
         store.put_spec(client, instance, spec)
