@@ -327,3 +327,28 @@ def test_parameters_cannot_change_under_a_running_job(api, app):
     assert app.state.store.get_spec("acme", "cache")["parameters"]["port"] == 6380
     wait_job(api, job)
     assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}}).status_code == 200
+
+
+def test_bearer_tokens_never_reach_the_access_log(app, capfd):
+    import threading
+
+    import uvicorn
+
+    from conftest import free_port
+
+    token = "eyJhbGciOiJSUzI1NiJ9.secret-part.signature"
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="info", access_log=True))  # as `spawnit serve`
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with httpx.Client(timeout=10) as client:
+            client.get(f"http://127.0.0.1:{server.config.port}/api/jobs/00000000-0000-0000-0000-000000000000/events?access_token={token}&x=1")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    logged = capfd.readouterr()
+    assert "access_token=[redacted]&x=1" in logged.out + logged.err  # the request was logged...
+    assert token not in logged.out + logged.err  # ...without its token

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import uuid
@@ -71,6 +72,28 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any], clust
         except ProxmoxError as error:
             raise HTTPException(status_code=error.status, detail=error.message) from None
     return values
+
+
+_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s]+")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps bearer tokens out of the access log: the web UI's event streams carry theirs in the
+    query string (``?access_token=``, EventSource cannot send headers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    """Install :class:`RedactTokens` on uvicorn's access logger, once."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, RedactTokens) for existing in access.filters):
+        access.addFilter(RedactTokens())
 
 
 class BodyLimit:
@@ -147,6 +170,7 @@ def create_app(
     """The API. Without arguments, everything comes from the environment: SPAWNIT_S3_* or SPAWNIT_DATA_DIR (store),
     SPAWNIT_AUTH / SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and
     SPAWNIT_DRIFT_CONCURRENCY (default 2), SPAWNIT_PROXMOX_* (the Proxmox cluster, read when first needed)."""
+    redact_access_log()
     cluster = proxmox or _once(ProxmoxCluster.from_environment)
     auth = auth or AuthSettings.from_environment()
     authenticate = Authenticator(auth)
