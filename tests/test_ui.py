@@ -205,3 +205,28 @@ def test_the_proxmox_panel_shows_the_clusters_nodes_and_the_form_offers_the_targ
         page.click("#deploy")
         expect(page.locator("#form-error")).to_contain_text("proxmox_memory_mb = 12288 is more than node pve1's 6144 MB of free memory")
         assert store.list_instances("local") == []
+
+
+def test_every_form_pattern_compiles_in_the_browser_and_checks_values(browser, site):
+    url, _, _ = site
+    page = browser.new_page()
+    page.goto(url)
+    expect(page.locator(".card[data-service=postgresql]")).to_be_visible()
+    services = page.eval_on_selector_all(".card", "cards => cards.map(card => card.dataset.service)")
+    for service in services:
+        page.click(f".card[data-service={service}]")
+        expect(page.locator("#deploy-service")).to_have_text(service)
+        problems = page.evaluate(
+            """() => [...document.querySelectorAll('#fields [pattern]')].flatMap(input => {
+                 try { new RegExp('^(?:' + input.pattern + ')$', 'v'); } catch (error) { return [input.name + ': ' + error.message]; }
+                 return input.value && !input.validity.valid ? [input.name + ': default ' + input.value + ' refused'] : [];
+               })"""
+        )
+        assert problems == [], service
+        assert page.locator("#fields [pattern]").count() >= 3, service  # the patterns are there, not dropped
+    page.click(".card[data-service=redis]")
+    for value, valid in (("Bad Name", False), ("9cache", False), ("cache-1", True)):
+        page.fill("#field-instance", value)
+        assert page.eval_on_selector("#field-instance", "input => input.validity.valid") is valid, value
+    page.fill("#field-aws_region", "eu west 3")
+    assert page.eval_on_selector("#field-aws_region", "input => input.validity.valid") is False

@@ -123,6 +123,31 @@ async function showCatalog() {
   }
 }
 
+// Browsers compile the pattern attribute with the "v" flag, where a class must escape - (outside a range),
+// ( ) [ ] { } / and |. The schema's patterns are ordinary regexes: rewrite their classes, and leave out a
+// pattern that still does not compile (the API checks every value anyway).
+function htmlPattern(pattern) {
+  const body = pattern.replace(/^\^/, "").replace(/\$$/, "");
+  const rewritten = body.replace(/\[(\^?)((?:\\.|[^\]\\])*)\]/g, (whole, negate, inner) => {
+    const tokens = inner.match(/\\.|./gs) || [];
+    let out = "";
+    for (let i = 0; i < tokens.length; i++) {
+      const token = tokens[i];
+      const isRange = token === "-" && i > 0 && i < tokens.length - 1;
+      if (isRange) out += "-";
+      else if (token.length === 1 && "-()[]{}/|".includes(token)) out += "\\" + token;
+      else out += token;
+    }
+    return "[" + negate + out + "]";
+  });
+  try {
+    new RegExp("^(?:" + rewritten + ")$", "v");
+    return rewritten;
+  } catch {
+    return null;
+  }
+}
+
 function inputFor(name, property, required) {
   let input;
   const type = property.type || (property.anyOf || []).map((option) => option.type).find((t) => t && t !== "null");
@@ -144,7 +169,8 @@ function inputFor(name, property, required) {
   } else {
     input = document.createElement(property.maxLength > 1000 ? "textarea" : "input");
     const pattern = property.pattern || ((property.anyOf || []).find((option) => option.pattern) || {}).pattern;
-    if (pattern) input.pattern = pattern.replace(/^\^/, "").replace(/\$$/, "");
+    const usable = pattern && htmlPattern(pattern);
+    if (usable) input.pattern = usable;
     if (property.minLength) input.minLength = property.minLength;
     if (property.maxLength) input.maxLength = property.maxLength;
   }
@@ -166,7 +192,7 @@ function openForm(service) {
   const fields = $("#fields");
   fields.replaceChildren();
   const required = new Set(state.schema.required || []);
-  const instance = { title: "Instance name", type: "string", pattern: "^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$", description: "Optional." };
+  const instance = { title: "Instance name", type: "string", pattern: "^[a-z][a-z0-9-]{0,30}[a-z0-9]$", description: "Optional: 2-32 lowercase letters, digits and '-', starting with a letter." };
   const properties = { instance, ...state.schema.properties };
   for (const [name, property] of Object.entries(properties)) {
     const row = document.createElement("div");
