@@ -228,5 +228,34 @@ def test_every_form_pattern_compiles_in_the_browser_and_checks_values(browser, s
     for value, valid in (("Bad Name", False), ("9cache", False), ("cache-1", True)):
         page.fill("#field-instance", value)
         assert page.eval_on_selector("#field-instance", "input => input.validity.valid") is valid, value
+    page.select_option("#field-target", "aws")
     page.fill("#field-aws_region", "eu west 3")
     assert page.eval_on_selector("#field-aws_region", "input => input.validity.valid") is False
+
+
+def test_target_fields_follow_the_target_a_job_has_a_link_and_a_narrow_screen_fits(browser, site, artifacts):
+    url, app, jobs = site
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    page.goto(url)
+    page.click(".card[data-service=redis]")
+    expect(page.locator("#field-aws_region")).to_be_hidden()  # docker is the default target
+    expect(page.locator("#field-docker_host")).to_be_visible()
+    page.select_option("#field-target", "aws")
+    expect(page.locator("#field-aws_region")).to_be_visible()
+    expect(page.locator("#field-docker_host")).to_be_hidden()
+    expect(page.locator("#field-proxmox_node")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page overflows at 420 px"
+    page.screenshot(path=str(artifacts / "ui-narrow-form.png"), full_page=True)
+    page.select_option("#field-target", "docker")
+    page.fill("#field-instance", "narrow")
+    page.click("#deploy")
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#cancel-job")).to_be_disabled()
+    job = page.evaluate("location.hash").removeprefix("#job=")
+    assert app.state.store.get_job(job)["status"] == "succeeded"
+
+    other = browser.new_page()
+    other.goto(f"{url}/#job={job}")  # the link opens that job's log
+    expect(other.locator("#log-job")).to_have_text(job)
+    expect(other.locator("#log")).to_contain_text("$ tofu apply", timeout=30_000)

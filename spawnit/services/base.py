@@ -198,10 +198,26 @@ class CatalogService:
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
+        """The parameters' JSON Schema; a target's own settings carry ``x-target`` (forms show them for it only)."""
         schema = cls.Parameters.model_json_schema()
         schema["title"] = cls.name
         schema["description"] = cls.description
+        for name, field_schema in schema.get("properties", {}).items():
+            target = target_of(name)
+            if target:
+                field_schema["x-target"] = target
         return schema
+
+
+AWS_ONLY_FIELDS = ("allowed_cidrs", "root_volume_gb")
+
+
+def target_of(field: str) -> str | None:
+    """The target a shared parameter belongs to (``aws_region`` -> aws), or None for the service's own."""
+    for target in TARGETS:
+        if field.startswith(f"{target}_"):
+            return target
+    return "aws" if field in AWS_ONLY_FIELDS else None
 
 
 def explain(service: str, error: ValidationError) -> str:

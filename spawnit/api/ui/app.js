@@ -208,17 +208,31 @@ function openForm(service) {
     error.className = "error";
     error.id = "error-" + name;
     input.addEventListener("input", () => { error.textContent = input.validity.valid ? "" : input.validationMessage; });
+    if (property["x-target"]) row.dataset.target = property["x-target"];
     row.append(label, input, help, error);
     fields.append(row);
   }
+  const target = $("#field-target");
+  if (target) target.addEventListener("change", showTargetFields);
+  showTargetFields();
   $("#form-error").textContent = "";
   $("#deploy-section").hidden = false;
+  $("#deploy-section").scrollIntoView({ block: "start" });
+}
+
+// Settings of one target (aws_*, proxmox_*, docker_*) show only while that target is chosen; hidden ones are not sent.
+function showTargetFields() {
+  const chosen = ($("#field-target") || {}).value || "docker";
+  for (const row of $("#fields").querySelectorAll(".field[data-target]")) {
+    row.hidden = row.dataset.target !== chosen;
+    for (const input of row.querySelectorAll("input, select, textarea")) input.disabled = row.hidden;
+  }
 }
 
 function formValues() {
   const parameters = {};
   let instance = null;
-  for (const input of $("#fields").querySelectorAll("input, select, textarea")) {
+  for (const input of $("#fields").querySelectorAll("input:enabled, select:enabled, textarea:enabled")) {
     const type = input.dataset.type;
     if (input.name === "instance") { instance = input.value || null; continue; }
     if (type === "boolean") parameters[input.name] = input.checked;
@@ -236,7 +250,7 @@ async function deploy(event) {
   event.preventDefault();
   const form = $("#deploy-form");
   let valid = true;
-  for (const input of form.querySelectorAll("input, select, textarea")) {
+  for (const input of form.querySelectorAll("input:enabled, select:enabled, textarea:enabled")) {
     $("#error-" + input.name).textContent = input.validity.valid ? "" : input.validationMessage;
     valid = valid && input.validity.valid;
   }
@@ -322,6 +336,8 @@ async function showInstances() {
 function watchJob(jobId) {
   if (state.jobStream) state.jobStream.close();
   state.currentJob = jobId;
+  history.replaceState(null, "", "#job=" + jobId); // a link to this log
+  $("#cancel-job").disabled = false;
   $("#log-section").hidden = false;
   $("#log-job").textContent = jobId;
   $("#log").textContent = "";
@@ -339,6 +355,7 @@ function watchJob(jobId) {
     status.className = "badge " + event.data;
     status.textContent = event.data;
     if (["succeeded", "failed", "cancelled", "interrupted"].includes(event.data)) {
+      $("#cancel-job").disabled = true;
       stream.close();
       showInstances();
     }
@@ -363,6 +380,8 @@ async function start() {
   await showInstances();
   await showProxmox();
   watchClient();
+  const linked = location.hash.match(/^#job=([0-9a-f-]{36})$/);
+  if (linked) watchJob(linked[1]);
 }
 
 start().catch((error) => { document.body.insertAdjacentHTML("beforeend", `<p class="error" role="alert"></p>`); document.body.lastElementChild.textContent = error.message; });
