@@ -90,3 +90,17 @@ def test_s3_is_chosen_when_an_endpoint_is_configured(aws_account, tmp_path):
     assert isinstance(store_from_environment({"SPAWNIT_S3_ENDPOINT": aws_account}).objects, S3ObjectStore)
     local = store_from_environment({"SPAWNIT_DATA_DIR": str(tmp_path / "d")})
     assert isinstance(local.objects, LocalObjectStore) and (tmp_path / "d").is_dir()
+
+
+def test_listing_a_clients_instances_walks_only_that_clients_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    store = Store(LocalObjectStore(tmp_path))
+    store.put_spec("acme", "db", {"client": "acme", "instance": "db"})
+    store.put_spec("bob", "site", {"client": "bob", "instance": "site"})
+    walked = []
+    original = Path.rglob
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: walked.append(self) or original(self, pattern))
+    assert store.list_instances("acme") == [("acme", "db")]
+    assert walked == [tmp_path.resolve() / "clients" / "acme"]
+    assert store.list_instances() == [("acme", "db"), ("bob", "site")]

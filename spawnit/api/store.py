@@ -68,9 +68,13 @@ class LocalObjectStore:
         self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, walking only the folder the prefix names (not every job and log file)."""
         root = self.root.resolve()
+        start = (root / prefix.rsplit("/", 1)[0]) if "/" in prefix else root
+        if not start.resolve().is_relative_to(root) or not start.is_dir():
+            return []
         return sorted(
-            str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() and str(path.relative_to(root)).startswith(prefix)
+            str(path.relative_to(root)) for path in start.rglob("*") if path.is_file() and str(path.relative_to(root)).startswith(prefix)
         )
 
 
