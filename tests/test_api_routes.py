@@ -352,3 +352,11 @@ def test_bearer_tokens_never_reach_the_access_log(app, capfd):
     logged = capfd.readouterr()
     assert "access_token=[redacted]&x=1" in logged.out + logged.err  # the request was logged...
     assert token not in logged.out + logged.err  # ...without its token
+
+
+def test_the_openapi_document_describes_every_error_status_with_the_error_shape(api):
+    document = api.get("/openapi.json").json()
+    assert document["components"]["schemas"]["ApiError"]["required"] == ["error"]
+    responses = document["paths"]["/api/clients/{client}/instances"]["post"]["responses"]
+    for status in ("400", "401", "403", "404", "409", "413", "422"):
+        assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiError"}, status

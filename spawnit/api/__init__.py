@@ -48,6 +48,28 @@ class InstanceRequest(BaseModel):
     instance: str | None = Field(None, pattern=INSTANCE_NAME, description="Instance name; default: <service>-<random>.")
 
 
+class ApiError(BaseModel):
+    """Every error the API answers: one message naming what is wrong and what is allowed."""
+
+    error: str = Field(description="What is wrong: the field, its value (cut) and the rule, or the state that forbids the request.")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ApiError, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Missing or invalid bearer token",
+        403: "The token may not reach this client, or its claims are malformed",
+        404: "No such service, instance, job or action",
+        409: "Conflict: the instance exists, or has a running job",
+        413: "Request body over 256 KB",
+        422: "Invalid parameters or names; a Proxmox request no node can hold",
+        502: "The Proxmox cluster refused or failed",
+        503: "The Proxmox cluster is not configured or cannot be reached",
+    }.items()
+}
+
+
 class InstanceUpdate(BaseModel):
     parameters: dict[str, Any] = Field(description="Parameters to change; the others keep their values.")
 
@@ -206,6 +228,7 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
         title="SpawnIt",
         version=__version__,
         description="Deploy catalog services on Docker, AWS or Proxmox VE without touching infrastructure code.",
