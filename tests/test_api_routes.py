@@ -360,3 +360,37 @@ def test_the_openapi_document_describes_every_error_status_with_the_error_shape(
     responses = document["paths"]["/api/clients/{client}/instances"]["post"]["responses"]
     for status in ("400", "401", "403", "404", "409", "413", "422"):
         assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiError"}, status
+
+
+def test_a_hundred_idle_streams_do_not_hold_back_a_jobs_events(live, app):
+    """A hundred client streams open and idle while a job runs: its events all arrive, promptly (the
+    streams wait on the event loop, holding no thread)."""
+    import threading
+
+    idle, stop = [], threading.Event()
+
+    def hold_open() -> None:
+        with httpx.stream("GET", f"{live}/api/clients/acme/events", timeout=60) as response:
+            idle.append(response.status_code)
+            for _ in response.iter_lines():
+                if stop.is_set():
+                    return
+
+    threads = [threading.Thread(target=hold_open, daemon=True) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(idle) < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(idle) == 100
+    try:
+        httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+        app.state.jobs.environ["TOFU_SLOW_PLAN"] = "20"  # 20 lines, 0.1 s apart
+        job = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
+        started = time.monotonic()
+        events = read_events(f"{live}/api/jobs/{job}/events")
+        elapsed = time.monotonic() - started
+        assert events[-1][1:] == ("status", "succeeded") and sum(1 for event in events if event[2].startswith("working")) == 20
+        assert elapsed < 45, f"the job's events took {elapsed:.0f} s behind 100 idle streams"  # generous: the job itself takes ~3 s
+    finally:
+        stop.set()

@@ -412,11 +412,7 @@ def create_app(
         after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
 
         async def stream():
-            iterator = jobs.events(job_id, after, poll=0.5)
-            while True:
-                event = await asyncio.to_thread(next, iterator, None)
-                if event is None:
-                    return
+            async for event in jobs.stream(job_id, after):
                 yield {"id": str(event["id"]), "event": event["event"], "data": event["data"]}
 
         return EventSourceResponse(stream(), ping=15)
@@ -429,9 +425,9 @@ def create_app(
         after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
 
         async def stream():
-            iterator = events.stream(client, after, poll=0.5)
-            while not await request.is_disconnected():
-                event = await asyncio.to_thread(next, iterator)
+            async for event in events.astream(client, after):
+                if await request.is_disconnected():
+                    return
                 if event:
                     yield {"id": str(event["id"]), "event": event["event"], "data": json.dumps(event["data"])}
 

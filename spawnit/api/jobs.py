@@ -11,6 +11,7 @@ after a grace period, and removes the state lock a killed process leaves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -19,7 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -241,6 +242,30 @@ class JobManager:
                 yield event
             if closed and not fresh:
                 return
+
+    async def stream(self, job_id: str, last_id: int = 0, *, poll: float = 0.2) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`events` for the event loop: no thread is held while nothing happens, so idle
+        subscribers cost a timer each (a blocking wait per stream starved the thread pool)."""
+        log = self._logs.get(job_id)
+        if log is None:  # another replica's job: its log in the store, read briefly in a thread
+            while True:
+                for event in await asyncio.to_thread(self.store.get_log, job_id):
+                    if event["id"] > last_id:
+                        last_id = event["id"]
+                        yield event
+                record = await asyncio.to_thread(self.store.get_job, job_id)
+                if record is None or record["status"] in FINAL:
+                    return
+                await asyncio.sleep(max(poll, 0.5))
+        while True:
+            fresh, closed = log.after(last_id, 0)
+            for event in fresh:
+                last_id = event["id"]
+                yield event
+            if closed and not fresh:
+                return
+            if not fresh:
+                await asyncio.sleep(poll)
 
     # Running --------------------------------------------------------------------------------
     def _run(self, job: Job, spec: dict[str, Any]) -> None:

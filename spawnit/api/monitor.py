@@ -9,9 +9,10 @@ instances only through that bound: a round takes about
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -35,6 +36,25 @@ class ClientEvents:
     def publish(self, client: str, kind: str, data: dict[str, Any]) -> None:
         log = self.log(client)
         log.append(kind, data)
+
+    async def astream(self, client: str, last_id: int = 0, *, poll: float = 0.2) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`stream` for the event loop: an empty event every second or so lets the caller notice a
+        closed connection; no thread is held while waiting."""
+        log = self.log(client)
+        idle = 0.0
+        while True:
+            fresh, _ = log.after(last_id, 0)
+            for event in fresh:
+                last_id = event["id"]
+                yield event
+            if fresh:
+                idle = 0.0
+                continue
+            await asyncio.sleep(poll)
+            idle += poll
+            if idle >= 1.0:
+                idle = 0.0
+                yield {}
 
     def stream(self, client: str, last_id: int = 0, *, poll: float = 1.0, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         log = self.log(client)
