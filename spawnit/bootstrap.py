@@ -17,8 +17,10 @@ LOCK_KEY = "LockID"
 
 @dataclass(frozen=True)
 class StateTarget:
+    """Where states live: a bucket, and a DynamoDB lock table (None: S3's own lock files only)."""
+
     bucket: str
-    lock_table: str
+    lock_table: str | None
     region: str
 
 
@@ -30,8 +32,11 @@ def bootstrap_state(target: StateTarget, *, endpoint_url: str | None = None, ses
     """Make sure the state bucket and lock table exist and are configured; returns what was done, one line each."""
     session = session or boto3.Session()
     s3 = session.client("s3", region_name=target.region, endpoint_url=endpoint_url)
-    dynamodb = session.client("dynamodb", region_name=target.region, endpoint_url=endpoint_url)
-    return [*_ensure_bucket(s3, target), *_ensure_lock_table(dynamodb, target)]
+    done = _ensure_bucket(s3, target)
+    if target.lock_table is not None:
+        dynamodb = session.client("dynamodb", region_name=target.region, endpoint_url=endpoint_url)
+        done += _ensure_lock_table(dynamodb, target)
+    return done
 
 
 def _ensure_bucket(s3, target: StateTarget) -> list[str]:  # noqa: ANN001 - boto3 clients are untyped

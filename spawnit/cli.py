@@ -140,7 +140,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
             return 0
         if arguments.command == "list":
             return _list(specs, load_spotilike_spec(config_file=arguments.config))
-        return _bootstrap(arguments.endpoint_url, specs)
+        return _bootstrap(arguments.endpoint_url, specs, load_spotilike_spec(config_file=arguments.config))
     if arguments.command == "catalog":
         return _catalog(arguments)
     if arguments.command == "cost":
@@ -408,7 +408,7 @@ def _serve(host: str, port: int) -> int:
     return 0
 
 
-def _bootstrap(endpoint_url: str | None, specs: dict[str, EnvironmentSpec]) -> int:
+def _bootstrap(endpoint_url: str | None, specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 - a SpotilikeSpec
     from .bootstrap import BootstrapError, StateTarget, bootstrap_state
 
     targets = {
@@ -416,6 +416,8 @@ def _bootstrap(endpoint_url: str | None, specs: dict[str, EnvironmentSpec]) -> i
         for spec in specs.values()
         if spec.state_backend == "s3"
     }
+    if spotilike.state_backend == "s3":  # Spotilike's stacks lock with S3's own lock files: a bucket only
+        targets.add(StateTarget(bucket=spotilike.resolved_state_bucket, lock_table=None, region=spotilike.region))
     try:
         for target in sorted(targets, key=lambda target: (target.region, target.bucket)):
             for line in bootstrap_state(target, endpoint_url=endpoint_url):

@@ -79,3 +79,6 @@ def test_cli_bootstraps_the_configured_names(aws_endpoint, monkeypatch, tmp_path
     s3, dynamodb = clients(aws_endpoint)
     assert s3.get_bucket_versioning(Bucket="acme-tfstate")["Status"] == "Enabled"
     assert dynamodb.describe_table(TableName="acme-tf-lock")["Table"]["TableStatus"] == "ACTIVE"
+    assert "bucket spotilike-tfstate-eu-west-3: created in eu-west-3" in output  # Spotilike's stacks: a bucket, S3 lock files
+    assert s3.get_bucket_versioning(Bucket="spotilike-tfstate-eu-west-3")["Status"] == "Enabled"
+    assert [table for table in dynamodb.list_tables()["TableNames"] if "spotilike" in table] == []
