@@ -394,3 +394,17 @@ def test_a_hundred_idle_streams_do_not_hold_back_a_jobs_events(live, app):
         assert elapsed < 45, f"the job's events took {elapsed:.0f} s behind 100 idle streams"  # generous: the job itself takes ~3 s
     finally:
         stop.set()
+
+
+def test_concurrent_creations_of_one_name_give_exactly_one_201(live, app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create_with(port: int) -> tuple[int, int]:
+        response = httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache", "parameters": {"port": port}}, timeout=30)
+        return response.status_code, port
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(create_with, range(6380, 6390)))
+    assert sorted(status for status, _ in results) == [201] + [409] * 9
+    (winner,) = [port for status, port in results if status == 201]
+    assert app.state.store.get_spec("acme", "cache")["parameters"]["port"] == winner

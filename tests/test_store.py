@@ -104,3 +104,22 @@ def test_listing_a_clients_instances_walks_only_that_clients_folder(tmp_path, mo
     assert store.list_instances("acme") == [("acme", "db")]
     assert walked == [tmp_path.resolve() / "clients" / "acme"]
     assert store.list_instances() == [("acme", "db"), ("bob", "site")]
+
+
+def test_creating_a_spec_is_atomic_on_s3_too(aws_account):
+    import boto3
+
+    from spawnit.api.store import S3ObjectStore
+
+    boto3.client("s3", endpoint_url=aws_account, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="spawnit-create")
+    client = boto3.client("s3", endpoint_url=aws_account, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    store = Store(S3ObjectStore("spawnit-create", client=client))
+    assert store.create_spec("acme", "db", {"v": 1}) is True
+    assert store.create_spec("acme", "db", {"v": 2}) is False  # If-None-Match: * refused it
+    assert store.get_spec("acme", "db") == {"v": 1}
+
+
+def test_creating_a_spec_is_atomic_in_a_folder(tmp_path):
+    store = Store(LocalObjectStore(tmp_path))
+    assert store.create_spec("acme", "db", {"v": 1}) is True and store.create_spec("acme", "db", {"v": 2}) is False
+    assert store.get_spec("acme", "db") == {"v": 1} and [p.name for p in (tmp_path / "clients" / "acme" / "db").iterdir()] == ["spec.json"]

@@ -325,7 +325,8 @@ def create_app(
             "last_job": None,
             "drift": "unknown",
         }
-        store.put_spec(client, instance, spec)
+        if not store.create_spec(client, instance, spec):  # atomic: of concurrent creations of one name, one wins
+            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} already exists")
         return {"instance": instance, "spec": spec}
 
     @app.get("/api/clients/{client}/instances", tags=["instances"], summary="The client's instances")

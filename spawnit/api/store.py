@@ -33,6 +33,8 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
 
+    def put_new(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool: ...
+
     def get(self, key: str) -> bytes | None: ...
 
     def delete(self, key: str) -> None: ...
@@ -59,6 +61,20 @@ class LocalObjectStore:
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
             handle.write(data)
         os.replace(handle.name, path)
+
+    def put_new(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """Write ``key`` only if it does not exist (a hard link fails on an existing name): True if written."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+            handle.write(data)
+        try:
+            os.link(handle.name, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(handle.name)
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -92,6 +108,21 @@ class S3ObjectStore:
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._call("put_object", Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def put_new(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """A conditional write (``If-None-Match: *``; S3 user guide, "conditional writes"): True if written,
+        False if the key exists (412) or another writer is creating it (409)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict") or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+                return False
+            raise StoreError(f"s3://{self.bucket}/{key}: {error}") from None
+        except BotoCoreError as error:
+            raise StoreError(f"s3://{self.bucket}/{key}: {error}") from None
 
     def get(self, key: str) -> bytes | None:
         from botocore.exceptions import ClientError
@@ -146,6 +177,10 @@ class Store:
     @classmethod
     def state_key(cls, client: str, instance: str) -> str:
         return cls.instance_prefix(client, instance) + "terraform.tfstate"
+
+    def create_spec(self, client: str, instance: str, spec: dict[str, Any]) -> bool:
+        """Store a new instance's spec only if the name is free, atomically: False if it is taken."""
+        return self.objects.put_new(self.instance_prefix(client, instance) + "spec.json", json.dumps(spec, indent=2, sort_keys=True).encode(), "application/json")
 
     def put_spec(self, client: str, instance: str, spec: dict[str, Any]) -> None:
         self.objects.put(self.instance_prefix(client, instance) + "spec.json", json.dumps(spec, indent=2, sort_keys=True).encode(), "application/json")
