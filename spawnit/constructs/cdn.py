@@ -15,20 +15,11 @@ from cdktf_cdktf_provider_aws.cloudfront_distribution import (
 from cdktf_cdktf_provider_aws.cloudfront_origin_access_control import CloudfrontOriginAccessControl
 from cdktf_cdktf_provider_aws.data_aws_cloudfront_cache_policy import DataAwsCloudfrontCachePolicy
 from cdktf_cdktf_provider_aws.data_aws_cloudfront_response_headers_policy import DataAwsCloudfrontResponseHeadersPolicy
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
-from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import S3BucketOwnershipControls, S3BucketOwnershipControlsRule
 from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
-from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
-from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
-from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
-    S3BucketServerSideEncryptionConfigurationA,
-    S3BucketServerSideEncryptionConfigurationRuleA,
-    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
-)
 from constructs import Construct
 
 from ._common import policy_document
-from .storage import tidy_lifecycle
+from .storage import deny_without_tls, private_bucket
 
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 _OBJECT_KEY = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")
@@ -43,8 +34,8 @@ class StaticSite(Construct):
     Viewers are redirected to HTTPS; ``default_root_object`` answers ``/``; assets are
     cached with AWS's managed *CachingOptimized* policy (compressed, no cookies or query
     strings in the key) and served with its *SecurityHeadersPolicy* (HSTS, nosniff, frame
-    options...). The bucket is versioned; old versions go after 30 days. ``price_class`` chooses the edge locations (100: North America
-    and Europe, the cheapest).
+    options...). The bucket is versioned; old versions go after 30 days. ``price_class`` chooses
+    the edge locations (100: North America and Europe, the cheapest).
     """
 
     def __init__(
@@ -62,25 +53,7 @@ class StaticSite(Construct):
             raise ValueError(f"StaticSite price_class: {price_class!r} is not allowed; allowed: {', '.join(PRICE_CLASSES)}")
         if not _OBJECT_KEY.match(default_root_object) or default_root_object.startswith("/"):
             raise ValueError(f"StaticSite default_root_object: {default_root_object!r} is not allowed; allowed: an object key without a leading /, e.g. index.html")
-        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
-        S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        public_access = S3BucketPublicAccessBlock(
-            self, "public-access", bucket=self.bucket.id,
-            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-        )
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "encryption",
-            bucket=self.bucket.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256"),
-                    bucket_key_enabled=True,
-                )
-            ],
-        )
-        S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
-        tidy_lifecycle(self, "lifecycle", bucket=self.bucket.id, noncurrent_version_days=30)
+        self.bucket, public_access = private_bucket(self, bucket_name=bucket_name, noncurrent_version_days=30)
         self.origin_access_control = CloudfrontOriginAccessControl(
             self,
             "oac",
@@ -137,14 +110,7 @@ class StaticSite(Construct):
                     "Resource": f"{self.bucket.arn}/*",
                     "Condition": {"StringEquals": {"AWS:SourceArn": self.distribution.arn}},
                 },
-                {
-                    "Sid": "DenyRequestsWithoutTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                deny_without_tls(self.bucket),
             ),
             depends_on=[public_access],
         )

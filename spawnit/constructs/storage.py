@@ -49,43 +49,10 @@ class MediaBucket(Construct):
         super().__init__(scope, id)
         if noncurrent_version_days < 1:
             raise ValueError(f"MediaBucket noncurrent_version_days: {noncurrent_version_days} is not allowed; allowed: 1 or more")
-        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
-        S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        public_access = S3BucketPublicAccessBlock(
-            self, "public-access", bucket=self.bucket.id,
-            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-        )
-        # Deny anything that does not come over TLS (S3 user guide, security best practices: enforce
-        # encryption of data in transit with aws:SecureTransport). A deny-only policy is not public.
+        self.bucket, public_access = private_bucket(self, bucket_name=bucket_name, noncurrent_version_days=noncurrent_version_days)
         self.tls_only_policy = S3BucketPolicy(
-            self,
-            "tls-only",
-            bucket=self.bucket.id,
-            policy=policy_document(
-                {
-                    "Sid": "DenyRequestsWithoutTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ),
-            depends_on=[public_access],
+            self, "tls-only", bucket=self.bucket.id, policy=policy_document(deny_without_tls(self.bucket)), depends_on=[public_access]
         )
-        S3BucketVersioningA(self, "versioning", bucket=self.bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "encryption",
-            bucket=self.bucket.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256"),
-                    bucket_key_enabled=True,
-                )
-            ],
-        )
-        tidy_lifecycle(self, "lifecycle", bucket=self.bucket.id, noncurrent_version_days=noncurrent_version_days)
         self.name = self.bucket.bucket
         self.arn = self.bucket.arn
         self.region = region
@@ -108,6 +75,45 @@ class MediaBucket(Construct):
             {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [self.arn]},
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": [f"{self.arn}/*"]},
         ]
+
+
+def private_bucket(scope: Construct, *, bucket_name: str, noncurrent_version_days: int) -> tuple[S3Bucket, S3BucketPublicAccessBlock]:
+    """A bucket reached only through IAM or its bucket policy: owner-enforced (no ACLs), public access
+    blocked, versioned, encrypted (SSE-S3 with bucket keys), tidied by :func:`tidy_lifecycle`. Returns
+    the bucket and its public access block, which a bucket policy should depend on."""
+    bucket = S3Bucket(scope, "bucket", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
+    S3BucketOwnershipControls(scope, "ownership", bucket=bucket.id, rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+    public_access = S3BucketPublicAccessBlock(
+        scope, "public-access", bucket=bucket.id,
+        block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+    )
+    S3BucketVersioningA(scope, "versioning", bucket=bucket.id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+    S3BucketServerSideEncryptionConfigurationA(
+        scope,
+        "encryption",
+        bucket=bucket.id,
+        rule=[
+            S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256"),
+                bucket_key_enabled=True,
+            )
+        ],
+    )
+    tidy_lifecycle(scope, "lifecycle", bucket=bucket.id, noncurrent_version_days=noncurrent_version_days)
+    return bucket, public_access
+
+
+def deny_without_tls(bucket: S3Bucket) -> dict[str, object]:
+    """The bucket policy statement denying every request that does not come over TLS (S3 user guide,
+    security best practices: enforce encryption in transit with aws:SecureTransport). Deny-only: not public."""
+    return {
+        "Sid": "DenyRequestsWithoutTls",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket.arn, f"{bucket.arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def tidy_lifecycle(scope: Construct, id: str, *, bucket: str, noncurrent_version_days: int = 90) -> S3BucketLifecycleConfiguration:
