@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from cdktf import TerraformStack, TerraformVariable
+from cdktf import S3Backend, TerraformStack, TerraformVariable
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
@@ -170,3 +170,10 @@ class SpawnitStack(TerraformStack):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self.add_override("terraform.required_version", OPENTOFU_REQUIRED_VERSION)
+
+    def s3_state(self, **options: Any) -> S3Backend:
+        """The S3 backend (``options`` as cdktf's ``S3Backend``), locking with S3's own lock file beside
+        the state too: ``use_lockfile`` (OpenTofu 1.10), which cdktf's S3Backend has no prop for."""
+        backend = S3Backend(self, **options)
+        self.add_override("terraform.backend.s3.use_lockfile", True)
+        return backend

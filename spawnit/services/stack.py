@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cdktf import LocalBackend, S3Backend, S3BackendEndpointConfig, TerraformStack
+from cdktf import LocalBackend, S3BackendEndpointConfig
 from constructs import Construct
 
 from ..constructs import SpawnitStack
@@ -25,12 +25,11 @@ class InstanceState:
     endpoint: str | None = None
     path: str = ""
 
-    def apply(self, stack: TerraformStack) -> None:
+    def apply(self, stack: SpawnitStack) -> None:
         if self.kind == "local":
             LocalBackend(stack, path=self.path)
             return
-        S3Backend(
-            stack,
+        stack.s3_state(
             bucket=self.bucket,
             key=self.key,
             region=self.region,
@@ -43,7 +42,6 @@ class InstanceState:
             skip_metadata_api_check=self.endpoint is not None,
             skip_s3_checksum=self.endpoint is not None,
         )
-        stack.add_override("terraform.backend.s3.use_lockfile", True)
 
 
 class ServiceStack(SpawnitStack):

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import sys
 
-from cdktf import Annotations, LocalBackend, S3Backend, TerraformOutput
+from cdktf import Annotations, LocalBackend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from ..config import EnvironmentSpec, load_spec
+from ..config import EnvironmentSpec, SpotilikeSpec, load_spec
 from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, Network, OffHours, SpawnitStack
+
+
+def spec_network(scope: Construct, spec: EnvironmentSpec | SpotilikeSpec, *, name: str, **nat: Any) -> Network:
+    """The :class:`Network` a spec lays out (region, zones, VPC and subnet CIDRs); ``nat`` as Network's."""
+    return Network(
+        scope,
+        "network",
+        name=name,
+        region=spec.region,
+        cidr=str(spec.vpc_cidr),
+        availability_zones=spec.availability_zones,
+        public_subnet_cidrs=[str(cidr) for cidr in spec.public_subnet_cidrs],
+        app_subnet_cidrs=[str(cidr) for cidr in spec.app_subnet_cidrs],
+        data_subnet_cidrs=[str(cidr) for cidr in spec.data_subnet_cidrs],
+        **nat,
+    )
 
 
 class EnvironmentStack(SpawnitStack):
@@ -39,19 +55,8 @@ class EnvironmentStack(SpawnitStack):
             default_tags=[AwsProviderDefaultTags(tags={"project": spec.project, "environment": spec.name, "managed-by": "spawnit"})],
         )
         self._configure_state()
-        self.network = Network(
-            self,
-            "network",
-            name=spec.prefix,
-            region=spec.region,
-            cidr=str(spec.vpc_cidr),
-            availability_zones=spec.availability_zones,
-            public_subnet_cidrs=[str(cidr) for cidr in spec.public_subnet_cidrs],
-            app_subnet_cidrs=[str(cidr) for cidr in spec.app_subnet_cidrs],
-            data_subnet_cidrs=[str(cidr) for cidr in spec.data_subnet_cidrs],
-            nat=spec.nat,
-            nat_instance_type=spec.nat_instance_type,
-            nat_elastic_ip=spec.nat_elastic_ip,
+        self.network = spec_network(
+            self, spec, name=spec.prefix, nat=spec.nat, nat_instance_type=spec.nat_instance_type, nat_elastic_ip=spec.nat_elastic_ip
         )
         release = AppRelease(backend_image=spec.backend_image, storefront_image=spec.storefront_image, caddy_image=spec.caddy_image)
         if spec.architecture == "devbox":
@@ -64,16 +69,8 @@ class EnvironmentStack(SpawnitStack):
         if spec.state_backend == "local":
             LocalBackend(self, path=f"terraform.{spec.stack_name}.tfstate")
             return
-        S3Backend(
-            self,
-            bucket=spec.resolved_state_bucket,
-            key=spec.state_key,
-            region=spec.region,
-            encrypt=True,
-            dynamodb_table=spec.resolved_state_lock_table,
-        )
         # S3-native locking (a lock file beside the state) in addition to the DynamoDB table.
-        self.add_override("terraform.backend.s3.use_lockfile", True)
+        self.s3_state(bucket=spec.resolved_state_bucket, key=spec.state_key, region=spec.region, encrypt=True, dynamodb_table=spec.resolved_state_lock_table)
 
     def _build_devbox(self, release: AppRelease) -> None:
         spec = self.spec

@@ -9,16 +9,17 @@ provider reads the cluster, which must exist before the provider is configured).
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, S3Backend, TerraformOutput
+from cdktf import LocalBackend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
 from ..config import SpotilikeSpec, load_spotilike_spec
-from ..constructs import Alerts, Database, LoadBalancer, MediaBucket, Network, SpawnitStack
+from ..constructs import Alerts, Database, LoadBalancer, MediaBucket, SpawnitStack
 from ..constructs.backup import DatabaseBackup
 from ..constructs.cdn import StaticSite
 from ..constructs.containers import FargateService, SecretRef
 from ..constructs.kubernetes import KubernetesCluster, KubernetesWorkload
+from .environment import spec_network
 
 
 def _configure(stack: SpawnitStack, spec: SpotilikeSpec, name: str) -> None:
@@ -31,8 +32,7 @@ def _configure(stack: SpawnitStack, spec: SpotilikeSpec, name: str) -> None:
     if spec.state_backend == "local":
         LocalBackend(stack, path=f"terraform.{name}.tfstate")
         return
-    S3Backend(stack, bucket=spec.resolved_state_bucket, key=f"{spec.project}/{name}/terraform.tfstate", region=spec.region, encrypt=True)
-    stack.add_override("terraform.backend.s3.use_lockfile", True)
+    stack.s3_state(bucket=spec.resolved_state_bucket, key=f"{spec.project}/{name}/terraform.tfstate", region=spec.region, encrypt=True)
 
 
 class SpotilikeStack(SpawnitStack):
@@ -45,19 +45,7 @@ class SpotilikeStack(SpawnitStack):
         self.spec = spec
         _configure(self, spec, name)
         project = spec.project
-        self.network = Network(
-            self,
-            "network",
-            name=project,
-            region=spec.region,
-            cidr=str(spec.vpc_cidr),
-            availability_zones=spec.availability_zones,
-            public_subnet_cidrs=[str(cidr) for cidr in spec.public_subnet_cidrs],
-            app_subnet_cidrs=[str(cidr) for cidr in spec.app_subnet_cidrs],
-            data_subnet_cidrs=[str(cidr) for cidr in spec.data_subnet_cidrs],
-            nat="instance",
-            nat_instance_type=spec.nat_instance_type,
-        )
+        self.network = spec_network(self, spec, name=project, nat="instance", nat_instance_type=spec.nat_instance_type)
         self.load_balancer = LoadBalancer(
             self,
             "alb",
