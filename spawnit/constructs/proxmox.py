@@ -93,6 +93,36 @@ class ProxmoxProvider(TerraformProvider):
         return attributes
 
 
+# Resources ----------------------------------------------------------------------------------
+
+
+class _Resource(TerraformResource):
+    """A bpg/proxmox resource whose JSON is the attributes it was given, those left None omitted."""
+
+    def __init__(self, scope: Construct, id: str, resource_type: str, attributes: dict[str, Any]) -> None:
+        super().__init__(scope, id, terraform_resource_type=resource_type)
+        self._attributes = attributes
+
+    def _synthesize_attributes(self) -> dict[str, Any]:
+        return {key: value for key, value in self._attributes.items() if value is not None}
+
+
+class _Guest(_Resource):
+    """A VM or a container: its id on the cluster and the first IPv4 address it reports."""
+
+    address_attribute: str  # where the provider publishes the guest's addresses
+    nested_addresses: bool  # a list per interface (VM) rather than a map interface -> address (container)
+
+    @property
+    def vm_identifier(self) -> float:
+        return self.get_number_attribute("vm_id")
+
+    @property
+    def primary_ipv4(self) -> str:
+        """The first IPv4 address outside 127.0.0.0/8 the guest reports (null until it reports one)."""
+        return first_address(self, self.terraform_resource_type, self.address_attribute, nested=self.nested_addresses)
+
+
 # File (snippets) -----------------------------------------------------------------------------
 
 
@@ -107,7 +137,7 @@ class FileSourceRaw:
         _matches("proxmox file", "file_name", self.file_name, re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$"), "letters, digits, '_', '.', '-'")
 
 
-class ProxmoxFile(TerraformResource):
+class ProxmoxFile(_Resource):
     """``proxmox_virtual_environment_file``: a snippet (cloud-init user data, hook script) on a node's
     datastore, which must have the ``snippets`` content type enabled. ``id`` is the volume id
     (``local:snippets/NAME``) that a VM or container refers to."""
@@ -117,18 +147,12 @@ class ProxmoxFile(TerraformResource):
         _matches("proxmox file", "datastore_id", datastore_id, _STORAGE, "a storage id such as local")
         _check("proxmox file", "content_type", content_type, content_type in ("snippets", "iso", "vztmpl", "import", "backup"), "snippets, iso, vztmpl, import, backup")
         _matches("proxmox file", "file_mode", file_mode, re.compile(r"^0?[0-7]{3}$"), "an octal mode such as 0700")
-        super().__init__(scope, id, terraform_resource_type="proxmox_virtual_environment_file")
-        self.node_name, self.datastore_id, self.source_raw, self.content_type, self.file_mode = node_name, datastore_id, source_raw, content_type, file_mode
+        attributes = {"node_name": node_name, "datastore_id": datastore_id, "content_type": content_type, "source_raw": _block(source_raw), "file_mode": file_mode or None}
+        super().__init__(scope, id, "proxmox_virtual_environment_file", attributes)
 
     @property
     def file_id(self) -> str:
         return self.get_string_attribute("id")
-
-    def _synthesize_attributes(self) -> dict[str, Any]:
-        attributes = {"node_name": self.node_name, "datastore_id": self.datastore_id, "content_type": self.content_type, "source_raw": _block(self.source_raw)}
-        if self.file_mode:
-            attributes["file_mode"] = self.file_mode
-        return attributes
 
 
 # Virtual machine -----------------------------------------------------------------------------
@@ -260,9 +284,11 @@ class VmSerialDevice:
     device: str = "socket"
 
 
-class ProxmoxVm(TerraformResource):
-    """``proxmox_virtual_environment_vm``. ``ipv4_addresses`` (per interface, from the guest agent)
-    is readable as :attr:`ipv4_addresses`; :attr:`primary_ipv4` is the first non-loopback one."""
+class ProxmoxVm(_Guest):
+    """``proxmox_virtual_environment_vm``. The guest agent reports ``ipv4_addresses`` per interface;
+    :attr:`primary_ipv4` is the first non-loopback one."""
+
+    address_attribute, nested_addresses = "ipv4_addresses", True
 
     def __init__(
         self,
@@ -292,8 +318,7 @@ class ProxmoxVm(TerraformResource):
         _in_range("proxmox vm", "vm_id", vm_id, 100, 999_999_999)
         for tag in tags:
             _matches("proxmox vm", "tags", tag, re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$"), "lowercase letters, digits, '_', '+', '.', '-'")
-        super().__init__(scope, id, terraform_resource_type="proxmox_virtual_environment_vm")
-        self._attributes = {
+        super().__init__(scope, id, "proxmox_virtual_environment_vm", {
             "node_name": node_name,
             "name": name,
             "description": description,
@@ -311,19 +336,7 @@ class ProxmoxVm(TerraformResource):
             "agent": _block(agent),
             "operating_system": _block(operating_system),
             "serial_device": _block(list(serial_device)) if serial_device else None,
-        }
-
-    def _synthesize_attributes(self) -> dict[str, Any]:
-        return {key: value for key, value in self._attributes.items() if value is not None}
-
-    @property
-    def vm_identifier(self) -> float:
-        return self.get_number_attribute("vm_id")
-
-    @property
-    def primary_ipv4(self) -> str:
-        """The first IPv4 address the guest agent reports outside 127.0.0.0/8 (null until it reports one)."""
-        return first_address(self, "proxmox_virtual_environment_vm", "ipv4_addresses", nested=True)
+        })
 
 
 # LXC container -------------------------------------------------------------------------------
@@ -398,9 +411,11 @@ class ContainerOperatingSystem:
         _check("proxmox container", "operating_system.type", self.type, self.type in (None, "alpine", "archlinux", "centos", "debian", "devuan", "fedora", "gentoo", "nixos", "opensuse", "ubuntu", "unmanaged"), "a Proxmox OS type such as debian or ubuntu")
 
 
-class ProxmoxContainer(TerraformResource):
+class ProxmoxContainer(_Guest):
     """``proxmox_virtual_environment_container``, unprivileged by default. Its ``ipv4`` attribute maps
     each interface to its first address; :attr:`primary_ipv4` is eth0's."""
+
+    address_attribute, nested_addresses = "ipv4", False
 
     def __init__(
         self,
@@ -425,8 +440,7 @@ class ProxmoxContainer(TerraformResource):
     ) -> None:
         _matches("proxmox container", "node_name", node_name, _NODE, "a node name")
         _in_range("proxmox container", "vm_id", vm_id, 100, 999_999_999)
-        super().__init__(scope, id, terraform_resource_type="proxmox_virtual_environment_container")
-        self._attributes = {
+        super().__init__(scope, id, "proxmox_virtual_environment_container", {
             "node_name": node_name,
             "description": description,
             "tags": list(tags) or None,
@@ -442,18 +456,7 @@ class ProxmoxContainer(TerraformResource):
             "disk": _block(disk),
             "network_interface": _block(list(network_interface)),
             "features": _block(features),
-        }
-
-    def _synthesize_attributes(self) -> dict[str, Any]:
-        return {key: value for key, value in self._attributes.items() if value is not None}
-
-    @property
-    def vm_identifier(self) -> float:
-        return self.get_number_attribute("vm_id")
-
-    @property
-    def primary_ipv4(self) -> str:
-        return first_address(self, "proxmox_virtual_environment_container", "ipv4", nested=False)
+        })
 
 
 def first_address(resource: TerraformResource, resource_type: str, attribute: str, *, nested: bool) -> str:

@@ -295,7 +295,7 @@ class ProxmoxTarget(Target):
     def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
         from ..constructs.proxmox import ProxmoxProvider
 
-        published_ports(containers)
+        ports = published_ports(containers)
         ProxmoxProvider(stack, endpoint=parameters.proxmox_endpoint, ssh_username=parameters.proxmox_ssh_user)
         secrets = secret_variables(stack, containers)
         secret_dir = f"/opt/spawnit/{prefix}/secrets"
@@ -313,15 +313,12 @@ class ProxmoxTarget(Target):
         TerraformOutput(stack, "address", value=guest.primary_ipv4, description="The guest's IPv4 address (from the guest agent or the container)")
         TerraformOutput(stack, "vm_id", value=guest.vm_identifier, description="The guest's id on the cluster")
         TerraformOutput(stack, "node", value=parameters.proxmox_node)
-        for published, protocol, description in published_ports(containers):
+        for published, protocol, description in ports:
             TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{published}/{protocol}", description=description)
 
     def _vm(self, stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description):  # noqa: ANN001, ANN202
         from ..constructs._common import cloud_config
-        from ..constructs.docker import literal
-        from ..constructs.proxmox import (
-            FileSourceRaw, ProxmoxFile, ProxmoxVm, VmClone, VmCpu, VmDisk, VmInitialization, VmMemory, VmNetworkDevice,
-        )
+        from ..constructs.proxmox import ProxmoxVm, VmClone, VmCpu, VmDisk, VmInitialization, VmMemory, VmNetworkDevice
 
         self.user_data = cloud_config(
             files=files,
@@ -330,13 +327,7 @@ class ProxmoxTarget(Target):
             packages=("qemu-guest-agent", "docker.io", "curl"),
             first_boot=(("systemctl", "enable", "--now", "qemu-guest-agent"),),
         )
-        user_data = ProxmoxFile(
-            stack,
-            "user-data",
-            node_name=parameters.proxmox_node,
-            datastore_id=parameters.proxmox_snippets_storage,
-            source_raw=FileSourceRaw(data=literal(self.user_data), file_name=f"{prefix}-user-data.yaml"),
-        )
+        user_data = _snippet(stack, "user-data", parameters, self.user_data, file_name=f"{prefix}-user-data.yaml")
         return ProxmoxVm(
             stack,
             "vm",
@@ -353,21 +344,13 @@ class ProxmoxTarget(Target):
         )
 
     def _container(self, stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description):  # noqa: ANN001, ANN202
-        from ..constructs.docker import literal
         from ..constructs.proxmox import (
             ContainerCpu, ContainerDisk, ContainerFeatures, ContainerInitialization, ContainerMemory,
-            ContainerNetworkInterface, ContainerOperatingSystem, FileSourceRaw, ProxmoxContainer, ProxmoxFile,
+            ContainerNetworkInterface, ContainerOperatingSystem, ProxmoxContainer,
         )
 
         self.hook_script = lxc_hook_script(prefix, files, ("/usr/local/sbin/spawnit-service.sh", script), encoded_secrets)
-        hook = ProxmoxFile(
-            stack,
-            "hook-script",
-            node_name=parameters.proxmox_node,
-            datastore_id=parameters.proxmox_snippets_storage,
-            source_raw=FileSourceRaw(data=literal(self.hook_script), file_name=f"{prefix}-hook.sh"),
-            file_mode="0700",
-        )
+        hook = _snippet(stack, "hook-script", parameters, self.hook_script, file_name=f"{prefix}-hook.sh", file_mode="0700")
         return ProxmoxContainer(
             stack,
             "container",
@@ -383,6 +366,18 @@ class ProxmoxTarget(Target):
             features=ContainerFeatures(nesting=True, keyctl=True),
             hook_script_file_id=hook.file_id,
         )
+
+
+def _snippet(stack: TerraformStack, id: str, parameters: ServiceParameters, text: str, *, file_name: str, file_mode: str | None = None):  # noqa: ANN202
+    """``text`` as a snippet on the instance's node and snippets datastore (Terraform template markers
+    in it escaped; references such as a secret's ``base64encode`` kept)."""
+    from ..constructs.docker import literal
+    from ..constructs.proxmox import FileSourceRaw, ProxmoxFile
+
+    source = FileSourceRaw(data=literal(text), file_name=file_name)
+    return ProxmoxFile(
+        stack, id, node_name=parameters.proxmox_node, datastore_id=parameters.proxmox_snippets_storage, source_raw=source, file_mode=file_mode
+    )
 
 
 GUEST_SETUP_MARK = "# guest setup: run inside the container"
