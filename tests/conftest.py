@@ -161,14 +161,15 @@ def aws_account(aws_endpoint, monkeypatch) -> str:
 
 
 @contextlib.contextmanager
-def serving(app):
-    """``app`` on a real uvicorn server on 127.0.0.1 (in a thread); yields its base URL, stops it after."""
+def serving(app, **config):
+    """``app`` on a real uvicorn server on 127.0.0.1 (in a thread); yields its base URL, stops it after.
+    ``config``: more of uvicorn.Config's settings (log_level is warning unless given)."""
     import threading
     import time
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), **{"log_level": "warning", **config}))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

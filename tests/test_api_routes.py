@@ -330,25 +330,10 @@ def test_parameters_cannot_change_under_a_running_job(api, app):
 
 
 def test_bearer_tokens_never_reach_the_access_log(app, capfd):
-    import threading
-
-    import uvicorn
-
-    from conftest import free_port
-
     token = "eyJhbGciOiJSUzI1NiJ9.secret-part.signature"
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="info", access_log=True))  # as `spawnit serve`
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with serving(app, log_level="info", access_log=True) as url:  # as `spawnit serve` logs
         with httpx.Client(timeout=10) as client:
-            client.get(f"http://127.0.0.1:{server.config.port}/api/jobs/00000000-0000-0000-0000-000000000000/events?access_token={token}&x=1")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+            client.get(f"{url}/api/jobs/00000000-0000-0000-0000-000000000000/events?access_token={token}&x=1")
     logged = capfd.readouterr()
     assert "access_token=[redacted]&x=1" in logged.out + logged.err  # the request was logged...
     assert token not in logged.out + logged.err  # ...without its token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -11,6 +12,15 @@ import pytest
 from spawnit.api.jobs import Conflict, JobManager
 from spawnit.api.store import LocalObjectStore, Store
 from standin import stand_in_tofu
+
+
+def events_of(jobs: JobManager, job_id: str, **options) -> list[dict]:
+    """Every event of a job, as a subscriber receives them (until the job ends)."""
+
+    async def collect() -> list[dict]:
+        return [event async for event in jobs.stream(job_id, **options)]
+
+    return asyncio.run(collect())
 
 @pytest.fixture
 def store(tmp_path) -> Store:
@@ -65,7 +75,7 @@ def test_every_line_and_status_is_an_event_with_increasing_ids_kept_in_the_store
     jobs = manager(store, worker, tofu, tmp_path)
     job = jobs.submit("acme", "cache", "apply")
     finished(jobs, job.id)
-    events = list(jobs.events(job.id))
+    events = events_of(jobs, job.id)
     assert [event["id"] for event in events] == list(range(1, len(events) + 1))
     statuses = [event["data"] for event in events if event["event"] == "status"]
     assert statuses == ["queued", "running", "succeeded"]
@@ -79,7 +89,7 @@ def test_events_resume_after_a_given_id(store, worker, tofu, tmp_path):
     jobs = manager(store, worker, tofu, tmp_path)
     job = jobs.submit("acme", "cache", "plan")
     finished(jobs, job.id)
-    assert [event["id"] for event in jobs.events(job.id, last_id=3)][0] == 4
+    assert [event["id"] for event in events_of(jobs, job.id, last_id=3)][0] == 4
 
 
 def test_s3_state_gets_the_per_instance_key(store, worker, tofu, tmp_path):
@@ -133,7 +143,7 @@ def test_a_restart_marks_running_jobs_interrupted(store, worker, tofu, tmp_path)
     store.put_log(job_id, [{"id": 1, "event": "status", "data": "running"}])
     jobs = manager(store, worker, tofu, tmp_path)
     assert jobs.get(job_id)["status"] == "interrupted"
-    assert [e["data"] for e in jobs.events(job_id)] == ["running", "interrupted"]
+    assert [e["data"] for e in events_of(jobs, job_id)] == ["running", "interrupted"]
 
 
 def test_bad_parameters_fail_the_job_with_the_reason(store, worker, tofu, tmp_path):
@@ -157,6 +167,6 @@ def test_a_second_replica_follows_a_running_job_through_the_store(store, worker,
     job = running.submit("acme", "cache", "apply")
     wait_for(lambda: "working 1" in [event["data"] for event in running.snapshot(job.id)])
     replica = JobManager(store, worker, workdir=tmp_path / "replica", environ=tofu[0])
-    followed = list(replica.events(job.id, poll=0.1))
+    followed = events_of(replica, job.id, poll=0.1)
     assert followed[-1]["data"] == "succeeded"
     assert [event["id"] for event in followed] == list(range(1, len(followed) + 1))

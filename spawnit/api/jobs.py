@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,30 +222,10 @@ class JobManager:
         log = self._logs.get(job_id)
         return list(log.events) if log is not None else self.store.get_log(job_id)
 
-    def events(self, job_id: str, last_id: int = 0, *, poll: float = 1.0) -> Iterator[dict[str, Any]]:
-        """Every event after ``last_id``, live while the job runs, from the store once it is over."""
-        log = self._logs.get(job_id)
-        if log is None:  # another replica runs (or ran) it: follow its log in the store
-            while True:
-                for event in self.store.get_log(job_id):
-                    if event["id"] > last_id:
-                        last_id = event["id"]
-                        yield event
-                record = self.store.get_job(job_id)
-                if record is None or record["status"] in FINAL:
-                    return
-                time.sleep(poll)
-        while True:
-            fresh, closed = log.after(last_id, poll)
-            for event in fresh:
-                last_id = event["id"]
-                yield event
-            if closed and not fresh:
-                return
-
     async def stream(self, job_id: str, last_id: int = 0, *, poll: float = 0.2) -> AsyncIterator[dict[str, Any]]:
-        """:meth:`events` for the event loop: no thread is held while nothing happens, so idle
-        subscribers cost a timer each (a blocking wait per stream starved the thread pool)."""
+        """Every event after ``last_id``, live while the job runs, from the store once it is over (or when
+        another replica runs it). On the event loop: no thread is held while nothing happens, so an idle
+        subscriber costs a timer."""
         log = self._logs.get(job_id)
         if log is None:  # another replica's job: its log in the store, read briefly in a thread
             while True:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -38,8 +38,8 @@ class ClientEvents:
         log.append(kind, data)
 
     async def astream(self, client: str, last_id: int = 0, *, poll: float = 0.2) -> AsyncIterator[dict[str, Any]]:
-        """:meth:`stream` for the event loop: an empty event every second or so lets the caller notice a
-        closed connection; no thread is held while waiting."""
+        """The client's events after ``last_id``, then live; an empty event every second or so lets the
+        caller notice a closed connection. On the event loop: no thread is held while waiting."""
         log = self.log(client)
         idle = 0.0
         while True:
@@ -55,16 +55,6 @@ class ClientEvents:
             if idle >= 1.0:
                 idle = 0.0
                 yield {}
-
-    def stream(self, client: str, last_id: int = 0, *, poll: float = 1.0, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
-        log = self.log(client)
-        while stop is None or not stop.is_set():
-            fresh, _ = log.after(last_id, poll)
-            for event in fresh:
-                last_id = event["id"]
-                yield event
-            if not fresh:
-                yield {}  # a heartbeat: lets the caller notice a closed connection
 
 
 class Metrics:
