@@ -22,6 +22,9 @@ EXIT_NO_TOFU = 127
 _EXPECTED = (ConfigError, OSError)  # failures whose message says everything: no --debug hint
 
 
+MAX_WORKER_CONCURRENCY = 32
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spawnit", description="Infrastructure as code for everyone, applied by OpenTofu.")
     parser.add_argument("--version", action="version", version=f"spawnit {__version__}")
@@ -89,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web API and UI")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=2,
+        help="with SPAWNIT_REDIS_URL: queued jobs this process runs at once, 0 for an API-only replica (default 2)",
+    )
+
+    worker = commands.add_parser("worker", help="run queued jobs from Redis (SPAWNIT_REDIS_URL), any number of workers on any host")
+    worker.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
 
     bootstrap = commands.add_parser("bootstrap", help="create the remote state bucket and lock table (idempotent)")
     bootstrap.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (an S3-compatible service or a local emulator)")
@@ -148,7 +160,9 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "footprint":
         return _footprint(arguments)
     if arguments.command == "serve":
-        return _serve(arguments.host, arguments.port)
+        return _serve(arguments.host, arguments.port, arguments.worker_concurrency)
+    if arguments.command == "worker":
+        return _worker(arguments.concurrency)
     return _tofu(arguments, spec_options)
 
 
@@ -396,16 +410,39 @@ def _footprint(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(host: str, port: int) -> int:
+def _serve(host: str, port: int, worker_concurrency: int) -> int:
     if not 1 <= port <= 65535:
         print(f"spawnit: --port: {port} is not allowed; allowed: 1 to 65535", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 <= worker_concurrency <= MAX_WORKER_CONCURRENCY:
+        print(f"spawnit: --worker-concurrency: {worker_concurrency} is not allowed; allowed: 0 to {MAX_WORKER_CONCURRENCY}", file=sys.stderr)
         return EXIT_USAGE
     import uvicorn
 
     from .api import create_app
+    from .api.engine import EngineError
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    try:
+        app = create_app(worker_concurrency=worker_concurrency)
+    except EngineError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
+
+
+def _worker(concurrency: int) -> int:
+    if not 1 <= concurrency <= MAX_WORKER_CONCURRENCY:
+        print(f"spawnit: --concurrency: {concurrency} is not allowed; allowed: 1 to {MAX_WORKER_CONCURRENCY}", file=sys.stderr)
+        return EXIT_USAGE
+    from .api.engine import EngineError
+    from .api.runner import run_worker
+
+    try:
+        return run_worker(concurrency)
+    except EngineError as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _bootstrap(endpoint_url: str | None, specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 - a SpotilikeSpec

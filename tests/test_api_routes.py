@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -217,18 +218,45 @@ def test_drift_checks_only_deployed_instances_and_at_most_two_at_once(api, app, 
     assert len(starts) == 5 and overlap <= 2
 
 
+def follow_client_events(url: str, until: str) -> tuple[threading.Event, list[dict], threading.Thread]:
+    """Subscribe to a client's events in a thread: (set once subscribed, events seen, the thread), until
+    an event whose data is ``until``."""
+    subscribed, seen = threading.Event(), []
+
+    def read() -> None:
+        with httpx.stream("GET", url, timeout=60) as response:
+            subscribed.set()
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    seen.append(json.loads(line.partition(":")[2]))
+                    if seen[-1].get("data") == until:
+                        return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert subscribed.wait(30)
+    return subscribed, seen, thread
+
+
 def test_client_events_stream_job_events_and_drift(live):
     httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+    _, seen, reader = follow_client_events(f"{live}/api/clients/acme/events", until="succeeded")
     job = httpx.post(f"{live}/api/clients/acme/instances/cache/apply").json()["job"]
-    seen = []
-    with httpx.stream("GET", f"{live}/api/clients/acme/events", timeout=30) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                seen.append(json.loads(line.partition(":")[2]))
-                if seen[-1].get("data") == "succeeded":
-                    break
+    reader.join(60)
     assert {event["job"] for event in seen} == {job}
     assert [event["data"] for event in seen if event["data"] in ("queued", "running", "succeeded")] == ["queued", "running", "succeeded"]
+
+
+def test_a_new_client_subscriber_starts_at_the_newest_event_without_replaying_history(live):
+    httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
+    first = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{live}/api/jobs/{first}").json()["status"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _, seen, reader = follow_client_events(f"{live}/api/clients/acme/events", until="succeeded")
+    second = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
+    reader.join(60)
+    assert seen and {event["job"] for event in seen} == {second}
 
 
 def test_client_events_resume_with_last_event_id(live):
@@ -350,7 +378,6 @@ def test_the_openapi_document_describes_every_error_status_with_the_error_shape(
 def test_a_hundred_idle_streams_do_not_hold_back_a_jobs_events(live, app):
     """A hundred client streams open and idle while a job runs: its events all arrive, promptly (the
     streams wait on the event loop, holding no thread)."""
-    import threading
 
     idle, stop = [], threading.Event()
 

@@ -32,6 +32,7 @@ from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import shown
 from .auth import Authenticator, AuthSettings, Principal, require_client
+from .engine import LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
@@ -179,6 +180,18 @@ def state_from_environment() -> dict[str, Any]:
     return {"kind": "local", "root": str(data_dir().resolve() / "state")}
 
 
+def job_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The job manager's settings from the environment, for the API and ``spawnit worker`` alike."""
+    environ = dict(os.environ if environ is None else environ)
+    return {
+        "workdir": data_dir() / "work",
+        "state": state_from_environment(),
+        "stale_after": float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")),
+        "heartbeat_seconds": min(5.0, float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")) / 4),
+        "queue_timeout": float(environ.get("SPAWNIT_QUEUE_TIMEOUT", "900")),
+    }
+
+
 def create_app(
     *,
     store: Store | None = None,
@@ -188,24 +201,32 @@ def create_app(
     drift_interval: float | None = None,
     drift_concurrency: int | None = None,
     proxmox: Callable[[], ProxmoxCluster] | None = None,
+    engine: LocalEngine | RedisEngine | None = None,
+    worker_concurrency: int | None = None,
 ) -> FastAPI:
     """The API. Without arguments, everything comes from the environment: SPAWNIT_S3_* or SPAWNIT_DATA_DIR (store),
-    SPAWNIT_AUTH / SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and
-    SPAWNIT_DRIFT_CONCURRENCY (default 2), SPAWNIT_PROXMOX_* (the Proxmox cluster, read when first needed)."""
+    SPAWNIT_REDIS_URL (the engine: replicas and workers on Redis; none: this process alone), SPAWNIT_AUTH /
+    SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and SPAWNIT_DRIFT_CONCURRENCY (default 2),
+    SPAWNIT_PROXMOX_* (the Proxmox cluster, read when first needed).
+
+    ``worker_concurrency``: on Redis, how many queued jobs this process runs at once (0: none, an API-only
+    replica; default 2). Without Redis every job runs here."""
     redact_access_log()
     cluster = proxmox or _once(ProxmoxCluster.from_environment)
     auth = auth or AuthSettings.from_environment()
     authenticate = Authenticator(auth)
     store = store or store_from_environment()
     owns_jobs = jobs is None
-    jobs = jobs or JobManager(
-        store,
-        SynthWorker(),
-        workdir=workdir or data_dir() / "work",
-        state=state_from_environment(),
-        stale_after=float(os.environ.get("SPAWNIT_JOB_STALE_AFTER", "30")),
-    )
-    events, metrics = ClientEvents(), Metrics()
+    if jobs is None:
+        engine = engine or engine_from_environment(dict(os.environ))
+        settings = job_settings()
+        if workdir is not None:
+            settings["workdir"] = workdir
+        jobs = JobManager(store, SynthWorker(), engine=engine, **settings)
+    engine = jobs.engine
+    concurrency = 2 if worker_concurrency is None else worker_concurrency
+    runs_jobs = not engine.shared or concurrency > 0
+    events, metrics = ClientEvents(engine), Metrics()
     track_deployments(store, events, metrics, jobs)
     drift = DriftMonitor(
         store,
@@ -217,12 +238,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # Warm the synthesis worker in the background: the first job then starts in well under a second.
-        warming = asyncio.get_running_loop().run_in_executor(None, jobs.worker.start)
+        warming = asyncio.get_running_loop().run_in_executor(None, jobs.worker.start) if runs_jobs else None
+        if engine.shared and runs_jobs and owns_jobs:
+            engine.serve(jobs.execute, concurrency=concurrency)
         drift.start()
         yield
         drift.stop()
-        warming.cancel()
+        if warming is not None:
+            warming.cancel()
         if owns_jobs:
+            engine.stop_serving()
             jobs.close()
             jobs.worker.close()
 
@@ -261,17 +286,13 @@ def create_app(
         return spec
 
     def start(client: str, instance: str, action: str, *, then_remove: bool = False) -> dict[str, Any]:
-        spec = spec_or_404(client, instance)
+        spec_or_404(client, instance)
         try:
-            job = jobs.submit(client, instance, action)
+            job = jobs.submit(client, instance, action, remove_instance=then_remove)
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
-        spec.update(last_job=job.id, updated_at=_now())
-        if then_remove:
-            spec["deleting"] = job.id
-        store.put_spec(client, instance, spec)
-        if then_remove:
-            jobs.on_finish(job.id, lambda record: record["status"] == "succeeded" and store.delete_instance(client, instance))
+        except LookupError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
         return {"job": job.id, "status": job.status, "action": action}
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
@@ -367,8 +388,8 @@ def create_app(
         require_client(principal, client)
         spec = spec_or_404(client, instance)
         running = jobs.active_job(client, instance)
-        if running is not None:  # the spec never changes under a running job
-            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} has job {running.id} {running.status}; change it when that job ends")
+        if running is not None:  # the spec never changes under a running job, wherever it runs
+            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} has job {running['id']} {running['status']}; change it when that job ends")
         spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters}, cluster)
         spec["updated_at"] = _now()
         store.put_spec(client, instance, spec)
@@ -423,7 +444,11 @@ def create_app(
         client: str, request: Request, last_event_id: str | None = Header(None), principal: Principal = Depends(authenticate)
     ) -> EventSourceResponse:
         require_client(principal, client)
-        after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
+        # Resume after Last-Event-ID; a new subscriber starts at the newest event (no replay of history).
+        if last_event_id and re.fullmatch(r"\d+", last_event_id):
+            after = int(last_event_id)
+        else:
+            after = await asyncio.to_thread(events.tail, client)
 
         async def stream():
             async for event in events.astream(client, after):

@@ -1,17 +1,23 @@
 """Jobs: plan, apply or destroy one instance with OpenTofu, streaming every line, cancellable.
 
-A job synthesizes the instance in the long-lived worker, copies the stack into
-its own working folder, runs ``tofu init`` (S3 backend, per-instance key), then
-the action. Every output line and status change is an event with an increasing
-id (for Server-Sent Events and ``Last-Event-ID``), kept in memory and written
-to the store, so a restart or another replica loses nothing. One job at a time
-per instance. Cancelling sends SIGTERM to the job's process group, SIGKILL
-after a grace period, and removes the state lock a killed process leaves.
+A job synthesizes the instance in the long-lived synthesis worker, copies the
+stack into its own working folder, runs ``tofu init`` (S3 backend, per-instance
+key), then the action. Every output line and status change is an event on the
+job's stream (:mod:`.engine`): numbered in one sequence whichever process
+appends, resumable with ``Last-Event-ID``, and written to the store, the
+durable copy. One job per instance: submitting takes the instance's lease, the
+process running the job renews it, and a job whose lease is gone (its worker
+died) is marked ``interrupted`` with a final event by whichever process sees it
+first. Cancelling reaches the process running the job: SIGTERM to tofu's
+process group, SIGKILL after a grace period, and the state lock a killed
+process leaves is removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import json
 import logging
 import os
 import shutil
@@ -20,13 +26,14 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..tofu import find_tofu
+from .engine import LocalEngine, RedisEngine
 from .store import ACTIVE_STATUSES, Store
 from .worker import SynthError, SynthWorker
 
@@ -35,6 +42,9 @@ ACTIONS = ("plan", "apply", "destroy")
 ACTIVE = ACTIVE_STATUSES
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 FLUSH_SECONDS = 0.5
+KEEP_EVENTS = 10_000  # a job's live stream is trimmed to about this many events; the store keeps them all
+CANCEL_POLL_SECONDS = 0.25
+OWNER_FILE = "owner.json"
 
 
 def now() -> str:
@@ -58,48 +68,89 @@ class Job:
     exit_code: int | None = None
     changes: bool | None = None  # plan: whether tofu found changes (drift)
     error: str | None = None
-    owner: str = ""  # the API process running it
-    heartbeat_at: float = 0.0  # epoch seconds; refreshed while it runs
+    owner: str = ""  # the process running it
+    heartbeat_at: float = 0.0  # epoch seconds; refreshed while it runs (the data-folder mode's liveness)
+    remove_instance: bool = False  # a destroy that removes the instance once it succeeds
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in record.items() if key in known})
 
-class JobLog:
-    """A job's events: appended by the runner, waited on by subscribers, flushed to the store."""
 
-    def __init__(self, events: list[dict[str, Any]] | None = None) -> None:
-        self.events: list[dict[str, Any]] = list(events or [])
-        self.condition = threading.Condition()
-        self.closed = False
+def lease_key(client: str, instance: str) -> str:
+    return f"instance/{client}/{instance}"
 
-    def append(self, kind: str, data: Any) -> dict[str, Any]:
-        with self.condition:
-            event = {"id": len(self.events) + 1, "event": kind, "data": data, "time": now()}
-            self.events.append(event)
-            self.condition.notify_all()
-            return event
 
-    def close(self) -> None:
-        with self.condition:
-            self.closed = True
-            self.condition.notify_all()
+def job_stream(job_id: str) -> str:
+    return f"job/{job_id}"
 
-    def after(self, last_id: int, timeout: float) -> tuple[list[dict[str, Any]], bool]:
-        """Events with an id above ``last_id`` (waiting up to ``timeout`` for one), and whether the log is closed."""
-        with self.condition:
-            if len(self.events) <= last_id and not self.closed:
-                self.condition.wait(timeout)
-            return self.events[last_id:], self.closed
+
+def _process_start(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid,
+    it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGKILL the child when the thread that started it dies
+    (prctl PR_SET_PDEATHSIG): a worker killed with -9 does not leave tofu applying on its own."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+_PDEATHSIG = _die_with_parent()
+
+
+def sweep_leftovers(workdir: Path) -> list[str]:
+    """End what a dead predecessor left on this host: for each job folder whose owning process is
+    gone, SIGKILL the tofu process group it recorded (if that group's leader is still the same
+    process) and remove the folder. Returns the job ids cleaned."""
+    cleaned = []
+    if not workdir.is_dir():
+        return cleaned
+    for folder in workdir.iterdir():
+        owner_file = folder / OWNER_FILE
+        if not owner_file.is_file():
+            continue
+        try:
+            owner = json.loads(owner_file.read_text())
+        except (OSError, ValueError):
+            owner = {}
+        if owner.get("pid") and _process_start(owner["pid"]) == owner.get("pid_start"):
+            continue  # its process is alive: another worker on this host
+        group = owner.get("group")
+        if group and _process_start(group) == owner.get("group_start"):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(folder, ignore_errors=True)
+        cleaned.append(folder.name)
+    return cleaned
 
 
 class JobManager:
-    """Runs jobs in threads; the store is the source of truth for records and logs."""
+    """Submits jobs, runs them (when this process is a worker), follows and cancels them.
+
+    ``engine`` says how processes coordinate: :class:`LocalEngine` (default) runs every job on a
+    thread here; :class:`RedisEngine` queues them for whichever worker (``execute``) takes them.
+    The store is the source of truth for records and logs."""
 
     def __init__(
         self,
         store: Store,
-        worker: SynthWorker,
+        worker: SynthWorker | None,
         *,
         workdir: str | Path,
         state: dict[str, Any] | None = None,
@@ -107,6 +158,8 @@ class JobManager:
         environ: dict[str, str] | None = None,
         heartbeat_seconds: float = 5.0,
         stale_after: float = 30.0,
+        queue_timeout: float = 900.0,
+        engine: LocalEngine | RedisEngine | None = None,
     ) -> None:
         self.store = store
         self.worker = worker
@@ -114,169 +167,288 @@ class JobManager:
         self.state = state or {"kind": "local"}
         self.grace_seconds = grace_seconds
         self.owner = uuid.uuid4().hex
-        self.heartbeat_seconds, self.stale_after = heartbeat_seconds, stale_after
+        self.heartbeat_seconds, self.stale_after, self.queue_timeout = heartbeat_seconds, stale_after, queue_timeout
+        self.engine = engine or LocalEngine()
         self._stop = threading.Event()
         self.environ = dict(os.environ if environ is None else environ)
         self._lock = threading.Lock()
-        self._active: dict[tuple[str, str], Job] = {}
-        self._logs: dict[str, JobLog] = {}
+        self._running: dict[str, Job] = {}  # the jobs this process runs, by id
+        self._logs: dict[str, list[dict[str, Any]]] = {}  # their events, flushed to the store
+        self._flushed: dict[str, float] = {}
         self._processes: dict[str, subprocess.Popen[str]] = {}
         self._cancelled: set[str] = set()
-        self._callbacks: dict[str, list[Callable[[dict[str, Any]], object]]] = {}
         self.event_listeners: list[Callable[[Job, dict[str, Any]], object]] = []  # every event of every job
         self.finish_listeners: list[Callable[[Job], object]] = []  # every job, once over
+        self.cleaned = sweep_leftovers(self.workdir)
         self.recover()
-        threading.Thread(target=self._keep_alive, name="jobs-heartbeat", daemon=True).start()
+        threading.Thread(target=self._keep_alive, name="jobs-keep-alive", daemon=True).start()
 
     # Lifecycle ------------------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Jobs whose API process is gone (no heartbeat for ``stale_after`` seconds) are marked interrupted.
+    def _alive(self, record: dict[str, Any]) -> bool:
+        if record["id"] in self._running:
+            return True
+        if self.engine.shared:  # the lease is the heartbeat
+            return self.engine.holder(lease_key(record["client"], record["instance"])) == record["id"]
+        return record.get("owner") == self.owner or record.get("heartbeat_at", 0) >= time.time() - self.stale_after
 
-        Runs at start and then regularly: a replica never takes over the jobs another replica is running.
-        """
+    def recover(self) -> list[str]:
+        """Queued or running jobs nobody runs any more (their lease expired, or in the data-folder mode
+        no heartbeat for ``stale_after`` seconds) end ``interrupted``, with a final event after every
+        event their clients saw, and the state lock their tofu may have left is removed.
+
+        Runs at start and then regularly, in every process: a process never takes over a live job."""
         interrupted = []
-        deadline = time.time() - self.stale_after
         for record in self.store.active_jobs():
-            if record["status"] in ACTIVE and record.get("owner") != self.owner and record.get("heartbeat_at", 0) < deadline:
-                record.update(status="interrupted", finished_at=now(), error="the API stopped while the job ran")
-                self.store.put_job(record)
-                events = self.store.get_log(record["id"])
-                events.append({"id": len(events) + 1, "event": "status", "data": "interrupted", "time": now()})
-                self.store.put_log(record["id"], events)
-                interrupted.append(record["id"])
+            if self._alive(record):
+                continue
+            if self.engine.shared and not self.engine.once_per(f"recover/{record['id']}", 60):
+                continue  # another process is recovering it
+            fresh = self.store.get_job(record["id"])  # read again: it may have ended since
+            if fresh is None or fresh["status"] not in ACTIVE or self._alive(fresh):
+                continue
+            self._interrupt(Job.from_record(fresh))
+            interrupted.append(fresh["id"])
         return interrupted
 
+    def _interrupt(self, job: Job) -> None:
+        stream = job_stream(job.id)
+        events = {event["id"]: event for event in self.store.get_log(job.id)}
+        events.update({event["id"]: event for event in self.engine.read(stream) or []})
+        started = job.status == "running"
+        job.status, job.finished_at = "interrupted", now()
+        job.error = "the process running the job stopped" if started else f"no worker took the job within {self.queue_timeout:g} s"
+        final = self.engine.append(stream, "status", "interrupted", keep=KEEP_EVENTS, start_after=max(events, default=0))
+        events[final["id"]] = final
+        self.store.put_job(job.record())
+        self.store.put_log(job.id, [events[number] for number in sorted(events)])
+        if started:
+            self._release_lock(job, announce=False)
+        self.engine.retire(stream)
+        for listener in self.event_listeners:
+            listener(job, final)
+        for listener in self.finish_listeners:
+            listener(job)
+
     def _keep_alive(self) -> None:
-        """Refresh the heartbeat of this process's running jobs; look for jobs other processes abandoned."""
-        next_recovery = time.monotonic() + self.stale_after / 2
-        while not self._stop.wait(self.heartbeat_seconds):
+        """While jobs run here: act on cancel requests (from any process), renew their leases (and, in the
+        data-folder mode, their records' heartbeats); now and then look for jobs nobody runs any more."""
+        next_beat = next_recovery = time.monotonic()
+        while not self._stop.wait(CANCEL_POLL_SECONDS):
             try:
                 with self._lock:
-                    running = list(self._active.values())
+                    running = list(self._running.values())
                 for job in running:
-                    job.heartbeat_at = time.time()
-                    self._save(job)
+                    if job.id not in self._cancelled and self.engine.cancel_requested(job.id):
+                        self._cancel_here(job.id)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.heartbeat_seconds
+                    for job in running:
+                        job.heartbeat_at = time.time()
+                        if not self.engine.renew(lease_key(job.client, job.instance), job.id, self.stale_after):
+                            LOG.warning("job %s: its lease on %s/%s was lost", job.id, job.client, job.instance)
+                        if not self.engine.shared:
+                            self._save(job)
                 if time.monotonic() >= next_recovery:
-                    self.recover()
                     next_recovery = time.monotonic() + self.stale_after / 2
-            except Exception as error:  # noqa: BLE001 - a store hiccup must not stop the heartbeats
-                LOG.warning("job heartbeat: %s", error)
+                    self.recover()
+            except Exception as error:  # noqa: BLE001 - a store or Redis hiccup must not stop the loop
+                LOG.warning("job keep-alive: %s", error)
+
+    def busy(self) -> int:
+        """How many jobs this process runs now."""
+        return len(self.running_ids())
+
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
 
     def close(self) -> None:
         self._stop.set()
 
-    def submit(self, client: str, instance: str, action: str) -> Job:
+    def submit(self, client: str, instance: str, action: str, *, remove_instance: bool = False) -> Job:
+        """Queue a job: the instance's lease is taken (a :class:`Conflict` if another job holds it), the
+        record and a first ``queued`` event are stored, the spec names its last job, then a worker gets it."""
         if action not in ACTIONS:
             raise ValueError(f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
         spec = self.store.get_spec(client, instance)
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
-        with self._lock:
-            running = self._active.get((client, instance))
-            if running is not None:
-                raise Conflict(f"instance {client}/{instance} already has job {running.id} ({running.action}, {running.status})")
-            job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time())
-            self._active[(client, instance)] = job
-            self._logs[job.id] = JobLog()
+        job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time(), remove_instance=remove_instance)
+        holder = self.engine.claim(lease_key(client, instance), job.id, self.queue_timeout)
+        if holder is not None:
+            running = self.get(holder) or {"action": "?", "status": "starting"}
+            raise Conflict(f"instance {client}/{instance} already has job {holder} ({running['action']}, {running['status']})")
         self._save(job)
         self._event(job, "status", "queued")
-        threading.Thread(target=self._run, args=(job, spec), name=f"job-{job.id}", daemon=True).start()
+        with self._lock:
+            self._logs.pop(job.id, None)
+            self._flushed.pop(job.id, None)
+        spec.update(last_job=job.id, updated_at=now())
+        if remove_instance:
+            spec["deleting"] = job.id
+        self.store.put_spec(client, instance, spec)
+        self.engine.dispatch(job.id, self.execute)
         return job
 
-    def on_finish(self, job_id: str, callback: Callable[[dict[str, Any]], object]) -> None:
-        """Call ``callback(record)`` once the job is over (at once if it already is)."""
+    def execute(self, job_id: str) -> None:
+        """Run a queued job here (a worker's part). A job that is no longer queued, or whose lease has
+        expired while it waited, is left alone: it ended already, or it is being marked interrupted."""
+        record = self.store.get_job(job_id)
+        if record is None or record["status"] != "queued":
+            return
+        job = Job.from_record(record)
+        if not self.engine.renew(lease_key(job.client, job.instance), job.id, self.stale_after):
+            return
+        job.owner, job.heartbeat_at = self.owner, time.time()
         with self._lock:
-            if any(job.id == job_id for job in self._active.values()):
-                self._callbacks.setdefault(job_id, []).append(callback)
-                return
-        record = self.get(job_id)
-        if record is not None:
-            callback(record)
+            self._running[job.id] = job
+            self._logs[job.id] = self.engine.read(job_stream(job.id)) or self.store.get_log(job.id)
+            if self.engine.cancel_requested(job.id):
+                self._cancelled.add(job.id)
+        self._run(job)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any] | None:
+        """The job's record once it is over (None if it does not end within ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.get(job_id)
+            if record is None or record["status"] in FINAL:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1 if job_id in self._running else 0.5)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
-            for job in self._active.values():
-                if job.id == job_id:
-                    return job.record()
+            job = self._running.get(job_id)
+            if job is not None:
+                return job.record()
         return self.store.get_job(job_id)
 
-    def active_job(self, client: str, instance: str) -> Job | None:
-        with self._lock:
-            return self._active.get((client, instance))
+    def active_job(self, client: str, instance: str) -> dict[str, Any] | None:
+        """The record of the job holding the instance, wherever it runs."""
+        holder = self.engine.holder(lease_key(client, instance))
+        record = self.get(holder) if holder else None
+        return record if record is not None and record["status"] in ACTIVE else None
 
     def cancel(self, job_id: str) -> dict[str, Any]:
+        """Ask for the job to stop, wherever it runs; the process running it acts within a moment."""
         record = self.get(job_id)
         if record is None:
             raise LookupError(f"job {job_id} does not exist")
         if record["status"] in FINAL:
             raise Conflict(f"job {job_id} is already {record['status']}")
+        self.engine.request_cancel(job_id)
+        if job_id in self._running:
+            self._cancel_here(job_id)
+        return self.get(job_id) or record
+
+    def _cancel_here(self, job_id: str) -> None:
         with self._lock:
             self._cancelled.add(job_id)
             process = self._processes.get(job_id)
         if process is not None:
             self._terminate(process)
-        return self.get(job_id) or record
 
     def snapshot(self, job_id: str) -> list[dict[str, Any]]:
         """The events so far, without waiting."""
-        log = self._logs.get(job_id)
-        return list(log.events) if log is not None else self.store.get_log(job_id)
+        with self._lock:
+            log = self._logs.get(job_id)
+            if log is not None:
+                return list(log)
+        live = self.engine.read(job_stream(job_id))
+        return live if live else self.store.get_log(job_id)
 
-    async def stream(self, job_id: str, last_id: int = 0, *, poll: float = 0.2) -> AsyncIterator[dict[str, Any]]:
-        """Every event after ``last_id``, live while the job runs, from the store once it is over (or when
-        another replica runs it). On the event loop: no thread is held while nothing happens, so an idle
-        subscriber costs a timer."""
-        log = self._logs.get(job_id)
-        if log is None:  # another replica's job: its log in the store, read briefly in a thread
-            while True:
-                for event in await asyncio.to_thread(self.store.get_log, job_id):
-                    if event["id"] > last_id:
-                        last_id = event["id"]
-                        yield event
-                record = await asyncio.to_thread(self.store.get_job, job_id)
-                if record is None or record["status"] in FINAL:
-                    return
-                await asyncio.sleep(max(poll, 0.5))
-        while True:
-            fresh, closed = log.after(last_id, 0)
-            for event in fresh:
-                last_id = event["id"]
+    async def stream(self, job_id: str, last_id: int = 0, *, poll: float = 0.5) -> AsyncIterator[dict[str, Any]]:
+        """Every event after ``last_id`` until the job's final status: from the store for what the live
+        stream no longer holds, then live from the engine. On the event loop: an idle subscriber holds
+        no thread."""
+        stream = job_stream(job_id)
+        live = await asyncio.to_thread(self.engine.read, stream, last_id)
+        if live is None:  # no live stream here: the job ended long ago, or (data-folder mode) runs elsewhere
+            async for event in self._from_store(job_id, last_id, poll):
                 yield event
-            if closed and not fresh:
+            return
+        if live and live[0]["id"] > last_id + 1:  # trimmed from the live stream: the store has them
+            for event in await asyncio.to_thread(self.store.get_log, job_id):
+                if last_id < event["id"] < live[0]["id"]:
+                    last_id = event["id"]
+                    yield event
+        async for event in self.engine.follow(stream, last_id):
+            if event is None:
+                if await asyncio.to_thread(self.engine.read, stream, last_id) is None:  # retired meanwhile
+                    async for rest in self._from_store(job_id, last_id, poll):
+                        yield rest
+                    return
+                continue
+            last_id = event["id"]
+            yield event
+            if event["event"] == "status" and event["data"] in FINAL:
                 return
-            if not fresh:
-                await asyncio.sleep(poll)
+
+    async def _from_store(self, job_id: str, last_id: int, poll: float) -> AsyncIterator[dict[str, Any]]:
+        """The stored log, read again every ``poll`` seconds until its final status event (the record
+        says the job ended a moment before its last event is written: a few more reads are allowed)."""
+        reads_after_end = 0
+        while True:
+            for event in await asyncio.to_thread(self.store.get_log, job_id):
+                if event["id"] > last_id:
+                    last_id = event["id"]
+                    yield event
+                    if event["event"] == "status" and event["data"] in FINAL:
+                        return
+            record = await asyncio.to_thread(self.store.get_job, job_id)
+            if record is None:
+                return
+            if record["status"] in FINAL:
+                reads_after_end += 1
+                if reads_after_end > 10:
+                    return
+            await asyncio.sleep(poll)
 
     # Running --------------------------------------------------------------------------------
-    def _run(self, job: Job, spec: dict[str, Any]) -> None:
+    def _run(self, job: Job) -> None:
         folder = self.workdir / job.id
         code: int | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            self._write_owner(folder)
+            spec = self.store.get_spec(job.client, job.instance)
+            if spec is None:
+                raise LookupError(f"instance {job.client}/{job.instance} was removed")
             job.status, job.started_at = "running", now()
             self._save(job)
             self._event(job, "status", "running")
-            stack_dir = self.worker.synth(
-                service=spec["service"],
-                parameters={**spec["parameters"], "target": spec["target"]},
-                client=job.client,
-                instance=job.instance,
-                outdir=str(folder / "synth"),
-                state=self._state_for(job),
-            )
-            self._event(job, "line", f"synthesized {stack_dir.name}")
-            run_dir = folder / "run"
-            shutil.copytree(stack_dir, run_dir)
-            code = self._tofu(job, run_dir, ["init", "-input=false", "-no-color"])
-            if code == 0 and job.id not in self._cancelled:
-                code = self._tofu(job, run_dir, self._arguments(job.action))
+            if job.id not in self._cancelled:
+                stack_dir = self.worker.synth(
+                    service=spec["service"],
+                    parameters={**spec["parameters"], "target": spec["target"]},
+                    client=job.client,
+                    instance=job.instance,
+                    outdir=str(folder / "synth"),
+                    state=self._state_for(job),
+                )
+                self._event(job, "line", f"synthesized {stack_dir.name}")
+                run_dir = folder / "run"
+                shutil.copytree(stack_dir, run_dir)
+                code = self._tofu(job, run_dir, ["init", "-input=false", "-no-color"])
+                if code == 0 and job.id not in self._cancelled:
+                    code = self._tofu(job, run_dir, self._arguments(job.action))
         except SynthError as error:
             job.error = str(error)
-        except Exception as error:  # noqa: BLE001 - a job never takes the API down
+        except Exception as error:  # noqa: BLE001 - a job never takes the process down
             job.error = f"{type(error).__name__}: {error}"
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # before the job is seen finished
         self._finish(job, code)
+
+    def _write_owner(self, folder: Path, group: int | None = None) -> None:
+        """Who owns this work folder (this process, and tofu's process group once started), for
+        :func:`sweep_leftovers` after a crash."""
+        owner = {"pid": os.getpid(), "pid_start": _process_start(os.getpid())}
+        if group is not None:
+            owner |= {"group": group, "group_start": _process_start(group)}
+        (folder / OWNER_FILE).write_text(json.dumps(owner))
 
     @staticmethod
     def _arguments(action: str) -> list[str]:
@@ -302,7 +474,9 @@ class JobManager:
             bufsize=1,
             env={**self.environ, "TF_IN_AUTOMATION": "1"},
             start_new_session=True,  # its own process group: cancelling reaches tofu's providers too
+            preexec_fn=_PDEATHSIG,
         )
+        self._write_owner(cwd.parent, group=process.pid)
         with self._lock:
             self._processes[job.id] = process
         if job.id in self._cancelled:
@@ -329,36 +503,43 @@ class JobManager:
         threading.Thread(target=stop, daemon=True).start()
 
     def _finish(self, job: Job, code: int | None) -> None:
+        """Settle the job: its outcome, the listeners (drift and deployment status on the spec), the
+        instance's removal after a destroy that asked for it; then the final record and the lease's
+        release, seen together; then the final event."""
         cancelled = job.id in self._cancelled
         if cancelled:
             self._release_lock(job)
-        with self._lock:  # the final status and the instance's release are seen together
-            job.exit_code = code
-            job.finished_at = now()
-            if cancelled:
-                job.status = "cancelled"
-            elif code == 0 or (job.action == "plan" and code == 2):
-                job.status = "succeeded"
-                if job.action == "plan":
-                    job.changes = code == 2
-            else:
-                job.status = "failed"
-                job.error = job.error or f"tofu exited with {code}"
-            self._active.pop((job.client, job.instance), None)
-            self._cancelled.discard(job.id)
-        self._save(job)
-        self._event(job, "status", job.status)
-        log = self._logs[job.id]
-        self.store.put_log(job.id, log.events)
-        log.close()
-        with self._lock:
-            callbacks = self._callbacks.pop(job.id, [])
+        job.exit_code = code
+        job.finished_at = now()
+        if cancelled:
+            job.status = "cancelled"
+        elif code == 0 or (job.action == "plan" and code == 2):
+            job.status = "succeeded"
+            if job.action == "plan":
+                job.changes = code == 2
+        else:
+            job.status = "failed"
+            job.error = job.error or f"tofu exited with {code}"
         for listener in self.finish_listeners:
-            listener(job)
-        for callback in callbacks:
-            callback(job.record())
+            try:
+                listener(job)
+            except Exception as error:  # noqa: BLE001 - a listener's failure must not leave the job running
+                LOG.warning("job %s: finish listener: %s", job.id, error)
+        if job.remove_instance and job.status == "succeeded":
+            self.store.delete_instance(job.client, job.instance)
+        with self._lock:
+            self._save(job)
+            self.engine.release(lease_key(job.client, job.instance), job.id)
+            del self._running[job.id]
+            self._cancelled.discard(job.id)
+        self._event(job, "status", job.status)
+        with self._lock:
+            events = self._logs.pop(job.id, [])
+            self._flushed.pop(job.id, None)
+        self.store.put_log(job.id, events)
+        self.engine.retire(job_stream(job.id))
 
-    def _release_lock(self, job: Job) -> None:
+    def _release_lock(self, job: Job, *, announce: bool = True) -> None:
         """A killed tofu leaves its lock beside the state: remove it. S3 (``use_lockfile``): ``<key>.tflock``
         in the bucket the store uses; local state: ``.<state file>.lock.info`` in the state's folder."""
         if self.state.get("kind") == "s3":
@@ -366,18 +547,23 @@ class JobManager:
         else:
             state = Path(self._state_for(job)["path"])
             state.with_name(f".{state.name}.lock.info").unlink(missing_ok=True)
-        self._event(job, "line", "state lock released")
+        if announce:
+            self._event(job, "line", "state lock released")
 
     # Records --------------------------------------------------------------------------------
     def _save(self, job: Job) -> None:
         self.store.put_job(job.record())
 
     def _event(self, job: Job, kind: str, data: Any) -> None:
-        log = self._logs[job.id]
-        event = log.append(kind, data)
+        """Append to the job's stream (one sequence for every process), tell the listeners, and write the
+        log to the store on each status change and at most every ``FLUSH_SECONDS`` otherwise."""
+        with self._lock:
+            log = self._logs.setdefault(job.id, [])
+        event = self.engine.append(job_stream(job.id), kind, data, keep=KEEP_EVENTS, start_after=log[-1]["id"] if log else 0)
+        with self._lock:
+            log.append(event)
         for listener in self.event_listeners:
             listener(job, event)
-        last = getattr(log, "flushed_at", 0.0)
-        if kind == "status" or time.monotonic() - last > FLUSH_SECONDS:
-            self.store.put_log(job.id, log.events)
-            log.flushed_at = time.monotonic()
+        if kind == "status" or time.monotonic() - self._flushed.get(job.id, 0.0) > FLUSH_SECONDS:
+            self.store.put_log(job.id, list(log))
+            self._flushed[job.id] = time.monotonic()

@@ -9,7 +9,7 @@ instances only through that bound: a round takes about
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -17,44 +17,36 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .jobs import Conflict, Job, JobLog, JobManager, now
+from .engine import LocalEngine, RedisEngine
+from .jobs import Conflict, Job, JobManager, now
 from .store import Store
+
+LOG = logging.getLogger("spawnit.drift")
 
 
 class ClientEvents:
-    """Every job event and drift change of each client, numbered per client (for ``Last-Event-ID``)."""
+    """Every job event and drift change of each client, on one engine stream per client: numbered in
+    one sequence whichever process publishes (for ``Last-Event-ID``), trimmed to about ``keep`` events."""
 
-    def __init__(self, keep: int = 5000) -> None:
-        self.keep = keep
-        self._logs: dict[str, JobLog] = {}
-        self._lock = threading.Lock()
+    def __init__(self, engine: LocalEngine | RedisEngine, keep: int = 5000) -> None:
+        self.engine, self.keep = engine, keep
 
-    def log(self, client: str) -> JobLog:
-        with self._lock:
-            return self._logs.setdefault(client, JobLog())
+    @staticmethod
+    def stream(client: str) -> str:
+        return f"client/{client}"
 
     def publish(self, client: str, kind: str, data: dict[str, Any]) -> None:
-        log = self.log(client)
-        log.append(kind, data)
+        self.engine.append(self.stream(client), kind, data, keep=self.keep)
 
-    async def astream(self, client: str, last_id: int = 0, *, poll: float = 0.2) -> AsyncIterator[dict[str, Any]]:
-        """The client's events after ``last_id``, then live; an empty event every second or so lets the
-        caller notice a closed connection. On the event loop: no thread is held while waiting."""
-        log = self.log(client)
-        idle = 0.0
-        while True:
-            fresh, _ = log.after(last_id, 0)
-            for event in fresh:
-                last_id = event["id"]
-                yield event
-            if fresh:
-                idle = 0.0
-                continue
-            await asyncio.sleep(poll)
-            idle += poll
-            if idle >= 1.0:
-                idle = 0.0
-                yield {}
+    def tail(self, client: str) -> int:
+        """The id of the client's newest event: a new subscriber starts after it."""
+        return self.engine.last_id(self.stream(client))
+
+    async def astream(self, client: str, last_id: int) -> AsyncIterator[dict[str, Any]]:
+        """The client's events after ``last_id`` (those still kept), then live; an empty event every
+        second or so lets the caller notice a closed connection. No thread is held while waiting."""
+        async for event in self.engine.follow(self.stream(client), last_id):
+            yield event or {}
 
 
 class Metrics:
@@ -139,11 +131,9 @@ class DriftMonitor:
             except Conflict:
                 slots.release()  # a job is running on it: its outcome will tell
                 continue
-            done = threading.Event()
-            self.jobs.on_finish(job.id, lambda record, done=done: done.set())
 
-            def wait(client=client, instance=instance, done=done) -> None:
-                done.wait()
+            def wait(client=client, instance=instance, job_id=job.id) -> None:
+                self.jobs.wait(job_id)
                 results[f"{client}/{instance}"] = (self.store.get_spec(client, instance) or {}).get("drift", "error")
                 slots.release()
 
@@ -155,9 +145,21 @@ class DriftMonitor:
         return results
 
     def start(self) -> None:
+        """Rounds every ``interval`` seconds. With several replicas, each looks every quarter interval
+        (at most 5 s) and the one that takes the engine's ``drift-round`` for the interval runs the round:
+        one round per interval for the whole cluster, its plans queued as ordinary jobs."""
+
         def loop() -> None:
-            while not self._stop.wait(self.interval):
-                self.check_all()
+            tick = min(self.interval / 4, 5.0)
+            if self._stop.wait(self.interval):
+                return
+            while not self._stop.is_set():
+                if self.jobs.engine.once_per("drift-round", self.interval):
+                    try:
+                        self.check_all()
+                    except Exception as error:  # noqa: BLE001 - a store hiccup must not end the monitor
+                        LOG.warning("drift round: %s", error)
+                self._stop.wait(tick)
 
         self._thread = threading.Thread(target=loop, name="drift-monitor", daemon=True)
         self._thread.start()

@@ -1,0 +1,52 @@
+"""``spawnit worker``: runs queued jobs from Redis, beside any number of API replicas and other workers.
+
+Settings come from the environment, as for ``spawnit serve``: SPAWNIT_REDIS_URL (required), the store
+(SPAWNIT_S3_* or SPAWNIT_DATA_DIR), SPAWNIT_JOB_STALE_AFTER, SPAWNIT_QUEUE_TIMEOUT. The first SIGTERM
+or SIGINT stops taking jobs and lets the running ones end; a second one cancels them (tofu gets
+SIGTERM, the state lock is released).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from . import job_settings
+from .engine import EngineError, engine_from_environment
+from .jobs import JobManager
+from .monitor import ClientEvents, Metrics, track_deployments
+from .store import store_from_environment
+from .worker import SynthWorker
+
+
+def run_worker(concurrency: int) -> int:
+    engine = engine_from_environment(dict(os.environ))
+    if not engine.shared:
+        raise EngineError(
+            "SPAWNIT_REDIS_URL: not set; allowed: a redis:// URL (`spawnit worker` takes its jobs from Redis; without it, `spawnit serve` runs them itself)"
+        )
+    store = store_from_environment()
+    jobs = JobManager(store, SynthWorker(), engine=engine, **job_settings())
+    track_deployments(store, ClientEvents(engine), Metrics(), jobs)
+    signals = threading.Semaphore(0)
+
+    def on_signal(signum: int, frame: object) -> None:
+        signals.release()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    jobs.worker.start()
+    engine.serve(jobs.execute, concurrency=concurrency)
+    print(f"spawnit worker: taking jobs ({concurrency} at a time), {len(jobs.cleaned)} left-over work folder(s) cleaned", flush=True)
+    signals.acquire()
+    engine.stop_serving()
+    print(f"spawnit worker: stopping; {jobs.busy()} running job(s) end first (signal again to cancel them)", flush=True)
+    while jobs.busy():
+        if signals.acquire(timeout=0.2):
+            for job_id in jobs.running_ids():
+                jobs.cancel(job_id)
+    jobs.close()
+    jobs.worker.close()
+    engine.close()
+    return 0
