@@ -1,7 +1,9 @@
 """A stand-in OpenTofu: records its command line, working folder and backend; prints lines; obeys signals.
 
 Behaviour from the environment: TOFU_EXIT_CODES ({"plan": 2}), TOFU_SLOW_<ACTION> (lines printed 0.1 s apart),
-TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it).
+TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it), TOFU_STAMP (each line ends with " @<epoch seconds>").
+TOFU_CONTROL names a JSON file of the same settings, read at each run: tests change a long-running
+server's stand-in through it.
 """
 
 from __future__ import annotations
@@ -15,25 +17,29 @@ from pathlib import Path
 STAND_IN = """#!{python}
 import json, os, signal, sys, time
 log = os.environ["TOFU_LOG"]
+settings = dict(os.environ)
+if os.path.exists(os.environ.get("TOFU_CONTROL", "")):
+    settings.update(json.load(open(os.environ["TOFU_CONTROL"])))
 def record(entry):
     with open(log, "a") as handle:
         handle.write(json.dumps(entry) + "\\n")
 backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
-record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend, "started": time.time()}})
+record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend, "started": time.time(), "pid": os.getpid()}})
 def on_term(signum, frame):
     record({{"signal": "SIGTERM"}})
     print("Interrupt received, stopping", flush=True)
     sys.exit(130)
-if os.environ.get("TOFU_IGNORE_TERM"):
+if settings.get("TOFU_IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 else:
     signal.signal(signal.SIGTERM, on_term)
 action = sys.argv[1]
 print(f"tofu {{action}}: starting", flush=True)
-for index in range(int(os.environ.get("TOFU_SLOW_" + action.upper(), "0"))):
-    print(f"working {{index}}", flush=True)
+stamp = (lambda: f" @{{time.time()}}") if settings.get("TOFU_STAMP") else (lambda: "")
+for index in range(int(settings.get("TOFU_SLOW_" + action.upper(), "0"))):
+    print(f"working {{index}}{{stamp()}}", flush=True)
     time.sleep(0.1)
-codes = json.loads(os.environ.get("TOFU_EXIT_CODES", "{{}}"))
+codes = json.loads(settings.get("TOFU_EXIT_CODES", "{{}}"))
 print(f"tofu {{action}}: done", flush=True)
 record({{"finished": action, "cwd": os.getcwd(), "at": time.time()}})
 sys.exit(codes.get(action, 0))

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -166,7 +167,7 @@ class JobManager:
         self.workdir = Path(workdir)
         self.state = state or {"kind": "local"}
         self.grace_seconds = grace_seconds
-        self.owner = uuid.uuid4().hex
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"  # host/pid/instance: who runs a job
         self.heartbeat_seconds, self.stale_after, self.queue_timeout = heartbeat_seconds, stale_after, queue_timeout
         self.engine = engine or LocalEngine()
         self._stop = threading.Event()
