@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .layout import check_subnet_layout
-from .shared import AMI_ID_PATTERN, KEYCLOAK_IMAGE, MINIO_IMAGE
+from .shared import AMI_ID_PATTERN, CADDY_IMAGE, KEYCLOAK_IMAGE, MINIO_IMAGE, VALKEY_IMAGE
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")
@@ -281,6 +281,11 @@ class PlatformSettings(BaseModel):
     build_context: str | None = Field(
         None, description="Folder holding SpawnIt's Dockerfile; default: the folder synth runs in (this repository's root)."
     )
+    valkey_image: Image = VALKEY_IMAGE
+    caddy_image: Image = CADDY_IMAGE
+    api_replicas: int = Field(1, ge=1, le=8, description="API containers; more than one are served through a Caddy front on api_port.")
+    workers: int = Field(1, ge=1, le=16, description="`spawnit worker` containers running the jobs (each loads the synthesizer, ~600 MB).")
+    worker_concurrency: int = Field(2, ge=1, le=32, description="Jobs each worker runs at once.")
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> PlatformSettings:

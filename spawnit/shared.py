@@ -12,6 +12,8 @@ from dataclasses import dataclass
 MINIO_IMAGE = "minio/minio:RELEASE.2024-11-07T00-52-20Z"
 MINIO_COMMAND = ("server", "/data", "--console-address", ":9001")
 KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.0"
+VALKEY_IMAGE = "valkey/valkey:8.1-alpine"
+CADDY_IMAGE = "caddy:2.10-alpine"
 
 # An EC2 image id, as the configuration and the construct library both check it.
 AMI_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"

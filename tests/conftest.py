@@ -77,6 +77,12 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
     for stack_id, (name, values) in CATALOG_VARIANTS.items():
         service = get_service(name)
         ServiceStack(app, service=service, parameters=service.checked(values), client="acme", instance=stack_id.removeprefix("acme-"))
+    from spawnit.config import PlatformSettings
+    from spawnit.stacks.platform import PlatformInstancesStack
+
+    PlatformInstancesStack(  # three API replicas behind the Caddy front, two workers
+        app, PlatformSettings(api_replicas=3, workers=2), network=app.node.find_child("platform-network"), volumes=app.node.find_child("platform-volumes"), id="platform-instances-scaled"
+    )
     app.synth()
     stacks = {child.node.id: child for child in app.node.children}
     return outdir, stacks

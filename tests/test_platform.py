@@ -62,7 +62,7 @@ def test_instances_take_the_network_and_volumes_by_cross_stack_reference(instanc
 
 def test_network_and_volumes_stacks_hold_what_they_say(all_stacks):
     assert all_stacks["platform-network"].only("docker_network")["name"] == "spawnit"
-    assert {v["name"] for v in all_stacks["platform-volumes"].resources("docker_volume").values()} == {"spawnit-minio-data", "spawnit-keycloak-data"}
+    assert {v["name"] for v in all_stacks["platform-volumes"].resources("docker_volume").values()} == {"spawnit-minio-data", "spawnit-keycloak-data", "spawnit-valkey-data"}
 
 
 # MinIO, Keycloak, SpawnIt -----------------------------------------------------------------------
@@ -110,17 +110,116 @@ def test_api_image_is_built_from_the_repository_dockerfile_which_runs_spawnit_se
     assert "sha256sum -c" in dockerfile  # OpenTofu is verified, not trusted
 
 
-def test_api_starts_after_minio_and_keycloak_are_healthy(instances):
+def test_api_starts_after_minio_keycloak_and_valkey_are_healthy(instances):
     keys = {body["name"]: key for key, body in instances.resources("docker_container").items()}
     api = containers(instances)["spawnit-api"]
-    assert sorted(api["depends_on"]) == sorted(f"docker_container.{keys[name]}" for name in ("spawnit-minio", "spawnit-keycloak"))
+    assert sorted(api["depends_on"]) == sorted(f"docker_container.{keys[name]}" for name in ("spawnit-minio", "spawnit-keycloak", "spawnit-valkey"))
     assert "/healthz" in " ".join(api["healthcheck"]["test"])
     assert "SPAWNIT_OIDC_AUDIENCE=spawnit-api" in api["env"] and "SPAWNIT_S3_ENDPOINT=http://minio:9000" in api["env"]
 
 
 def test_ports_are_published_on_loopback_by_default(instances):
-    for container in containers(instances).values():
-        assert {port["ip"] for port in container["ports"]} == {"127.0.0.1"}
+    published = {name: {port["ip"] for port in container.get("ports", [])} for name, container in containers(instances).items()}
+    assert published == {
+        "spawnit-minio": {"127.0.0.1"},
+        "spawnit-keycloak": {"127.0.0.1"},
+        "spawnit-api": {"127.0.0.1"},
+        "spawnit-valkey": set(),  # reached on the platform network only
+        "spawnit-worker-1": set(),
+    }
+
+
+# The orchestrator on Valkey ---------------------------------------------------------------------
+
+REDIS_URL = "SPAWNIT_REDIS_URL=redis://:${urlencode(var.valkey_password)}@valkey:6379/0"
+
+
+def test_valkey_keeps_its_data_requires_the_password_and_never_evicts(instances):
+    valkey = containers(instances)["spawnit-valkey"]
+    assert image_name(instances, valkey).startswith("valkey/valkey:8")
+    assert valkey["env"] == ["VALKEY_PASSWORD=${var.valkey_password}"] and instances.document["variable"]["valkey_password"]["sensitive"] is True
+    script = valkey["command"][-1]
+    assert "--appendonly yes" in script and "--maxmemory-policy noeviction" in script and '--requirepass "$VALKEY_PASSWORD"' in script
+    (volume,) = valkey["volumes"]
+    assert volume["container_path"] == "/data" and volume["volume_name"].startswith("${data.terraform_remote_state.cross-stack-reference-input-platform-volumes.")
+    assert valkey["healthcheck"]["test"] == ["CMD-SHELL", 'VALKEYCLI_AUTH="$VALKEY_PASSWORD" valkey-cli ping | grep -q PONG'] and valkey["wait"] is True
+
+
+def test_api_and_workers_share_valkey_and_only_the_workers_run_jobs(instances):
+    found = containers(instances)
+    api, worker = found["spawnit-api"], found["spawnit-worker-1"]
+    assert REDIS_URL in api["env"] and REDIS_URL in worker["env"]  # the password URL-encoded, from the variable
+    assert api["command"] == ["spawnit", "serve", "--host", "0.0.0.0", "--port", "8000", "--worker-concurrency", "0"]
+    assert worker["command"] == ["spawnit", "worker", "--concurrency", "2"]
+    assert api["image"] == worker["image"]  # one image, built once
+    assert "SPAWNIT_S3_ENDPOINT=http://minio:9000" in worker["env"] and "SPAWNIT_REDIS_URL" in " ".join(worker["healthcheck"]["test"])
+
+
+def test_several_api_replicas_sit_behind_a_caddy_front_on_the_api_port(all_stacks):
+    scaled = containers(all_stacks["platform-instances-scaled"])
+    replicas = ["spawnit-api", "spawnit-api-2", "spawnit-api-3"]
+    assert all(not scaled[name].get("ports") for name in replicas)
+    assert sorted(name for name in scaled if name.startswith("spawnit-worker")) == ["spawnit-worker-1", "spawnit-worker-2"]
+    front = scaled["spawnit-front"]
+    assert [(port["internal"], port["external"]) for port in front["ports"]] == [(8000, 8000)]
+    caddyfile = front["upload"][0]["content"]
+    assert "reverse_proxy spawnit-api:8000 spawnit-api-2:8000 spawnit-api-3:8000 {" in caddyfile and "flush_interval -1" in caddyfile
+    assert len(front["depends_on"]) == 3
+
+
+def test_the_front_caddyfile_is_valid_and_balances_over_the_healthy_replicas(tmp_path):
+    """Real Caddy with the front's Caddyfile before two replicas answering their name, then one of them gone."""
+    import http.server
+    import subprocess
+    import threading
+    import time
+
+    import httpx
+
+    from conftest import free_port
+    from spawnit.stacks.platform import front_caddyfile
+
+    def replica(name: str) -> http.server.ThreadingHTTPServer:
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the handler's API
+                body = name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    one, two = replica("one"), replica("two")
+    listen = free_port()
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(front_caddyfile([f"127.0.0.1:{one.server_port}", f"127.0.0.1:{two.server_port}"], listen=listen))
+    validated = subprocess.run(["caddy", "validate", "--config", str(caddyfile), "--adapter", "caddyfile"], capture_output=True, text=True)
+    assert validated.returncode == 0, validated.stderr
+    caddy = subprocess.Popen(["caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    try:
+        def answer() -> str | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{listen}/", timeout=2).text
+            except httpx.TransportError:
+                return None
+
+        deadline = time.monotonic() + 30
+        while answer() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {answer() for _ in range(6)} == {"one", "two"}  # round robin
+        two.shutdown()
+        two.server_close()
+        assert {answer() for _ in range(6)} == {"one"}  # a replica that is down gets no requests (passive retry to the next)
+    finally:
+        caddy.terminate()
+        caddy.wait(10)
+        one.shutdown()
 
 
 # The store ------------------------------------------------------------------------------------

@@ -113,11 +113,23 @@ class ImageBuildSpec:
     build_args: Mapping[str, str] = field(default_factory=dict)
 
 
+def built_image(scope: Construct, id: str, spec: ImageBuildSpec) -> Image:
+    """An image built from a Dockerfile, once: several services can run it (pass it as their ``image``)."""
+    return Image(
+        scope,
+        id,
+        name=spec.tag,
+        keep_locally=True,
+        build_attribute=ImageBuild(context=spec.context, dockerfile=spec.dockerfile, build_args=dict(spec.build_args) or None),
+    )
+
+
 class DockerService(Construct):
     """One container and its image, with everything a service usually needs.
 
     ``image`` is a reference by tag (``minio/minio:RELEASE...``) or digest
-    (``...@sha256:<64 hex>``), or an :class:`ImageBuildSpec`. ``files`` are uploaded
+    (``...@sha256:<64 hex>``), an :class:`ImageBuildSpec`, or an image another service also runs
+    (:func:`built_image`). ``files`` are uploaded
     into the container before it starts (path -> content). With a health check,
     creation waits until the container is healthy, so services that
     ``depend_on`` this one start after it is ready, not after a sleep.
@@ -129,7 +141,7 @@ class DockerService(Construct):
         id: str,
         *,
         name: str,
-        image: str | ImageBuildSpec,
+        image: str | ImageBuildSpec | Image,
         network: DockerNetwork | str | None = None,
         aliases: Sequence[str] = (),
         ports: Sequence[PortMapping] = (),
@@ -192,15 +204,11 @@ class DockerService(Construct):
             depends_on=[service.container for service in depends_on] or None,
         )
 
-    def _image(self, image: str | ImageBuildSpec) -> Image:
+    def _image(self, image: str | ImageBuildSpec | Image) -> Image:
+        if isinstance(image, Image):
+            return image
         if isinstance(image, ImageBuildSpec):
-            return Image(
-                self,
-                "image",
-                name=image.tag,
-                keep_locally=True,
-                build_attribute=ImageBuild(context=image.context, dockerfile=image.dockerfile, build_args=dict(image.build_args) or None),
-            )
+            return built_image(self, "image", image)
         if not IMAGE_REFERENCE.match(image):
             raise ValueError(f"DockerService image: {image!r} is not allowed; allowed: name:tag or name@sha256:<64 hex digits>")
         return Image(self, "image", name=image, keep_locally=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cdktf import TerraformOutput, TerraformStack
+from cdktf import Fn, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
@@ -20,14 +20,32 @@ from constructs import Construct
 from ..config import PlatformSettings
 from ..constructs._common import SpawnitStack, sensitive_variable
 from ..constructs.storage import tidy_lifecycle
-from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HealthCheck, ImageBuildSpec, Mount, PortMapping, docker_provider
+from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, ImageBuildSpec, built_image, Mount, PortMapping, docker_provider
 from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
 from ..services.catalog import keycloak_health, minio_health
-from ..shared import MINIO_COMMAND
+from ..shared import MINIO_COMMAND, Health
 
 STORE_FOLDERS = ("clients/", "templates/", "tfstates/")
 REALM_FILE = "/opt/keycloak/data/import/spawnit-realm.json"
 PLATFORM_IMAGE = "spawnit/platform:local"
+FRONT_CADDYFILE = "/etc/caddy/Caddyfile"
+
+
+def front_caddyfile(upstreams: list[str], listen: int = 8000) -> str:
+    """Caddy in front of several API replicas (``host:port`` each): round robin among the healthy ones
+    (``/healthz``), a request that cannot reach one replica retried on another for up to 5 s, event streams passed through as they come (``flush_interval -1``, Caddy's
+    reverse_proxy docs)."""
+    return (
+        f":{listen} {{\n"
+        f"\treverse_proxy {' '.join(upstreams)} {{\n"
+        "\t\tlb_policy round_robin\n"
+        "\t\tlb_try_duration 5s\n"
+        "\t\thealth_uri /healthz\n"
+        "\t\thealth_interval 10s\n"
+        "\t\tflush_interval -1\n"
+        "\t}\n"
+        "}\n"
+    )
 
 
 class PlatformNetworkStack(SpawnitStack):
@@ -47,11 +65,14 @@ class PlatformVolumesStack(SpawnitStack):
         docker_provider(self, host=settings.docker_host)
         self.minio_data = DockerVolume(self, "minio-data", name=f"{settings.network}-minio-data", labels={"spawnit.platform": "volumes"})
         self.keycloak_data = DockerVolume(self, "keycloak-data", name=f"{settings.network}-keycloak-data", labels={"spawnit.platform": "volumes"})
+        self.valkey_data = DockerVolume(self, "valkey-data", name=f"{settings.network}-valkey-data", labels={"spawnit.platform": "volumes"})
 
 
 class PlatformInstancesStack(SpawnitStack):
-    """platform-instances: MinIO (S3 API + console), Keycloak 26 with the generated realm, and SpawnIt's
-    API and web UI built from this repository's Dockerfile. Each waits for what it needs to be healthy."""
+    """platform-instances: MinIO (S3 API + console), Keycloak 26 with the generated realm, Valkey (the
+    orchestrator's queue, leases and event streams), SpawnIt's API replicas and workers built from this
+    repository's Dockerfile, and a Caddy front when there are several API replicas. Each waits for what
+    it needs to be healthy."""
 
     def __init__(
         self,
@@ -115,29 +136,86 @@ class PlatformInstancesStack(SpawnitStack):
             health=keycloak_health(),
             labels={"spawnit.platform": "keycloak"},
         )
-        issuer = f"http://localhost:{settings.keycloak_port}/realms/{settings.realm}"
-        self.api = DockerService(
+        valkey_password = sensitive_variable(self, "valkey_password", "Password of the orchestrator's Valkey")
+        self.valkey = DockerService(
             self,
-            "api",
-            name=f"{settings.network}-api",
-            image=ImageBuildSpec(context=settings.build_context or str(Path.cwd()), tag=PLATFORM_IMAGE),
+            "valkey",
+            name=f"{settings.network}-valkey",
+            image=settings.valkey_image,
             network=net,
-            aliases=["spawnit"],
-            ports=[PortMapping(8000, settings.api_port, host_ip=bind)],
-            env={
-                "SPAWNIT_S3_ENDPOINT": "http://minio:9000",
-                "SPAWNIT_S3_BUCKET": settings.bucket,
-                "AWS_ACCESS_KEY_ID": minio_user.string_value,
-                "AWS_SECRET_ACCESS_KEY": minio_password.string_value,
-                "AWS_REGION": "us-east-1",
-                "SPAWNIT_OIDC_ISSUER": issuer,
-                "SPAWNIT_OIDC_JWKS_URL": f"http://keycloak:8080/realms/{settings.realm}/protocol/openid-connect/certs",
-                "SPAWNIT_OIDC_AUDIENCE": API_CLIENT,
-            },
-            health=HealthCheck(("CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')")),
-            labels={"spawnit.platform": "api"},
-            depends_on=[self.minio, self.keycloak],
+            aliases=["valkey"],
+            env={"VALKEY_PASSWORD": valkey_password.string_value},
+            mounts=[Mount(volumes.valkey_data.name, "/data")],
+            # A queue and its leases must never be evicted: noeviction makes a full Valkey refuse writes instead.
+            command=["sh", "-c", 'exec valkey-server --appendonly yes --maxmemory-policy noeviction --requirepass "$VALKEY_PASSWORD"'],
+            # valkey-cli reads the password from VALKEYCLI_AUTH (valkey.io/topics/cli), not from its command line
+            health=Health(("CMD-SHELL", 'VALKEYCLI_AUTH="$VALKEY_PASSWORD" valkey-cli ping | grep -q PONG')),
+            labels={"spawnit.platform": "valkey"},
         )
+        issuer = f"http://localhost:{settings.keycloak_port}/realms/{settings.realm}"
+        env = {
+            "SPAWNIT_S3_ENDPOINT": "http://minio:9000",
+            "SPAWNIT_S3_BUCKET": settings.bucket,
+            "AWS_ACCESS_KEY_ID": minio_user.string_value,
+            "AWS_SECRET_ACCESS_KEY": minio_password.string_value,
+            "AWS_REGION": "us-east-1",
+            "SPAWNIT_REDIS_URL": f"redis://:{Fn.urlencode(valkey_password.string_value)}@valkey:6379/0",
+        }
+        image = built_image(self, "platform-image", ImageBuildSpec(context=settings.build_context or str(Path.cwd()), tag=PLATFORM_IMAGE))
+        self.workers = [
+            DockerService(
+                self,
+                f"worker-{index}",
+                name=f"{settings.network}-worker-{index}",
+                image=image,
+                network=net,
+                env=env,
+                command=["spawnit", "worker", "--concurrency", str(settings.worker_concurrency)],
+                # healthy while the worker can reach its queue
+                health=Health(("CMD", "python3", "-c", "import os, redis; redis.Redis.from_url(os.environ['SPAWNIT_REDIS_URL']).ping()")),
+                labels={"spawnit.platform": "worker"},
+                depends_on=[self.minio, self.valkey],
+            )
+            for index in range(1, settings.workers + 1)
+        ]
+        fronted = settings.api_replicas > 1
+        self.apis = [
+            DockerService(
+                self,
+                "api" if index == 1 else f"api-{index}",
+                name=f"{settings.network}-api" if index == 1 else f"{settings.network}-api-{index}",
+                image=image,
+                network=net,
+                aliases=["spawnit"],
+                ports=[] if fronted else [PortMapping(8000, settings.api_port, host_ip=bind)],
+                env={
+                    **env,
+                    "SPAWNIT_OIDC_ISSUER": issuer,
+                    "SPAWNIT_OIDC_JWKS_URL": f"http://keycloak:8080/realms/{settings.realm}/protocol/openid-connect/certs",
+                    "SPAWNIT_OIDC_AUDIENCE": API_CLIENT,
+                },
+                command=["spawnit", "serve", "--host", "0.0.0.0", "--port", "8000", "--worker-concurrency", "0"],  # the workers run the jobs
+                health=Health(("CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')")),
+                labels={"spawnit.platform": "api"},
+                depends_on=[self.minio, self.keycloak, self.valkey],
+            )
+            for index in range(1, settings.api_replicas + 1)
+        ]
+        self.api = self.apis[0]
+        self.front = None
+        if fronted:
+            self.front = DockerService(
+                self,
+                "front",
+                name=f"{settings.network}-front",
+                image=settings.caddy_image,
+                network=net,
+                ports=[PortMapping(8000, settings.api_port, host_ip=bind)],
+                files={FRONT_CADDYFILE: front_caddyfile([f"{api.name}:8000" for api in self.apis])},
+                health=Health(("CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/healthz")),
+                labels={"spawnit.platform": "front"},
+                depends_on=self.apis,
+            )
         TerraformOutput(self, "s3_endpoint", value=f"http://{bind}:{settings.minio_api_port}")
         TerraformOutput(self, "minio_console", value=f"http://{bind}:{settings.minio_console_port}")
         TerraformOutput(self, "oidc_issuer", value=issuer)
