@@ -357,14 +357,15 @@ def test_parameters_cannot_change_under_a_running_job(api, app):
     assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}}).status_code == 200
 
 
-def test_bearer_tokens_never_reach_the_access_log(app, capfd):
-    token = "eyJhbGciOiJSUzI1NiJ9.secret-part.signature"
+def test_tokens_and_stream_tickets_never_reach_the_access_log(app, capfd):
+    token, ticket = "eyJhbGciOiJSUzI1NiJ9.secret-part.signature", "Tk3y-stream-ticket-value"
     with serving(app, log_level="info", access_log=True) as url:  # as `spawnit serve` logs
         with httpx.Client(timeout=10) as client:
             client.get(f"{url}/api/jobs/00000000-0000-0000-0000-000000000000/events?access_token={token}&x=1")
+            client.get(f"{url}/api/jobs/00000000-0000-0000-0000-000000000000/events?ticket={ticket}&y=2")
     logged = capfd.readouterr()
-    assert "access_token=[redacted]&x=1" in logged.out + logged.err  # the request was logged...
-    assert token not in logged.out + logged.err  # ...without its token
+    assert "access_token=[redacted]&x=1" in logged.out + logged.err and "ticket=[redacted]&y=2" in logged.out + logged.err  # logged...
+    assert token not in logged.out + logged.err and ticket not in logged.out + logged.err  # ...without the credentials
 
 
 def test_the_openapi_document_describes_every_error_status_with_the_error_shape(api):

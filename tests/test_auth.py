@@ -130,3 +130,63 @@ def test_a_signed_token_with_malformed_role_claims_is_403_not_500(api, signing_k
     bearer = jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": "test-key"})
     response = get(api, f"/api/clients/{ALICE}/instances", bearer)
     assert response.status_code == 403 and "realm_access.roles" in response.json()["error"]
+
+
+# Event streams open with short-lived tickets, never with a token in the URL -------------------
+
+
+def finished_job(api, client: str) -> str:
+    import uuid
+
+    store = api.app.state.store
+    job = str(uuid.uuid4())
+    store.put_job({"id": job, "client": client, "instance": "cache", "action": "plan", "status": "succeeded"})
+    store.put_log(job, [{"id": 1, "event": "status", "data": "running"}, {"id": 2, "event": "status", "data": "succeeded"}])
+    return job
+
+
+def ticket_for(api, bearer, path):
+    return api.post("/api/stream-tickets", json={"path": path}, headers={"Authorization": f"Bearer {bearer}"})
+
+
+def test_a_stream_ticket_opens_its_own_stream_and_nothing_else(api, signing_key):
+    job, other = finished_job(api, ALICE), finished_job(api, ALICE)
+    issued = ticket_for(api, token(signing_key), f"/api/jobs/{job}/events")
+    assert issued.status_code == 201 and issued.json()["expires_in"] == 60
+    ticket = issued.json()["ticket"]
+    for _ in range(2):  # an EventSource reconnecting reuses it while it lasts
+        opened = api.get(f"/api/jobs/{job}/events?ticket={ticket}")
+        assert opened.status_code == 200 and "data: succeeded" in opened.text
+    assert api.get(f"/api/jobs/{other}/events?ticket={ticket}").status_code == 401
+    assert api.get(f"/api/clients/{ALICE}/instances?ticket={ticket}").status_code == 401
+    assert api.get(f"/api/jobs/{job}/events?ticket=forged").status_code == 401
+
+
+def test_tickets_are_only_issued_for_streams_the_caller_may_read(api, signing_key):
+    bobs = finished_job(api, "bob")
+    alice = token(signing_key)
+    assert ticket_for(api, alice, f"/api/jobs/{bobs}/events").status_code == 404
+    assert ticket_for(api, alice, "/api/clients/bob/events").status_code == 403
+    assert ticket_for(api, alice, f"/api/clients/{ALICE}/events").status_code == 201
+    wrong = ticket_for(api, alice, "/api/clients/bob/instances")
+    assert wrong.status_code == 422 and "path:" in wrong.json()["error"]
+    assert api.post("/api/stream-tickets", json={"path": f"/api/clients/{ALICE}/events"}).status_code == 401
+
+
+def test_a_bearer_token_in_the_query_string_does_not_open_a_stream(api, signing_key):
+    job = finished_job(api, ALICE)
+    assert api.get(f"/api/jobs/{job}/events?access_token={token(signing_key)}").status_code == 401
+
+
+def test_a_ticket_expires(signing_key):
+    from spawnit.api.auth import Principal, StreamTickets
+    from spawnit.api.engine import LocalEngine
+
+    tickets = StreamTickets(LocalEngine(), ttl=0.3)
+    path = f"/api/clients/{ALICE}/events"
+    ticket = tickets.issue(Principal(ALICE, frozenset({"user"})), path)
+    assert tickets.redeem(ticket, path) == Principal(ALICE, frozenset({"user"}))
+    deadline = time.monotonic() + 30
+    while tickets.redeem(ticket, path) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tickets.redeem(ticket, path) is None

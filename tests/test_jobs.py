@@ -170,3 +170,72 @@ def test_a_second_replica_follows_a_running_job_through_the_store(store, worker,
     followed = events_of(replica, job.id, poll=0.1)
     assert followed[-1]["data"] == "succeeded"
     assert [event["id"] for event in followed] == list(range(1, len(followed) + 1))
+
+
+def test_a_job_whose_lease_is_taken_from_it_stops_and_ends_interrupted(store, worker, tofu, tmp_path):
+    from spawnit.api.jobs import lease_key
+
+    jobs = manager(store, worker, tofu, tmp_path, heartbeat_seconds=0.2, env={"TOFU_SLOW_APPLY": "600"})
+    job = jobs.submit("acme", "cache", "apply")
+    wait_for(lambda: any(event["data"] == "working 1" for event in jobs.snapshot(job.id)))
+    key = lease_key("acme", "cache")
+    jobs.engine.release(key, job.id)  # as if the lease had expired while the process stalled ...
+    assert jobs.engine.claim(key, "the-next-job", 60) is None  # ... and another job had taken the instance
+    record = finished(jobs, job.id)
+    assert record["status"] == "interrupted" and "lease expired" in record["error"]
+    assert {"signal": "SIGTERM"} in tofu[1]()
+    assert jobs.engine.holder(key) == "the-next-job"  # not released: it is not ours any more
+
+
+def test_a_starting_manager_ends_the_process_groups_and_folders_a_dead_predecessor_left(store, worker, tofu, tmp_path):
+    import json as json_module
+    import os
+    import subprocess
+
+    import psutil
+
+    from spawnit.api.jobs import _process_start
+
+    work = tmp_path / "work"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    group = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300"], start_new_session=True)
+    wait_for(lambda: len(psutil.Process(group.pid).children()) == 2)
+    members = [group.pid] + [child.pid for child in psutil.Process(group.pid).children()]
+    left = work / "0f1e2d3c-0000-4000-8000-000000000001"
+    left.mkdir(parents=True)
+    (left / "owner.json").write_text(json_module.dumps({"pid": dead.pid, "pid_start": "0", "group": group.pid, "group_start": _process_start(group.pid)}))
+    alive = work / "0f1e2d3c-0000-4000-8000-000000000002"
+    alive.mkdir()
+    (alive / "owner.json").write_text(json_module.dumps({"pid": os.getpid(), "pid_start": _process_start(os.getpid())}))
+
+    jobs = manager(store, worker, tofu, tmp_path)
+    assert jobs.cleaned == [left.name]
+    group.wait(10)
+    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in members))
+    assert not left.exists() and alive.is_dir()  # a live process's folder is not touched
+
+
+def test_tofu_dies_with_the_worker_thread_that_started_it_even_when_it_prints_nothing(tmp_path):
+    """PR_SET_PDEATHSIG: a worker killed with -9 does not leave a quiet tofu applying on its own."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "from spawnit.api.jobs import _PDEATHSIG\n"
+        "child = subprocess.Popen(['sleep', '300'], start_new_session=True, preexec_fn=_PDEATHSIG)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    wait_for(lambda: pid_file.exists() and pid_file.read_text())
+    child = int(pid_file.read_text())
+    assert psutil.pid_exists(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, timeout=30)

@@ -164,10 +164,12 @@ def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_p
     store = Store(LocalObjectStore(tmp_path / "store"))
     store.put_spec("alice-id", "blog", {"client": "alice-id", "instance": "blog", "service": "wordpress", "target": "docker", "parameters": {}, "drift": "compliant"})
     store.put_spec("bob-id", "secret", {"client": "bob-id", "instance": "secret", "service": "nginx", "target": "docker", "parameters": {}})
-    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work")
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=stand_in_tofu(tmp_path)[0])
     auth = AuthSettings("oidc", issuer=keycloak.issuer, audience="spawnit-api", jwks_url=keycloak.issuer + "/protocol/openid-connect/certs")
     with serving(create_app(store=store, jobs=jobs, auth=auth)) as url:
         page = browser.new_page()
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(url)
         expect(page.locator("#who")).to_have_text("alice", timeout=30_000)
         expect(page.locator("tr[data-instance=blog]")).to_be_visible()
@@ -175,6 +177,16 @@ def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_p
         expect(page.locator("tr[data-instance=blog] .badge.compliant")).to_be_visible()
         page.screenshot(path=str(artifacts / "ui-5-logged-in.png"), full_page=True)
         assert keycloak.codes == {}  # the code was exchanged, with the right verifier
+
+        job = jobs.submit("alice-id", "blog", "plan").id
+        linked = browser.new_page()  # logs in again (the realm answers at once), then opens the job's log
+        linked.on("request", lambda request: requested.append(request.url))
+        linked.goto(f"{url}/#job={job}")
+        expect(linked.locator("#log")).to_contain_text("$ tofu plan", timeout=60_000)  # streamed with a ticket, never the token
+        streams = [address for address in requested if address.split("?")[0].endswith("/events")]
+        assert any(f"/api/jobs/{job}/events?ticket=" in address for address in streams)
+        assert any("/api/clients/alice-id/events?ticket=" in address for address in streams)
+        assert not any("access_token" in address or "eyJ" in address for address in requested)
     keycloak.server.shutdown()
 
 

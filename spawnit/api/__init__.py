@@ -19,7 +19,7 @@ from typing import Any
 
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -31,7 +31,7 @@ from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import shown
-from .auth import Authenticator, AuthSettings, Principal, require_client
+from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
 from .engine import LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
@@ -71,6 +71,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class TicketRequest(BaseModel):
+    path: str = Field(max_length=200, description="The event stream the ticket opens, e.g. /api/jobs/<job id>/events.")
+
+
 class InstanceUpdate(BaseModel):
     parameters: dict[str, Any] = Field(description="Parameters to change; the others keep their values.")
 
@@ -97,12 +101,12 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any], clust
     return values
 
 
-_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s]+")
+_TOKEN_IN_QUERY = re.compile(r"((?:access_token|ticket)=)[^&\s]+")
 
 
 class RedactTokens(logging.Filter):
-    """Keeps bearer tokens out of the access log: the web UI's event streams carry theirs in the
-    query string (``?access_token=``, EventSource cannot send headers)."""
+    """Keeps credentials out of the access log: event streams carry a short-lived ticket in the query
+    string (``?ticket=``, EventSource cannot send headers), and a client may still put a token there."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -214,7 +218,6 @@ def create_app(
     redact_access_log()
     cluster = proxmox or _once(ProxmoxCluster.from_environment)
     auth = auth or AuthSettings.from_environment()
-    authenticate = Authenticator(auth)
     store = store or store_from_environment()
     owns_jobs = jobs is None
     if jobs is None:
@@ -224,6 +227,8 @@ def create_app(
             settings["workdir"] = workdir
         jobs = JobManager(store, SynthWorker(), engine=engine, **settings)
     engine = jobs.engine
+    tickets = StreamTickets(engine)
+    authenticate = Authenticator(auth, tickets)
     concurrency = 2 if worker_concurrency is None else worker_concurrency
     runs_jobs = not engine.shared or concurrency > 0
     events, metrics = ClientEvents(engine), Metrics()
@@ -428,10 +433,30 @@ def create_app(
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
 
+    @app.post("/api/stream-tickets", status_code=201, tags=["jobs"], summary="A ticket opening one event stream for 60 s (EventSource cannot send a token)")
+    def stream_ticket(request: TicketRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        if not STREAM_PATH.fullmatch(request.path):
+            raise HTTPException(status_code=422, detail=f"path: {shown(request.path)} is not allowed; allowed: /api/jobs/<job id>/events or /api/clients/<client>/events")
+        kind, name = request.path.split("/")[2:4]
+        if kind == "jobs":
+            job_or_404(name, principal)
+        else:
+            require_client(principal, name)
+        return {"ticket": tickets.issue(principal, request.path), "expires_in": int(tickets.ttl)}
+
+    def resume_after(header: str | None, query: str | None) -> int | None:
+        """Last-Event-ID, from the header (EventSource's reconnects) or the query (a new EventSource)."""
+        for value in (header, query):
+            if value and re.fullmatch(r"\d{1,18}", value):
+                return int(value)
+        return None
+
     @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="Server-Sent Events: every output line and status change")
-    async def job_events(job_id: str, last_event_id: str | None = Header(None), principal: Principal = Depends(authenticate)) -> EventSourceResponse:
+    async def job_events(
+        job_id: str, last_event_id: str | None = Header(None), last_event: str | None = Query(None, alias="last_event_id"), principal: Principal = Depends(authenticate)
+    ) -> EventSourceResponse:
         job_or_404(job_id, principal)
-        after = int(last_event_id) if last_event_id and re.fullmatch(r"\d+", last_event_id) else 0
+        after = resume_after(last_event_id, last_event) or 0
 
         async def stream():
             async for event in jobs.stream(job_id, after):
@@ -441,13 +466,16 @@ def create_app(
 
     @app.get("/api/clients/{client}/events", tags=["jobs"], summary="Server-Sent Events: every job event and drift change of the client")
     async def client_events(
-        client: str, request: Request, last_event_id: str | None = Header(None), principal: Principal = Depends(authenticate)
+        client: str,
+        request: Request,
+        last_event_id: str | None = Header(None),
+        last_event: str | None = Query(None, alias="last_event_id"),
+        principal: Principal = Depends(authenticate),
     ) -> EventSourceResponse:
         require_client(principal, client)
         # Resume after Last-Event-ID; a new subscriber starts at the newest event (no replay of history).
-        if last_event_id and re.fullmatch(r"\d+", last_event_id):
-            after = int(last_event_id)
-        else:
+        after = resume_after(last_event_id, last_event)
+        if after is None:
             after = await asyncio.to_thread(events.tail, client)
 
         async def stream():

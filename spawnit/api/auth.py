@@ -7,9 +7,14 @@ is switched off only by the explicit setting ``SPAWNIT_AUTH=off`` (local use).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from fastapi import HTTPException, Request
@@ -76,11 +81,43 @@ class AuthSettings:
         )
 
 
-class Authenticator:
-    """Turns a request's bearer token into a :class:`Principal`, or a 401."""
+STREAM_PATH = re.compile(r"/api/jobs/[0-9a-f-]{36}/events|/api/clients/[a-z0-9][a-z0-9-]{0,62}[a-z0-9]/events")
 
-    def __init__(self, settings: AuthSettings) -> None:
-        self.settings = settings
+
+class StreamTickets:
+    """Short-lived, single-purpose credentials for event streams: a browser's EventSource cannot send an
+    Authorization header, and a bearer token in a URL ends up in logs and histories. A ticket is issued
+    to an authenticated caller for one stream path, opens only that path, and expires after ``ttl``
+    seconds (reconnects within that time reuse it). Tickets live in the engine, so any replica honours
+    them; the engine keeps only their SHA-256."""
+
+    def __init__(self, engine: Any, ttl: float = 60.0) -> None:
+        self.engine, self.ttl = engine, ttl
+
+    @staticmethod
+    def _key(ticket: str) -> str:
+        return "ticket/" + hashlib.sha256(ticket.encode()).hexdigest()
+
+    def issue(self, principal: Principal, path: str) -> str:
+        if not STREAM_PATH.fullmatch(path):
+            raise ValueError(f"path: {path[:80]!r} is not allowed; allowed: /api/jobs/<job id>/events or /api/clients/<client>/events")
+        ticket = secrets.token_urlsafe(32)
+        self.engine.claim(self._key(ticket), json.dumps({"sub": principal.subject, "roles": sorted(principal.roles), "path": path}), self.ttl)
+        return ticket
+
+    def redeem(self, ticket: str, path: str) -> Principal | None:
+        held = self.engine.holder(self._key(ticket)) if ticket else None
+        if held is None:
+            return None
+        grant = json.loads(held)
+        return Principal(subject=grant["sub"], roles=frozenset(grant["roles"])) if grant["path"] == path else None
+
+
+class Authenticator:
+    """Turns a request's bearer token (or, for an event stream, its ticket) into a :class:`Principal`, or a 401."""
+
+    def __init__(self, settings: AuthSettings, tickets: StreamTickets | None = None) -> None:
+        self.settings, self.tickets = settings, tickets
         self._keys = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300) if settings.mode == "oidc" else None
 
     def __call__(self, request: Request) -> Principal:
@@ -88,8 +125,11 @@ class Authenticator:
             return ANONYMOUS_ADMIN
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if not header and request.method == "GET" and request.url.path.endswith("/events"):
-            scheme, token = "bearer", request.query_params.get("access_token", "")  # EventSource cannot send headers
+        if not header and request.method == "GET" and "ticket" in request.query_params and self.tickets is not None:
+            principal = self.tickets.redeem(request.query_params["ticket"], request.url.path)
+            if principal is None:
+                raise HTTPException(status_code=401, detail="stream ticket: invalid, expired or for another stream; allowed: a ticket from POST /api/stream-tickets for this path")
+            return principal
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(status_code=401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:

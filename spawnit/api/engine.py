@@ -89,28 +89,41 @@ class LocalEngine:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._leases: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # key -> (holder, monotonic deadline)
         self._streams: dict[str, _Stream] = {}
         self._cancels: set[str] = set()
         self._once: dict[str, float] = {}
 
+    def _current(self, key: str) -> str | None:
+        lease = self._leases.get(key)
+        if lease is not None and lease[1] <= time.monotonic():
+            del self._leases[key]
+            return None
+        return lease[0] if lease else None
+
     def claim(self, key: str, holder: str, ttl: float) -> str | None:
         with self._lock:
-            current = self._leases.setdefault(key, holder)
+            current = self._current(key)
+            if current is None:
+                self._leases[key] = (holder, time.monotonic() + ttl)
+                return None
             return None if current == holder else current
 
     def renew(self, key: str, holder: str, ttl: float) -> bool:
         with self._lock:
-            return self._leases.get(key) == holder
+            if self._current(key) != holder:
+                return False
+            self._leases[key] = (holder, time.monotonic() + ttl)
+            return True
 
     def release(self, key: str, holder: str) -> None:
         with self._lock:
-            if self._leases.get(key) == holder:
+            if self._current(key) == holder:
                 del self._leases[key]
 
     def holder(self, key: str) -> str | None:
         with self._lock:
-            return self._leases.get(key)
+            return self._current(key)
 
     def append(self, stream: str, kind: str, data: Any, *, keep: int, start_after: int = 0) -> dict[str, Any]:
         """The next event of ``stream``; a stream not seen yet numbers from ``start_after + 1``."""

@@ -178,6 +178,7 @@ class JobManager:
         self._flushed: dict[str, float] = {}
         self._processes: dict[str, subprocess.Popen[str]] = {}
         self._cancelled: set[str] = set()
+        self._lost: set[str] = set()  # jobs whose lease expired under them: stopped, never reported twice
         self.event_listeners: list[Callable[[Job, dict[str, Any]], object]] = []  # every event of every job
         self.finish_listeners: list[Callable[[Job], object]] = []  # every job, once over
         self.cleaned = sweep_leftovers(self.workdir)
@@ -245,8 +246,13 @@ class JobManager:
                     next_beat = time.monotonic() + self.heartbeat_seconds
                     for job in running:
                         job.heartbeat_at = time.time()
-                        if not self.engine.renew(lease_key(job.client, job.instance), job.id, self.stale_after):
-                            LOG.warning("job %s: its lease on %s/%s was lost", job.id, job.client, job.instance)
+                        if job.id not in self._lost and not self.engine.renew(lease_key(job.client, job.instance), job.id, self.stale_after):
+                            # Stalled past stale_after: another process may have ended the job and started
+                            # the next one on the instance. Stop ours now.
+                            LOG.warning("job %s: its lease on %s/%s expired; stopping it", job.id, job.client, job.instance)
+                            with self._lock:
+                                self._lost.add(job.id)
+                            self._cancel_here(job.id)
                         if not self.engine.shared:
                             self._save(job)
                 if time.monotonic() >= next_recovery:
@@ -506,13 +512,29 @@ class JobManager:
     def _finish(self, job: Job, code: int | None) -> None:
         """Settle the job: its outcome, the listeners (drift and deployment status on the spec), the
         instance's removal after a destroy that asked for it; then the final record and the lease's
-        release, seen together; then the final event."""
+        release, seen together; then the final event. A job whose lease expired under it ends
+        ``interrupted`` unless another process has already said so (then nothing more is written; its
+        state lock is left to whoever holds the instance now)."""
+        if job.id in self._lost:
+            stored = self.store.get_job(job.id)
+            if stored is not None and stored["status"] in FINAL:
+                with self._lock:
+                    del self._running[job.id]
+                    self._logs.pop(job.id, None)
+                    self._flushed.pop(job.id, None)
+                    self._cancelled.discard(job.id)
+                    self._lost.discard(job.id)
+                return
+            self._cancelled.discard(job.id)
+            job.error = f"its lease expired (no renewal for {self.stale_after:g} s): stopped"
         cancelled = job.id in self._cancelled
         if cancelled:
             self._release_lock(job)
         job.exit_code = code
         job.finished_at = now()
-        if cancelled:
+        if job.id in self._lost:
+            job.status = "interrupted"
+        elif cancelled:
             job.status = "cancelled"
         elif code == 0 or (job.action == "plan" and code == 2):
             job.status = "succeeded"
@@ -533,6 +555,7 @@ class JobManager:
             self.engine.release(lease_key(job.client, job.instance), job.id)
             del self._running[job.id]
             self._cancelled.discard(job.id)
+            self._lost.discard(job.id)
         self._event(job, "status", job.status)
         with self._lock:
             events = self._logs.pop(job.id, [])

@@ -29,6 +29,7 @@ async function login() {
   const stateValue = randomString();
   sessionStorage.setItem("pkce_verifier", verifier);
   sessionStorage.setItem("oidc_state", stateValue);
+  sessionStorage.setItem("return_hash", location.hash); // a #job= link survives the round trip to the realm
   const url = new URL(state.config.authorization_endpoint);
   url.search = new URLSearchParams({
     client_id: state.config.client_id,
@@ -58,7 +59,8 @@ async function finishLogin(params) {
   if (!response.ok) throw new Error("login: the token endpoint answered " + response.status);
   const tokens = await response.json();
   sessionStorage.setItem("access_token", tokens.access_token);
-  history.replaceState(null, "", "/");
+  history.replaceState(null, "", "/" + (sessionStorage.getItem("return_hash") || ""));
+  sessionStorage.removeItem("return_hash");
 }
 
 async function authenticate() {
@@ -91,10 +93,28 @@ async function api(method, path, body) {
   return data;
 }
 
-function eventSource(path) {
-  const url = new URL(path, location.origin);
-  if (state.token) url.searchParams.set("access_token", state.token); // EventSource cannot send headers
-  return new EventSource(url);
+// An event stream that stays open: EventSource cannot send the bearer token, so each connection opens
+// with a short-lived ticket for this path only (the token never goes in a URL). When the browser gives
+// up on a connection (a ticket expired, a replica restarted), a new one resumes after the last event seen.
+function eventSource(path, listeners) {
+  let lastId = null;
+  let closed = false;
+  let current = null;
+  const open = async () => {
+    const url = new URL(path, location.origin);
+    if (state.token) url.searchParams.set("ticket", (await api("POST", "/api/stream-tickets", { path })).ticket);
+    if (lastId !== null) url.searchParams.set("last_event_id", lastId);
+    if (closed) return;
+    current = new EventSource(url);
+    for (const [kind, listener] of Object.entries(listeners)) {
+      current.addEventListener(kind, (event) => { lastId = event.lastEventId || lastId; listener(event); });
+    }
+    current.onerror = () => {
+      if (current.readyState === EventSource.CLOSED && !closed) setTimeout(() => open().catch(() => {}), 2000);
+    };
+  };
+  open().catch(() => {});
+  return { close() { closed = true; if (current) current.close(); } };
 }
 
 // ---- Catalog and deploy form -----------------------------------------------------------------
@@ -344,30 +364,29 @@ function watchJob(jobId) {
   const status = $("#log-status");
   status.className = "badge";
   status.textContent = "connecting";
-  const stream = eventSource(`/api/jobs/${jobId}/events`);
+  const stream = eventSource(`/api/jobs/${jobId}/events`, {
+    line: (event) => {
+      const log = $("#log");
+      log.textContent += event.data + "\n";
+      log.scrollTop = log.scrollHeight;
+    },
+    status: (event) => {
+      status.className = "badge " + event.data;
+      status.textContent = event.data;
+      if (["succeeded", "failed", "cancelled", "interrupted"].includes(event.data)) {
+        $("#cancel-job").disabled = true;
+        stream.close();
+        showInstances();
+      }
+    },
+  });
   state.jobStream = stream;
-  stream.addEventListener("line", (event) => {
-    const log = $("#log");
-    log.textContent += event.data + "\n";
-    log.scrollTop = log.scrollHeight;
-  });
-  stream.addEventListener("status", (event) => {
-    status.className = "badge " + event.data;
-    status.textContent = event.data;
-    if (["succeeded", "failed", "cancelled", "interrupted"].includes(event.data)) {
-      $("#cancel-job").disabled = true;
-      stream.close();
-      showInstances();
-    }
-  });
 }
 
 function watchClient() {
-  state.clientStream = eventSource(`/api/clients/${state.client}/events`);
   let pending = null;
   const refresh = () => { clearTimeout(pending); pending = setTimeout(showInstances, 200); };
-  state.clientStream.addEventListener("status", refresh);
-  state.clientStream.addEventListener("drift", refresh);
+  state.clientStream = eventSource(`/api/clients/${state.client}/events`, { status: refresh, drift: refresh });
 }
 
 async function start() {
