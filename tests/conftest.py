@@ -38,6 +38,8 @@ VARIANTS = {
 }
 
 # Catalog instances beyond the defaults (client acme): stack name -> (service, parameters).
+PLATFORM_VARIANTS = {"platform-instances-scaled": {"api_replicas": 3, "workers": 2}}  # API replicas behind the Caddy front
+
 CATALOG_VARIANTS = {
     "acme-pg-lxc": ("postgresql", {"target": "proxmox", "proxmox_kind": "lxc", "proxmox_node": "pve1", "proxmox_vlan": 30}),
     "acme-django": (
@@ -80,9 +82,10 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
     from spawnit.config import PlatformSettings
     from spawnit.stacks.platform import PlatformInstancesStack
 
-    PlatformInstancesStack(  # three API replicas behind the Caddy front, two workers
-        app, PlatformSettings(api_replicas=3, workers=2), network=app.node.find_child("platform-network"), volumes=app.node.find_child("platform-volumes"), id="platform-instances-scaled"
-    )
+    for stack_id, values in PLATFORM_VARIANTS.items():
+        PlatformInstancesStack(
+            app, PlatformSettings(**values), network=app.node.find_child("platform-network"), volumes=app.node.find_child("platform-volumes"), id=stack_id
+        )
     app.synth()
     stacks = {child.node.id: child for child in app.node.children}
     return outdir, stacks
