@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import logging
 import os
 import shutil
 import signal
@@ -158,6 +158,8 @@ def main() -> int:
     if redis_server is None:
         raise SystemExit("benchmark: redis-server not found (Debian package redis-server; scripts/test installs it)")
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's request log
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

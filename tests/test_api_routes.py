@@ -247,12 +247,18 @@ def test_client_events_stream_job_events_and_drift(live):
     assert [event["data"] for event in seen if event["data"] in ("queued", "running", "succeeded")] == ["queued", "running", "succeeded"]
 
 
-def test_a_new_client_subscriber_starts_at_the_newest_event_without_replaying_history(live):
+def planned(live: str) -> str:
+    """Create acme/cache, plan it and wait for the plan to succeed; its job id."""
     httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
-    first = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
+    job = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
     deadline = time.monotonic() + 60
-    while httpx.get(f"{live}/api/jobs/{first}").json()["status"] != "succeeded" and time.monotonic() < deadline:
+    while httpx.get(f"{live}/api/jobs/{job}").json()["status"] != "succeeded" and time.monotonic() < deadline:
         time.sleep(0.05)
+    return job
+
+
+def test_a_new_client_subscriber_starts_at_the_newest_event_without_replaying_history(live):
+    planned(live)
     _, seen, reader = follow_client_events(f"{live}/api/clients/acme/events", until="succeeded")
     second = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
     reader.join(60)
@@ -260,11 +266,7 @@ def test_a_new_client_subscriber_starts_at_the_newest_event_without_replaying_hi
 
 
 def test_client_events_resume_with_last_event_id(live):
-    httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
-    job = httpx.post(f"{live}/api/clients/acme/instances/cache/plan").json()["job"]
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{live}/api/jobs/{job}").json()["status"] != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    planned(live)
     ids = []
     with httpx.stream("GET", f"{live}/api/clients/acme/events", headers={"Last-Event-ID": "2"}, timeout=30) as response:
         for line in response.iter_lines():

@@ -250,6 +250,45 @@ def test_a_follower_on_another_replica_gets_each_line_within_a_second(cluster, a
     assert statistics.median(lags) < 1.0, f"lag p50 {statistics.median(lags):.2f} s, max {max(lags):.2f} s"
 
 
+def test_two_hundred_idle_streams_on_the_followers_replica_hold_back_no_event(cluster, a, b):
+    """More idle followers than a Redis connection pool holds (100): they share the replica's one reader."""
+    import asyncio
+
+    count, opened, stop = 200, [], threading.Event()
+
+    async def hold() -> None:
+        async with httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)) as client:
+
+            async def one(index: int) -> None:
+                async with client.stream("GET", f"{b}/api/clients/idle-{index % 20:02d}/events") as response:
+                    opened.append(response.status_code)
+                    async for _ in response.aiter_lines():
+                        if stop.is_set():
+                            return
+
+            tasks = [asyncio.create_task(one(index)) for index in range(count)]
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    holder = threading.Thread(target=lambda: asyncio.run(hold()), daemon=True)
+    holder.start()
+    try:
+        wait_until(lambda: len(opened) == count, 60, f"{count} idle streams open")
+        assert set(opened) == {200}
+        create(a, "crowded")
+        cluster.tofu(TOFU_SLOW_PLAN="20", TOFU_STAMP="1")
+        job = httpx.post(f"{a}/api/clients/acme/instances/crowded/plan").json()["job"]
+        events = read_events(f"{b}/api/jobs/{job}/events")
+        assert [event["id"] for event in events] == list(range(1, len(events) + 1)) and events[-1]["data"] == "succeeded"
+        assert len([event for event in events if event["data"].startswith("working")]) == 20
+    finally:
+        stop.set()
+        holder.join(30)
+
+
 def test_kill_9_of_the_running_worker_ends_the_job_interrupted_and_a_resuming_client_misses_nothing(cluster, a, b, s3_endpoint):
     create(a, "crashed")
     cluster.tofu(TOFU_SLOW_APPLY="3000")

@@ -209,6 +209,58 @@ return n
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
 QUEUE_NAME = "spawnit-jobs"
+HUB_BLOCK_MS = 500  # how long the hub's XREAD waits; a stream followed meanwhile joins at the next call
+
+
+class _StreamHub:
+    """Reads every stream followed in one process (and event loop) with one blocking XREAD, and hands
+    each entry to the queues of that stream's followers."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.followers: dict[str, set[asyncio.Queue]] = {}
+        self.cursors: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def subscribe(self, key: str) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue()
+        if key not in self.followers:
+            newest = await self.client.xrevrange(key, "+", "-", count=1)
+            self.cursors.setdefault(key, newest[0][0] if newest else "0-0")  # another follower may have come meanwhile
+        self.followers.setdefault(key, set()).add(queue)
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._read())
+        return queue
+
+    def unsubscribe(self, key: str, queue: asyncio.Queue) -> None:
+        followers = self.followers.get(key)
+        if followers is not None:
+            followers.discard(queue)
+            if not followers:
+                del self.followers[key]
+                self.cursors.pop(key, None)
+
+    async def _read(self) -> None:
+        while True:
+            if not self.followers:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                answer = await self.client.xread(dict(self.cursors), count=1000, block=HUB_BLOCK_MS)
+            except Exception as error:  # noqa: BLE001 - Redis away for a moment: followers see idle ticks, then resume
+                LOG.warning("event streams: %s", error)
+                await asyncio.sleep(1)
+                continue
+            for key, entries in answer or []:
+                if key not in self.cursors:
+                    continue
+                self.cursors[key] = entries[-1][0]
+                for queue in self.followers.get(key, ()):
+                    for entry in entries:
+                        queue.put_nowait(entry)
 RUN_JOB = "run_job"
 
 
@@ -229,7 +281,7 @@ class RedisEngine:
         self._append = self.redis.register_script(_APPEND)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StreamHub] = weakref.WeakKeyDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._queue: Any = None
@@ -286,28 +338,41 @@ class RedisEngine:
             return None
         return [self._decode(entry_id, fields) for entry_id, fields in entries]
 
-    def _async(self) -> Any:
+    def _hub(self) -> _StreamHub:
+        """This event loop's reader of every followed stream (one Redis connection for all followers)."""
         import redis.asyncio as aioredis
 
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = aioredis.Redis.from_url(self.url, decode_responses=True)
-        return client
+        hub = self._hubs.get(loop)
+        if hub is None:
+            hub = self._hubs[loop] = _StreamHub(aioredis.Redis.from_url(self.url, decode_responses=True))
+        return hub
 
     async def follow(self, stream: str, after: int = 0) -> AsyncIterator[dict[str, Any] | None]:
-        """Events after ``after``, then live (XREAD BLOCK: no polling, no thread); ``None`` after each
-        idle second."""
-        client, key = self._async(), self._key("events", stream)
-        cursor = f"0-{after}"
-        while True:
-            answer = await client.xread({key: cursor}, count=500, block=int(IDLE_SECONDS * 1000))
-            if not answer:
-                yield None
-                continue
-            for entry_id, fields in answer[0][1]:
-                cursor = entry_id
-                yield self._decode(entry_id, fields)
+        """Events after ``after``, then live; ``None`` after each idle second. The backlog is read
+        directly; live events come from this loop's hub, which blocks on one XREAD for every followed
+        stream: a thousand idle followers cost one connection and no polling."""
+        key = self._key("events", stream)
+        hub = self._hub()
+        queue = await hub.subscribe(key)
+        try:
+            backlog = await hub.client.xrange(key, f"0-{after + 1}", "+")
+            for entry_id, fields in backlog:
+                event = self._decode(entry_id, fields)
+                after = event["id"]
+                yield event
+            while True:
+                try:
+                    entry_id, fields = await asyncio.wait_for(queue.get(), IDLE_SECONDS)
+                except TimeoutError:
+                    yield None
+                    continue
+                event = self._decode(entry_id, fields)
+                if event["id"] > after:  # the hub may repeat what the backlog gave
+                    after = event["id"]
+                    yield event
+        finally:
+            hub.unsubscribe(key, queue)
 
     def last_id(self, stream: str) -> int:
         return int(self.redis.get(self._key("seq", stream)) or 0)
