@@ -34,6 +34,8 @@ from spawnit.api.jobs import JobManager  # noqa: E402
 from spawnit.api.store import LocalObjectStore, Store  # noqa: E402
 from spawnit.api.worker import SynthWorker  # noqa: E402
 
+from tofu_standin import stand_in_path  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 STAND_IN = """#!{python}
 import os, sys, time
 action = sys.argv[1]
@@ -58,11 +60,8 @@ def main() -> int:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        binary = root / "bin" / "tofu"
-        binary.parent.mkdir()
-        binary.write_text(STAND_IN.format(python=sys.executable))
-        binary.chmod(0o755)
-        environ = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}", "PLAN_SECONDS": str(arguments.plan_seconds)}
+        path = stand_in_path(root, STAND_IN)
+        environ = {**os.environ, "PATH": path, "PLAN_SECONDS": str(arguments.plan_seconds)}
         store = Store(LocalObjectStore(root / "store"))
         worker = SynthWorker()
         started = time.perf_counter()

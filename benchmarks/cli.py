@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tofu_standin import stand_in_path  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 STAND_IN = """#!{python}
 import json, os, sys, time
 with open(os.environ["TOFU_LOG"], "a") as log:
@@ -42,12 +44,9 @@ def until_tofu(arguments: list[str], cwd: Path, env: dict[str, str], log: Path) 
 def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        binary = work / "bin" / "tofu"
-        binary.parent.mkdir()
-        binary.write_text(STAND_IN.format(python=sys.executable))
-        binary.chmod(0o755)
+        path = stand_in_path(work, STAND_IN)
         env = {key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_")}
-        env |= {"PATH": f"{binary.parent}{os.pathsep}{env['PATH']}", "TOFU_LOG": str(work / "tofu.log"), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+        env |= {"PATH": path, "TOFU_LOG": str(work / "tofu.log"), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
         error, result = timed(["synth", "--service", "oracle"], work, env)
         assert result.returncode == 2, result.stderr
         cold, _ = timed(["synth"], work, env)

@@ -31,6 +31,8 @@ from pathlib import Path
 import boto3
 import httpx
 
+from tofu_standin import stand_in_path  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 STAND_IN = """#!{python}
 import os, sys, time
 action = sys.argv[1]
@@ -163,10 +165,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        binary = root / "bin" / "tofu"
-        binary.parent.mkdir()
-        binary.write_text(STAND_IN.format(python=sys.executable))
-        binary.chmod(0o755)
+        path = stand_in_path(root, STAND_IN)
         redis_port, s3_port = free_port(), free_port()
         redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--dir", folder], stdout=subprocess.DEVNULL)
         s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
@@ -175,7 +174,7 @@ def main() -> int:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="spawnit")
         environ = {key: value for key, value in os.environ.items() if not key.startswith(("SPAWNIT_", "AWS_"))}
         environ |= {
-            "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}",
+            "PATH": path,
             "SPAWNIT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "SPAWNIT_S3_ENDPOINT": endpoint,
             "SPAWNIT_AUTH": "off",
