@@ -48,6 +48,7 @@ Weekdays = Annotated[str, StringConstraints(pattern=r"^(MON|TUE|WED|THU|FRI|SAT|
 Image = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", max_length=255)]
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+Hostname = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)]
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")]
 AmiId = Annotated[str, StringConstraints(pattern=AMI_ID_PATTERN)]
 Cidr = ipaddress.IPv4Network
@@ -82,7 +83,17 @@ class EnvironmentSpec(BaseModel):
     nat_instance_type: Literal["t4g.nano", "t3.nano"] = "t4g.nano"
     nat_elastic_ip: bool = Field(False, description="A fixed egress address per zone (an Elastic IP each NAT instance takes at boot).")
 
-    # Web tier
+    # Web tier and edge
+    domain: Hostname | None = Field(None, description="The site's public hostname: its ACM certificate on the load balancer (HTTPS), and its DNS record.")
+    cloudflare_zone: Hostname | None = Field(
+        None, description="Cloudflare zone holding domain: the site goes through Cloudflare (proxied DNS, WAF, R2 media) and the load balancer admits Cloudflare's ranges only."
+    )
+    cloudflare_manage_zone: bool = Field(True, description="This environment owns the zone-wide settings and the managed WAF (one environment per zone).")
+    waf_ruleset: Literal["free", "managed"] = Field("free", description="Cloudflare's managed WAF ruleset: free (every plan) or managed (Pro and up).")
+    media_domain: Hostname | None = Field(None, description="R2 media's public hostname; default: media.<zone> in prod, media-<environment>.<zone> elsewhere.")
+    origin_http_only: bool = Field(
+        False, description="Serve the load balancer over plain HTTP with no certificate: only when chosen explicitly (e.g. a throwaway test)."
+    )
     allowed_http_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1)
     app_instance_type: InstanceType = "t3.small"
     app_ami_id: AmiId | None = Field(
@@ -126,6 +137,32 @@ class EnvironmentSpec(BaseModel):
     state_backend: Literal["s3", "local"] = "s3"
     state_bucket: BucketName | None = Field(None, description="Defaults to '<project>-tfstate-<region>'.")
     state_lock_table: TableName | None = Field(None, description="Defaults to '<project>-tf-lock'.")
+
+    @model_validator(mode="after")
+    def _edge_is_consistent(self) -> EnvironmentSpec:
+        if self.architecture != "ha":
+            return self
+        if self.domain is None and not self.origin_http_only:
+            raise ValueError("domain: missing; allowed: the site's hostname (its certificate makes the load balancer serve HTTPS), or origin_http_only = true for plain HTTP")
+        if self.cloudflare_zone is not None:
+            if self.domain is None:
+                raise ValueError(f"domain: missing; allowed: a name in the zone {self.cloudflare_zone!r} (cloudflare_zone is set)")
+            for field, value in (("domain", self.domain), ("media_domain", self.media_domain)):
+                if value is not None and value != self.cloudflare_zone and not value.endswith("." + self.cloudflare_zone):
+                    raise ValueError(f"{field}: {value!r} is not allowed; allowed: a name in the zone {self.cloudflare_zone!r}")
+            if self.origin_http_only:
+                raise ValueError("origin_http_only: true is not allowed with cloudflare_zone; allowed: false (Cloudflare reaches the origin over HTTPS, Full (strict))")
+        return self
+
+    @property
+    def edge(self) -> bool:
+        return self.architecture == "ha" and self.cloudflare_zone is not None
+
+    @property
+    def resolved_media_domain(self) -> str | None:
+        if self.cloudflare_zone is None:
+            return None
+        return self.media_domain or (f"media.{self.cloudflare_zone}" if self.name == "prod" else f"media-{self.name}.{self.cloudflare_zone}")
 
     @model_validator(mode="before")
     @classmethod
@@ -195,13 +232,16 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
         "deletion_protection": False,
     },
     "preprod": {
+        "domain": "preprod.greenleaf.example",
+        "cloudflare_zone": "greenleaf.example",
+        "cloudflare_manage_zone": False,  # prod owns the zone's settings and WAF
         "db_instance_class": "db.t3.micro",
         "db_multi_az": False,
         "deletion_protection": False,
         "alerts": False,
         "off_hours": True,
     },
-    "prod": {},
+    "prod": {"domain": "shop.greenleaf.example", "cloudflare_zone": "greenleaf.example"},
 }
 
 FIELDS = tuple(name for name in EnvironmentSpec.model_fields if name != "name")

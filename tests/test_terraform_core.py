@@ -222,3 +222,35 @@ def test_a_planted_fault_in_a_proxmox_stack_is_reported(core, outdir, tmp_path, 
     (folder / "cdk.tf.json").write_text(json.dumps(config, indent=2))
     errors = [d for d in validate(core, folder) if d.severity == "error"]
     assert any(f"{resource_type}.{name}" in d.address for d in errors), (fault, [str(d) for d in errors])
+
+
+# The Cloudflare provider's schema (rebuilt from its binding) catches faults in the edge ----------
+
+CLOUDFLARE_FAULTS = {  # fault -> (resource type, how to plant it)
+    "misspelled argument": ("cloudflare_dns_record", lambda record: record.update(proxyed=record.pop("proxied"))),
+    "string where a bool is required": ("cloudflare_r2_custom_domain", lambda domain: domain.update(enabled="yes please")),
+    "missing required argument": ("cloudflare_ruleset", lambda ruleset: ruleset.pop("phase")),
+    "misspelled nested attribute": ("cloudflare_ruleset", lambda ruleset: ruleset["rules"][0].update(actoin=ruleset["rules"][0].pop("action"))),
+    "missing required argument of a zone setting": ("cloudflare_zone_setting", lambda setting: setting.pop("setting_id")),
+}
+
+
+@pytest.mark.parametrize("fault", CLOUDFLARE_FAULTS)
+def test_a_planted_fault_in_the_edge_is_reported(core, outdir, tmp_path, fault):
+    config = copy.deepcopy(json.loads((outdir / "stacks" / "prod" / "cdk.tf.json").read_text()))
+    resource_type, plant = CLOUDFLARE_FAULTS[fault]
+    name, body = _first(config, resource_type)
+    plant(body)
+    folder = tmp_path / "prod"
+    folder.mkdir()
+    (folder / "cdk.tf.json").write_text(json.dumps(config, indent=2))
+    errors = [d for d in validate(core, folder) if d.severity == "error"]
+    assert any(f"{resource_type}.{name}" in d.address for d in errors), [str(d) for d in errors]
+
+
+def test_a_zone_setting_takes_the_string_its_setting_needs(core, outdir):
+    """cloudflare_zone_setting.value is dynamic in the provider (a string for ssl): the edge's settings
+    validate as the strings Cloudflare documents (ssl = strict, always_use_https = on)."""
+    config = json.loads((outdir / "stacks" / "prod" / "cdk.tf.json").read_text())
+    values = {body["setting_id"]: body["value"] for body in config["resource"]["cloudflare_zone_setting"].values()}
+    assert values == {"ssl": "strict", "always_use_https": "on", "min_tls_version": "1.2"}

@@ -173,6 +173,11 @@ class _Builder:
             for key in ("required", "optional", "computed"):
                 if getattr(flag, key):
                     attribute[key] = True
+            if attribute.get("required"):
+                # Plugin-framework providers (cloudflare v5) mark some nested attributes required and
+                # computed, which the binding's flags repeat and Terraform's schema check refuses: what
+                # the configuration must give is what validation checks.
+                attribute.pop("computed", None)
             attributes[name] = attribute
         result: dict[str, Any] = {}
         if attributes:
@@ -231,6 +236,9 @@ class Binding:
 
     package: str  # e.g. cdktf_cdktf_provider_aws
     source: str  # registry address, e.g. registry.terraform.io/hashicorp/aws
+    # Resource attributes the provider declares of any type (DynamicPseudoType), which cdktf's bindings
+    # render as a map of anything: (resource type, attribute).
+    dynamic: tuple[tuple[str, str], ...] = ()
 
     @property
     def tarball(self) -> Path:
@@ -256,6 +264,8 @@ BINDINGS = (
     Binding("cdktf_cdktf_provider_aws", "registry.terraform.io/hashicorp/aws"),
     Binding("cdktf_cdktf_provider_docker", "registry.terraform.io/kreuzwerker/docker"),
     Binding("cdktf_cdktf_provider_kubernetes", "registry.terraform.io/hashicorp/kubernetes"),
+    # cloudflare_zone_setting.value is a string, a number or an object depending on the setting.
+    Binding("cdktf_cdktf_provider_cloudflare", "registry.terraform.io/cloudflare/cloudflare", dynamic=(("cloudflare_zone_setting", "value"),)),
 )
 
 
@@ -274,4 +284,6 @@ def build_schema(binding: Binding) -> dict[str, Any]:
                 hcl = body[body.index("synthesizeHclAttributes") :]
                 kind = "resource_schemas" if base == "TerraformResource" else "data_source_schemas"
                 schema[kind][resource_type] = {"version": 0, "block": builder.block(class_name, hcl)}
+    for resource_type, attribute in binding.dynamic:
+        schema["resource_schemas"][resource_type]["block"]["attributes"][attribute]["type"] = "dynamic"
     return schema

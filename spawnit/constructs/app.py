@@ -67,7 +67,7 @@ class AppSettings:
     db_name: str = "medusa"
     redis_url: str = "redis://redis:6379"
     app_secret_arn: str = ""
-    s3: Mapping[str, str] = field(default_factory=lambda: {"S3_BUCKET": "", "S3_REGION": "", "S3_ENDPOINT": "", "S3_URL": ""})
+    s3: Mapping[str, str] = field(default_factory=lambda: {"S3_BUCKET": "", "S3_REGION": "", "S3_ENDPOINT": "", "S3_URL": "", "S3_KEYS_SECRET_ARN": ""})
 
     def as_shell(self) -> dict[str, str]:
         return {

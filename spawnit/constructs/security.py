@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from cdktf import TerraformIterator, Token
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup as AwsSecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
 ANYWHERE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class CidrList:
+    """CIDRs known only when OpenTofu runs (a data source's list, e.g. Cloudflare's published ranges):
+    one ingress rule per CIDR through ``for_each``. ``name`` labels the rules."""
+
+    name: str
+    cidrs: Any  # a Terraform list of strings (a token)
 
 
 @runtime_checkable
@@ -56,8 +67,20 @@ class SecurityGroup(Construct):
             description=description or f"tcp/{port} from {peer.name}",
         )
 
-    def allow_from_cidrs(self, cidrs: Iterable[str], *, port: int | None, description: str) -> None:
+    def allow_from_cidrs(self, cidrs: Iterable[str] | CidrList, *, port: int | None, description: str) -> None:
         """Accept TCP ``port`` (every protocol when ``port`` is None) from each CIDR."""
+        if isinstance(cidrs, CidrList):
+            each = TerraformIterator.from_list(cidrs.cidrs)
+            VpcSecurityGroupIngressRule(
+                self,
+                f"in-{_port_label(port)}-from-{cidrs.name}",
+                for_each=each,
+                security_group_id=self.id,
+                cidr_ipv4=Token.as_string(each.value),
+                description=description,
+                **_port_args(port),
+            )
+            return
         for cidr in cidrs:
             VpcSecurityGroupIngressRule(
                 self,

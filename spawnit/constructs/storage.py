@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
@@ -23,6 +26,16 @@ from constructs import Construct
 
 from ._common import policy_document
 from .security import Grantable
+
+
+class MediaStore(Protocol):
+    """Where an application keeps its media: its S3 settings (``S3_BUCKET``, ``S3_REGION``, ``S3_ENDPOINT``,
+    ``S3_URL``, ``S3_KEYS_SECRET_ARN``) and the IAM statements its hosts need."""
+
+    app_settings: Mapping[str, str]
+
+    @property
+    def read_write_statements(self) -> list[dict[str, object]]: ...
 
 
 class MediaBucket(Construct):
@@ -62,6 +75,7 @@ class MediaBucket(Construct):
             "S3_REGION": "auto" if endpoint else region,
             "S3_ENDPOINT": endpoint or "",
             "S3_URL": public_url or f"https://{self.bucket.bucket_regional_domain_name}",
+            "S3_KEYS_SECRET_ARN": "",  # the instance role signs the requests
         }
 
     def grant_read_write(self, grantee: Grantable) -> None:

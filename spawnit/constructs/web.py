@@ -29,7 +29,7 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateTagSpecifications,
 )
 from cdktf_cdktf_provider_aws.lb import Lb
-from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
+from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction, LbListenerDefaultActionRedirect
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
@@ -41,19 +41,24 @@ from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_a
 from .app import AppRelease, AppSettings, app_user_data
 from .data import Cache, Database
 from .network import Network
-from .security import ANYWHERE, Connectable
-from .storage import MediaBucket
+from .security import ANYWHERE, CidrList, Connectable
+from .storage import MediaStore
 
 HTTP_PORT = 80
+HTTPS_PORT = 443
+# TLS 1.3 with 1.2 as the floor, the ALB policy AWS recommends (ELB user guide, "Security policies").
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 class LoadBalancer(Construct):
-    """Internet-facing ALB in the public subnets, with an HTTP listener forwarding to one target group.
+    """Internet-facing ALB in the public subnets, forwarding to one target group.
 
-    Port 80 is open to ``allowed_cidrs`` (everyone by default; Cloudflare's
-    ranges when TLS ends there). Targets are instances (``target_type="ip"``: Fargate tasks) answering ``/health``
-    on ``target_port``:
-    30 s interval, 2 checks to become healthy, 2 to become unhealthy.
+    With ``certificate_arn``: an HTTPS listener on 443 (TLS 1.3 and 1.2 only, ``ssl_policy``) forwards,
+    and the HTTP listener on 80 answers a permanent redirect to HTTPS. Without: HTTP on 80 forwards.
+    Both ports admit ``allowed_cidrs`` only (everyone by default; Cloudflare's ranges, a
+    :class:`CidrList`, when the site is behind it). Targets are instances (``target_type="ip"``:
+    Fargate tasks) answering ``/health`` on ``target_port``: 30 s interval, 2 checks to become
+    healthy, 2 to become unhealthy.
     """
 
     def __init__(
@@ -63,24 +68,31 @@ class LoadBalancer(Construct):
         *,
         name: str,
         network: Network,
-        allowed_cidrs: Sequence[str] = (ANYWHERE,),
+        allowed_cidrs: Sequence[str] | CidrList = (ANYWHERE,),
         health_check_path: str = "/health",
         deletion_protection: bool = False,
         target_type: str = "instance",
         target_port: int = HTTP_PORT,
+        certificate_arn: str | None = None,
+        ssl_policy: str = TLS_POLICY,
     ) -> None:
         super().__init__(scope, id)
         if target_type not in ("instance", "ip"):
             raise ValueError(f"LoadBalancer target_type: {target_type!r} is not allowed; allowed: instance (EC2 fleets), ip (Fargate tasks)")
         if not 1 <= target_port <= 65535:
             raise ValueError(f"LoadBalancer target_port: {target_port} is not allowed; allowed: 1-65535")
-        if not allowed_cidrs:
+        if not isinstance(allowed_cidrs, CidrList) and not allowed_cidrs:
             raise ValueError("LoadBalancer allowed_cidrs: [] is not allowed; allowed: one or more CIDRs (e.g. 0.0.0.0/0)")
+        if not ssl_policy.startswith("ELBSecurityPolicy-TLS13-"):
+            raise ValueError(f"LoadBalancer ssl_policy: {ssl_policy!r} is not allowed; allowed: an ELBSecurityPolicy-TLS13-* policy (TLS 1.3, and 1.2 at most below it)")
         if not health_check_path.startswith("/"):
             raise ValueError(f"LoadBalancer health_check_path: {health_check_path!r} is not allowed; allowed: a path starting with /")
         self.name = name
-        self.security_group = network.security_group(self, "sg", name=f"{name}-alb", description=f"{name}: HTTP from allowed CIDRs")
-        self.security_group.allow_from_cidrs(allowed_cidrs, port=HTTP_PORT, description="HTTP from allowed CIDRs")
+        self.https = certificate_arn is not None
+        self.security_group = network.security_group(self, "sg", name=f"{name}-alb", description=f"{name}: web traffic from allowed CIDRs")
+        self.security_group.allow_from_cidrs(allowed_cidrs, port=HTTP_PORT, description="HTTP from allowed CIDRs" + (" (redirected to HTTPS)" if self.https else ""))
+        if self.https:
+            self.security_group.allow_from_cidrs(allowed_cidrs, port=HTTPS_PORT, description="HTTPS from allowed CIDRs")
         self.load_balancer = Lb(
             self,
             "alb",
@@ -115,14 +127,32 @@ class LoadBalancer(Construct):
             ),
             tags={"Name": f"{name}-app"},
         )
-        self.listener = LbListener(
-            self,
-            "http",
-            load_balancer_arn=self.load_balancer.arn,
-            port=HTTP_PORT,
-            protocol="HTTP",
-            default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)],
-        )
+        forward = LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)
+        if self.https:
+            self.listener = LbListener(
+                self,
+                "https",
+                load_balancer_arn=self.load_balancer.arn,
+                port=HTTPS_PORT,
+                protocol="HTTPS",
+                ssl_policy=ssl_policy,
+                certificate_arn=certificate_arn,
+                default_action=[forward],
+            )
+            # ALB redirect actions: the host, path and query stay as they were (ELB user guide, "Listener rules").
+            redirect = LbListenerDefaultActionRedirect(protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301")
+            self.http_listener = LbListener(
+                self,
+                "http",
+                load_balancer_arn=self.load_balancer.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_action=[LbListenerDefaultAction(type="redirect", redirect=redirect)],
+            )
+        else:
+            self.listener = self.http_listener = LbListener(
+                self, "http", load_balancer_arn=self.load_balancer.arn, port=HTTP_PORT, protocol="HTTP", default_action=[forward]
+            )
         self.dns_name = self.load_balancer.dns_name
         self.arn_suffix = self.load_balancer.arn_suffix
         self.target_group_arn_suffix = self.target_group.arn_suffix
@@ -159,7 +189,7 @@ class AppFleet(Construct):
         load_balancer: LoadBalancer,
         database: Database | None = None,
         cache: Cache | None = None,
-        media: MediaBucket | None = None,
+        media: MediaStore | None = None,
         release: AppRelease | None = None,
         instance_type: str = "t3.small",
         min_size: int = 2,

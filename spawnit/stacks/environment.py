@@ -12,6 +12,7 @@ from constructs import Construct
 
 from ..config import EnvironmentSpec, SpotilikeSpec, load_spec
 from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, Network, OffHours, SpawnitStack
+from ..constructs.edge import Edge, MediaKeys, R2Media, SiteCertificate
 
 
 def spec_network(scope: Construct, spec: EnvironmentSpec | SpotilikeSpec, *, name: str, **nat: Any) -> Network:
@@ -88,14 +89,32 @@ class EnvironmentStack(SpawnitStack):
     def _build_high_availability(self, release: AppRelease) -> None:
         spec = self.spec
         name = spec.prefix
+        self.edge = None
+        if spec.edge:  # Cloudflare in front: the zone's records, WAF and R2 media; only its ranges reach the origin
+            self.edge = Edge(
+                self,
+                "edge",
+                zone_name=spec.cloudflare_zone,
+                hostname=spec.domain,
+                manage_zone=spec.cloudflare_manage_zone,
+                waf=spec.waf_ruleset,
+                media_bucket=spec.resolved_media_bucket,
+                media_hostname=spec.resolved_media_domain,
+            )
+        self.certificate = None
+        if spec.domain is not None:
+            self.certificate = SiteCertificate(self, "certificate", hostname=spec.domain, edge=self.edge)
         self.load_balancer = LoadBalancer(
             self,
             "alb",
             name=name,
             network=self.network,
-            allowed_cidrs=[str(cidr) for cidr in spec.allowed_http_cidrs],
+            allowed_cidrs=self.edge.ipv4_ranges if self.edge else [str(cidr) for cidr in spec.allowed_http_cidrs],
             deletion_protection=spec.deletion_protection,
+            certificate_arn=self.certificate.arn if self.certificate else None,
         )
+        if self.edge is not None:
+            self.edge.route_to(self.load_balancer.dns_name)
         self.database = Database(
             self,
             "database",
@@ -108,7 +127,10 @@ class EnvironmentStack(SpawnitStack):
             deletion_protection=spec.deletion_protection,
         )
         self.cache = Cache(self, "cache", name=name, network=self.network, node_type=spec.cache_node_type)
-        self.media = MediaBucket(self, "media", bucket_name=spec.resolved_media_bucket, region=spec.region, endpoint=spec.media_endpoint)
+        if self.edge is not None:  # R2 behind its public hostname (ticket #5): no egress fees, no ACL
+            self.media = R2Media(self.edge, MediaKeys(self, "media-keys", name=name))
+        else:
+            self.media = MediaBucket(self, "media", bucket_name=spec.resolved_media_bucket, region=spec.region, endpoint=spec.media_endpoint)
         self.fleet = AppFleet(
             self,
             "fleet",
@@ -152,10 +174,13 @@ class EnvironmentStack(SpawnitStack):
                 message = f"{spec.name}: alerts go to SNS topic {spec.prefix}-alerts, which nobody receives: set alert_emails"
                 Annotations.of(self.alerts).add_warning(message)
                 print(f"warning: {message}", file=sys.stderr)
-        TerraformOutput(self, "alb_dns_name", value=self.load_balancer.dns_name, description="Point the site's DNS (CNAME) here")
+        TerraformOutput(self, "alb_dns_name", value=self.load_balancer.dns_name, description="Without the edge: point the site's DNS (CNAME) here")
+        if spec.domain is not None:
+            TerraformOutput(self, "site_url", value=f"https://{spec.domain}")
         TerraformOutput(self, "rds_endpoint", value=self.database.endpoint)
         TerraformOutput(self, "redis_endpoint", value=self.cache.endpoint)
-        TerraformOutput(self, "media_bucket", value=self.media.name)
+        TerraformOutput(self, "media_bucket", value=self.media.app_settings["S3_BUCKET"])
+        TerraformOutput(self, "media_url", value=self.media.app_settings["S3_URL"])
 
 
 class DevStack(EnvironmentStack):

@@ -109,6 +109,13 @@ else
   COOKIE_SECRET=$(local_secret cookie-secret)
 fi
 
+S3_ACCESS_KEY_ID= S3_SECRET_ACCESS_KEY=
+if [ -n "${S3_KEYS_SECRET_ARN:-}" ]; then  # media on an S3-compatible service (R2): its key pair
+  media_keys=$(secret "$S3_KEYS_SECRET_ARN")
+  S3_ACCESS_KEY_ID=$(field access_key_id <<<"$media_keys")
+  S3_SECRET_ACCESS_KEY=$(field secret_access_key <<<"$media_keys")
+fi
+
 cat >.env.new <<ENV
 BACKEND_IMAGE=$BACKEND_IMAGE
 STOREFRONT_IMAGE=$STOREFRONT_IMAGE
@@ -124,6 +131,8 @@ S3_BUCKET=$S3_BUCKET
 S3_REGION=$S3_REGION
 S3_ENDPOINT=$S3_ENDPOINT
 S3_URL=$S3_URL
+S3_ACCESS_KEY_ID=$S3_ACCESS_KEY_ID
+S3_SECRET_ACCESS_KEY=$S3_SECRET_ACCESS_KEY
 ENV
 
 compose_args=()
