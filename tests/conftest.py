@@ -30,8 +30,10 @@ VARIANTS = {
             "monthly_budget_usd": 450,
             "media_endpoint": "https://account.r2.cloudflarestorage.com",
             "state_backend": "local",
+            "cloudflare_zone": None,  # no edge: HTTPS with its own certificate, the CIDRs above
         },
     ),
+    "prod-http-only": ("prod", {"cloudflare_zone": None, "domain": None, "origin_http_only": True}),
     "dev-ssh": ("dev", {"ssh_cidrs": ["203.0.113.7/32"]}),
     "preprod-with-alerts": ("preprod", {"alerts": True, "alert_emails": ["ops@example.com"]}),
     "prod-with-nat-eip": ("prod", {"nat_elastic_ip": True, "state_backend": "local"}),
@@ -115,9 +117,8 @@ def _stack_fixture(name: str):
     return stack
 
 
-dev, preprod, prod, prod_gateway, prod_custom, dev_ssh, preprod_with_alerts, prod_with_nat_eip = map(
-    _stack_fixture, ["dev", "preprod", "prod", *VARIANTS]
-)
+for _name in ("dev", "preprod", "prod", *VARIANTS):  # a session fixture per stack: prod, prod_custom, ...
+    globals()[_name.replace("-", "_")] = _stack_fixture(_name)
 
 
 @pytest.fixture(scope="session")

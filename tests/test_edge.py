@@ -1,0 +1,159 @@
+"""The GreenLeaf edge (seed 003, ticket #5): Cloudflare in front, HTTPS to the origin, R2 media that
+loads, and nothing secret in the JSON. The real Terraform core validates these resources too
+(test_terraform_core)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spawnit.config import ConfigError, load_spec
+from spawnit.constructs.edge import WAF_RULESETS
+
+RANGES = "data.cloudflare_ip_ranges"
+
+
+def by_name(stack, kind: str) -> dict[str, dict]:
+    return {key: body for key, body in stack.resources(kind).items()}
+
+
+def listeners(stack) -> dict[int, dict]:
+    return {body["port"]: body for body in stack.resources("aws_lb_listener").values()}
+
+
+def alb_ingress(stack) -> list[dict]:
+    group = next(key for key, body in stack.resources("aws_security_group").items() if body["name"].endswith("-alb"))
+    return [rule for rule in stack.resources("aws_vpc_security_group_ingress_rule").values() if group in rule["security_group_id"]]
+
+
+def test_the_origin_serves_https_with_the_validated_certificate_and_a_modern_policy(prod):
+    https = listeners(prod)[443]
+    assert https["protocol"] == "HTTPS" and https["ssl_policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https["certificate_arn"].startswith("${aws_acm_certificate_validation.")  # only once ACM has issued it
+    assert https["default_action"][0]["type"] == "forward"
+    (certificate,) = prod.resources("aws_acm_certificate").values()
+    assert certificate["domain_name"] == "shop.greenleaf.example" and certificate["validation_method"] == "DNS"
+    assert certificate["lifecycle"]["create_before_destroy"] is True
+
+
+def test_http_is_redirected_permanently_to_https(prod):
+    http = listeners(prod)[80]
+    assert http["default_action"] == [{"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}]
+
+
+def test_with_the_edge_only_cloudflares_ranges_reach_the_load_balancer(prod):
+    rules = alb_ingress(prod)
+    assert {rule["from_port"] for rule in rules} == {80, 443}
+    for rule in rules:
+        assert rule["for_each"].startswith(f"${{toset({RANGES}.") and rule["for_each"].endswith(".ipv4_cidrs)}")
+        assert rule["cidr_ipv4"] == "${each.value}"
+    assert "0.0.0.0/0" not in json.dumps(rules)
+
+
+def test_the_site_is_a_proxied_record_pointing_at_the_load_balancer(prod):
+    site = next(body for body in prod.resources("cloudflare_dns_record").values() if body.get("proxied"))
+    assert site["name"] == "shop.greenleaf.example" and site["type"] == "CNAME" and site["ttl"] == 1
+    assert site["content"].startswith("${aws_lb.") and site["content"].endswith(".dns_name}")
+    (zone,) = prod.data("cloudflare_zone").values()
+    assert zone["filter"] == {"name": "greenleaf.example"}
+
+
+def test_the_certificate_is_validated_through_dns_only_records_in_the_zone(prod):
+    validation = next(body for body in prod.resources("cloudflare_dns_record").values() if "for_each" in body)
+    assert "aws_acm_certificate." in validation["for_each"] and ".domain_validation_options" in validation["for_each"]
+    assert validation["proxied"] is False  # ACM must see the record itself
+    assert (validation["name"], validation["type"], validation["content"]) == (
+        "${each.value.resource_record_name}",
+        "${each.value.resource_record_type}",
+        "${each.value.resource_record_value}",
+    )
+    (waiting,) = prod.resources("aws_acm_certificate_validation").values()
+    assert any(dependency.startswith("cloudflare_dns_record.") for dependency in waiting["depends_on"])
+
+
+def test_the_zone_enforces_full_strict_tls_and_always_https_and_runs_the_free_managed_waf(prod):
+    settings = {body["setting_id"]: body["value"] for body in prod.resources("cloudflare_zone_setting").values()}
+    assert settings == {"ssl": "strict", "always_use_https": "on", "min_tls_version": "1.2"}
+    (waf,) = prod.resources("cloudflare_ruleset").values()
+    assert (waf["kind"], waf["phase"]) == ("zone", "http_request_firewall_managed")
+    (rule,) = waf["rules"]
+    assert rule["action"] == "execute" and rule["expression"] == "true" and rule["enabled"] is True
+    assert rule["action_parameters"]["id"] == WAF_RULESETS["free"] == "77454fe2d30c4220b5701f6fdfb893ba"
+
+
+def test_preprod_shares_the_zone_but_leaves_its_settings_and_waf_to_prod(preprod):
+    assert preprod.count("cloudflare_zone_setting") == 0 and preprod.count("cloudflare_ruleset") == 0
+    site = next(body for body in preprod.resources("cloudflare_dns_record").values() if body.get("proxied"))
+    assert site["name"] == "preprod.greenleaf.example"
+    (domain,) = preprod.resources("cloudflare_r2_custom_domain").values()
+    assert domain["domain"] == "media-preprod.greenleaf.example"  # one level under the zone: the free certificate covers it
+
+
+def test_media_live_in_r2_behind_a_public_hostname(prod):
+    (bucket,) = prod.resources("cloudflare_r2_bucket").values()
+    (domain,) = prod.resources("cloudflare_r2_custom_domain").values()
+    assert bucket["name"] == "greenleaf-prod-media" and bucket["location"] == "weur"
+    assert domain["bucket_name"].startswith("${cloudflare_r2_bucket.") and domain["enabled"] is True
+    assert domain["domain"] == "media.greenleaf.example" and domain["min_tls"] == "1.2"
+    assert prod.count("aws_s3_bucket") == 0  # no second media store
+
+
+def app_settings(stack) -> dict[str, str]:
+    parameter = next(body for body in stack.resources("aws_ssm_parameter").values() if body["name"].endswith("/app/settings"))
+    return dict(line.split("=", 1) for line in parameter["value"].splitlines())
+
+
+def test_the_app_uploads_to_r2_and_serves_product_images_from_the_public_hostname(prod):
+    """A product image's URL is <S3_URL>/<key>: the R2 custom domain serves the bucket to anyone, by
+    design; uploads go through R2's S3 API with a key pair and no ACL (R2 has none)."""
+    settings = app_settings(prod)
+    (domain,) = prod.resources("cloudflare_r2_custom_domain").values()
+    assert settings["S3_URL"].strip("'\"") == f"https://{domain['domain']}"
+    assert settings["S3_REGION"].strip("'\"") == "auto"
+    assert settings["S3_ENDPOINT"].strip("'\"") == "https://${data.cloudflare_zone.edge_zone_0AE99B69.account.id}.r2.cloudflarestorage.com"
+    keys = settings["S3_KEYS_SECRET_ARN"].strip("'\"")
+    assert keys.startswith("${aws_secretsmanager_secret.") and keys.endswith(".arn}")
+    statements = [json.loads(body["policy"]) for body in prod.resources("aws_iam_role_policy").values()]
+    readable = [resource for policy in statements for statement in policy["Statement"] for resource in statement.get("Resource", []) if "secretsmanager_secret" in str(resource)]
+    assert keys in readable  # the app hosts may read the key pair
+
+
+def test_no_cloudflare_or_r2_secret_is_in_any_stack(all_stacks):
+    for name, stack in all_stacks.items():
+        for provider in stack.document.get("provider", {}).get("cloudflare", []):
+            assert not {"api_token", "api_key", "email", "api_user_service_key"} & set(provider), name  # CLOUDFLARE_API_TOKEN from the environment
+    prod = all_stacks["prod"]
+    variables = prod.document["variable"]
+    assert variables["r2_access_key_id"]["sensitive"] is True and variables["r2_secret_access_key"]["sensitive"] is True
+    (version,) = [body for body in prod.resources("aws_secretsmanager_secret_version").values() if "r2_" in body["secret_string"]]
+    assert version["secret_string"] == '${jsonencode({"access_key_id" = var.r2_access_key_id, "secret_access_key" = var.r2_secret_access_key})}'
+
+
+def test_without_the_edge_the_origin_keeps_its_own_certificate_and_cidrs(prod_custom):
+    assert prod_custom.count("cloudflare_dns_record") == 0 and "cloudflare" not in prod_custom.document.get("provider", {})
+    assert listeners(prod_custom)[443]["protocol"] == "HTTPS"
+    assert "certificate_validation" in json.dumps(prod_custom.document["output"])  # the record to create by hand
+    assert sorted(rule["cidr_ipv4"] for rule in alb_ingress(prod_custom) if rule["from_port"] == 443) == ["103.21.244.0/22", "173.245.48.0/20"]
+    assert app_settings(prod_custom)["S3_ENDPOINT"].strip("'\"") == "https://account.r2.cloudflarestorage.com"
+
+
+def test_plain_http_only_when_chosen(prod_http_only):
+    assert set(listeners(prod_http_only)) == {80} and listeners(prod_http_only)[80]["default_action"][0]["type"] == "forward"
+    assert prod_http_only.count("aws_acm_certificate") == 0
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"cloudflare_zone": None, "domain": None}, "prod.domain = missing; allowed: the site's hostname"),
+        ({"domain": "shop.other.example"}, "prod.domain = 'shop.other.example' is not allowed; allowed: a name in the zone 'greenleaf.example' (domain from overrides)"),
+        ({"media_domain": "media.other.example"}, "prod.media_domain = 'media.other.example' is not allowed; allowed: a name in the zone"),
+        ({"origin_http_only": True}, "prod.origin_http_only = true is not allowed with cloudflare_zone; allowed: false"),
+        ({"domain": "Shop.Example"}, "domain"),
+        ({"waf_ruleset": "enterprise"}, "waf_ruleset"),
+    ],
+)
+def test_edge_settings_that_do_not_fit_are_refused_naming_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_spec("prod", config_file=None, environ={}, overrides=overrides)
