@@ -37,6 +37,10 @@ FREE_TYPES = frozenset(
         "aws_ecs_cluster", "aws_ecs_task_definition", "aws_appautoscaling_target", "aws_appautoscaling_policy",
         "aws_iam_openid_connect_provider", "aws_ec2_tag", "aws_cloudfront_origin_access_control", "aws_backup_plan",
         "aws_backup_selection", "kubernetes_namespace_v1", "kubernetes_deployment_v1",
+        # public ACM certificates are free; the Cloudflare zone's records, settings, Free Managed Ruleset
+        # and R2 custom domain come with the Free plan (R2 storage is priced below)
+        "aws_acm_certificate", "aws_acm_certificate_validation", "cloudflare_dns_record", "cloudflare_zone_setting",
+        "cloudflare_ruleset", "cloudflare_r2_custom_domain",
     }
 )  # no charge of their own (first two budgets are free; SNS e-mail and Scheduler stay in their free tiers at this volume)
 
@@ -408,6 +412,12 @@ class StackEstimator(StackReader):
     def _price_s3_bucket(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         gigabytes = self.assumptions.s3_gb_month
         return f"{gigabytes:.0f} GB stored", gigabytes * self.prices.price("s3_standard_gb_month")
+
+    def _price_cloudflare_r2_bucket(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
+        """R2: storage only (no egress fee); the account's free 10 GB-month counted against each bucket."""
+        gigabytes = self.assumptions.s3_gb_month
+        billed = max(0.0, gigabytes - self.prices.price("r2_free_gb_month"))
+        return f"{gigabytes:.0f} GB stored, egress free", billed * self.prices.price("r2_standard_gb_month")
 
     def _price_secretsmanager_secret(self, key: str, body: Mapping[str, Any]) -> tuple[str, float]:
         return "secret", self.prices.price("secrets_manager_secret_month")

@@ -332,10 +332,12 @@ def app_host(tmp_path, aws_account, prod):
     secrets = session.client("secretsmanager", endpoint_url=aws_account)
     db = secrets.create_secret(Name="rds!db-test", SecretString=json.dumps({"username": "medusa", "password": "p@ss:w/rd?&#1"}))
     app = secrets.create_secret(Name="greenleaf-prod-app", SecretString=json.dumps({"jwt_secret": "j" * 64, "cookie_secret": "c" * 64}))
+    keys = secrets.create_secret(Name="greenleaf-prod/media-keys", SecretString=json.dumps({"access_key_id": "r2-key-id", "secret_access_key": "r2/secret+key"}))
     value = (
         f"DB_SECRET_ARN='{db['ARN']}'\nDB_HOST='greenleaf-prod-db.abc.eu-west-3.rds.amazonaws.com'\nDB_PORT='5432'\nDB_NAME='medusa'\n"
         f"REDIS_URL='rediss://redis.example:6379'\nAPP_SECRET_ARN='{app['ARN']}'\n"
-        "S3_BUCKET='greenleaf-prod-media'\nS3_REGION='eu-west-3'\nS3_ENDPOINT=''\nS3_URL=''\n"
+        "S3_BUCKET='greenleaf-prod-media'\nS3_REGION='auto'\nS3_ENDPOINT='https://0123abcd.r2.cloudflarestorage.com'\n"
+        f"S3_URL='https://media.greenleaf.example'\nS3_KEYS_SECRET_ARN='{keys['ARN']}'\n"
     )
     session.client("ssm", endpoint_url=aws_account).put_parameter(Name=settings["name"], Value=value, Type="String")
     host = AppHost(tmp_path, aws_account, prod)
@@ -352,6 +354,14 @@ def test_the_app_boot_writes_env_0600_with_the_url_encoded_password_over_verifie
     password = urllib.parse.quote("p@ss:w/rd?&#1", safe="")
     assert env["DATABASE_URL"] == f"postgres://medusa:{password}@greenleaf-prod-db.abc.eu-west-3.rds.amazonaws.com:5432/medusa?sslmode=verify-full"
     assert env["JWT_SECRET"] == "j" * 64 and env["REDIS_URL"] == "rediss://redis.example:6379"
+
+
+def test_the_app_gets_r2s_key_pair_from_its_secret_for_media_uploads(app_host):
+    assert app_host.run().returncode == 0, app_host.log.read_text()
+    env = app_host.env()
+    assert (env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"]) == ("r2-key-id", "r2/secret+key")
+    assert (env["S3_ENDPOINT"], env["S3_URL"], env["S3_REGION"]) == ("https://0123abcd.r2.cloudflarestorage.com", "https://media.greenleaf.example", "auto")
+    assert "r2/secret+key" not in app_host.log.read_text()  # never logged
 
 
 def test_the_backend_trusts_the_rds_certificate_authorities(app_host):

@@ -121,7 +121,8 @@ def test_another_region_needs_a_price_file(tmp_path):
 
 def test_every_price_category_cites_its_source():
     for category, entry in PRICES.categories.items():
-        assert entry["source"].startswith("https://aws.amazon.com/"), category
+        publisher = "https://developers.cloudflare.com/r2/" if category.startswith("r2_") else "https://aws.amazon.com/"
+        assert entry["source"].startswith(publisher), category
     assert PRICES.as_of and PRICES.region == "eu-west-3"
 
 

@@ -82,8 +82,8 @@ def test_only_preprod_sleeps(preprod, prod):
 
 @pytest.mark.parametrize("environment, outputs", [
     ("dev", {"devbox_public_ip"}),
-    ("preprod", {"alb_dns_name", "rds_endpoint", "redis_endpoint", "media_bucket"}),
-    ("prod", {"alb_dns_name", "rds_endpoint", "redis_endpoint", "media_bucket"}),
+    ("preprod", {"alb_dns_name", "site_url", "rds_endpoint", "redis_endpoint", "media_bucket", "media_url"}),
+    ("prod", {"alb_dns_name", "site_url", "rds_endpoint", "redis_endpoint", "media_bucket", "media_url"}),
 ])
 def test_outputs_per_environment(all_stacks, environment, outputs):
     assert set(all_stacks[environment].outputs) == outputs

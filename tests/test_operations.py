@@ -150,7 +150,8 @@ def test_off_hours_counts_50_hours_a_week(stack_objects):
 # Media bucket ---------------------------------------------------------------------------
 
 
-def test_media_bucket_is_versioned_encrypted_and_private(prod):
+def test_media_bucket_is_versioned_encrypted_and_private(prod_custom):
+    prod = prod_custom  # without the edge, media are in S3
     (bucket_key,) = prod.resources("aws_s3_bucket")
     bucket_id = prod.ref("aws_s3_bucket", bucket_key)
     assert prod.only("aws_s3_bucket_versioning")["versioning_configuration"]["status"] == "Enabled"
@@ -161,9 +162,10 @@ def test_media_bucket_is_versioned_encrypted_and_private(prod):
     assert all(block[flag] is True for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
 
 
-def test_the_media_bucket_refuses_every_request_that_is_not_over_tls(prod):
+def test_the_media_bucket_refuses_every_request_that_is_not_over_tls(prod_custom):
     """aws:SecureTransport is false for plain-HTTP requests; one Deny statement on the bucket and its
     objects turns them all away, whoever signs them (S3 user guide, security best practices)."""
+    prod = prod_custom
     (bucket_key,) = prod.resources("aws_s3_bucket")
     policy = prod.only("aws_s3_bucket_policy")
     assert policy["bucket"] == prod.ref("aws_s3_bucket", bucket_key)
@@ -180,6 +182,6 @@ def test_the_media_bucket_refuses_every_request_that_is_not_over_tls(prod):
     ]
 
 
-def test_s3_compatible_endpoint_reaches_the_app(prod_custom, prod):
+def test_s3_compatible_endpoint_reaches_the_app(prod_custom, prod_http_only):
     assert "S3_ENDPOINT='https://account.r2.cloudflarestorage.com'" in prod_custom.only("aws_ssm_parameter")["value"]
-    assert "S3_ENDPOINT=''" in prod.only("aws_ssm_parameter")["value"]
+    assert "S3_ENDPOINT=''" in prod_http_only.only("aws_ssm_parameter")["value"]

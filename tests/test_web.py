@@ -34,14 +34,14 @@ def test_alb_is_internet_facing_in_both_public_subnets(prod):
     assert zones == {"eu-west-3a": "public", "eu-west-3b": "public"}
 
 
-def test_alb_group_accepts_port_80_from_anywhere_by_default(prod):
-    rules = prod.ingress_rules(group=ALB_GROUP)
+def test_without_edge_or_cidrs_the_alb_group_accepts_port_80_from_anywhere(prod_http_only):
+    rules = prod_http_only.ingress_rules(group=ALB_GROUP)
     assert [(rule.peer, rule.from_port, rule.to_port) for rule in rules] == [("0.0.0.0/0", 80, 80)]
 
 
-def test_alb_group_can_be_limited_to_cloudflare_ranges(prod_custom):
-    assert {rule.peer for rule in prod_custom.ingress_rules(group=ALB_GROUP)} == {"173.245.48.0/20", "103.21.244.0/22"}
-    assert all(rule.from_port == 80 for rule in prod_custom.ingress_rules(group=ALB_GROUP))
+def test_alb_group_can_be_limited_to_given_cidrs_on_both_ports(prod_custom):
+    rules = prod_custom.ingress_rules(group=ALB_GROUP)
+    assert {(rule.peer, rule.from_port) for rule in rules} == {(cidr, port) for cidr in ("173.245.48.0/20", "103.21.244.0/22") for port in (80, 443)}
 
 
 def test_target_group_is_http_80_instances_with_the_health_check_of_the_ticket(prod):
@@ -51,13 +51,18 @@ def test_target_group_is_http_80_instances_with_the_health_check_of_the_ticket(p
     assert (check["path"], check["interval"], check["healthy_threshold"], check["unhealthy_threshold"]) == ("/health", 30, 2, 2)
 
 
-def test_listener_80_forwards_to_the_target_group(prod):
-    listener = prod.only("aws_lb_listener")
+def test_listener_443_forwards_to_the_target_group(prod):
+    (listener,) = [body for body in prod.resources("aws_lb_listener").values() if body["port"] == 443]
     (target_key,) = prod.resources("aws_lb_target_group")
     (alb_key,) = prod.resources("aws_lb")
-    assert (listener["port"], listener["protocol"]) == (80, "HTTP")
+    assert listener["protocol"] == "HTTPS"
     assert listener["load_balancer_arn"] == prod.ref("aws_lb", alb_key, "arn")
     assert listener["default_action"] == [{"type": "forward", "target_group_arn": prod.ref("aws_lb_target_group", target_key, "arn")}]
+
+
+def test_an_http_only_origin_forwards_port_80(prod_http_only):
+    listener = prod_http_only.only("aws_lb_listener")
+    assert (listener["port"], listener["protocol"], listener["default_action"][0]["type"]) == (80, "HTTP", "forward")
 
 
 def test_alb_dns_name_is_an_output(prod):
@@ -85,7 +90,8 @@ def test_root_volume_is_encrypted_gp3(prod):
     assert mapping["ebs"]["encrypted"] == "true" and mapping["ebs"]["volume_type"] == "gp3"
 
 
-def test_instance_profile_gives_ssm_core_the_db_secret_and_the_media_bucket(prod):
+def test_instance_profile_gives_ssm_core_the_db_secret_and_the_media_bucket(prod_custom):
+    prod = prod_custom  # media in S3 (no edge)
     template = fleet_template(prod)
     _, _, profile = prod.resolve(template["iam_instance_profile"]["arn"])
     role_reference = profile["role"]

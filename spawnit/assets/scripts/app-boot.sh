@@ -109,7 +109,8 @@ else
   COOKIE_SECRET=$(local_secret cookie-secret)
 fi
 
-S3_ACCESS_KEY_ID= S3_SECRET_ACCESS_KEY=
+S3_ACCESS_KEY_ID=''
+S3_SECRET_ACCESS_KEY=''
 if [ -n "${S3_KEYS_SECRET_ARN:-}" ]; then  # media on an S3-compatible service (R2): its key pair
   media_keys=$(secret "$S3_KEYS_SECRET_ARN")
   S3_ACCESS_KEY_ID=$(field access_key_id <<<"$media_keys")
