@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run queued jobs from Redis (SPAWNIT_REDIS_URL), any number of workers on any host")
     worker.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
+    worker.add_argument("--metrics-port", type=int, help="serve this worker's Prometheus metrics on this port (default: none)")
 
     bootstrap = commands.add_parser("bootstrap", help="create the remote state bucket and lock table (idempotent)")
     bootstrap.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (an S3-compatible service or a local emulator)")
@@ -162,7 +163,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "serve":
         return _serve(arguments.host, arguments.port, arguments.worker_concurrency)
     if arguments.command == "worker":
-        return _worker(arguments.concurrency)
+        return _worker(arguments.concurrency, arguments.metrics_port)
     return _tofu(arguments, spec_options)
 
 
@@ -431,15 +432,18 @@ def _serve(host: str, port: int, worker_concurrency: int) -> int:
     return 0
 
 
-def _worker(concurrency: int) -> int:
+def _worker(concurrency: int, metrics_port: int | None) -> int:
     if not 1 <= concurrency <= MAX_WORKER_CONCURRENCY:
         print(f"spawnit: --concurrency: {concurrency} is not allowed; allowed: 1 to {MAX_WORKER_CONCURRENCY}", file=sys.stderr)
+        return EXIT_USAGE
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        print(f"spawnit: --metrics-port: {metrics_port} is not allowed; allowed: 1 to 65535", file=sys.stderr)
         return EXIT_USAGE
     from .api.engine import EngineError
     from .api.runner import run_worker
 
     try:
-        return run_worker(concurrency)
+        return run_worker(concurrency, metrics_port)
     except EngineError as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE

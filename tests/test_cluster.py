@@ -82,6 +82,7 @@ class Cluster:
         self.root, self.environ, self.tofu_calls = root, environ, tofu_calls
         self.processes: dict[str, subprocess.Popen] = {}
         self.urls: dict[str, str] = {}
+        self.metrics: dict[str, int] = {}  # worker -> its Prometheus port
         self.control_file = Path(environ["TOFU_CONTROL"])
 
     def _start(self, name: str, arguments: list[str]) -> subprocess.Popen:
@@ -111,7 +112,8 @@ class Cluster:
     def start_worker(self, name: str) -> subprocess.Popen:
         log = self.root / f"{name}.log"
         before = log.read_text() if log.exists() else ""
-        process = self._start(name, ["worker", "--concurrency", "2"])
+        self.metrics[name] = port = free_port()
+        process = self._start(name, ["worker", "--concurrency", "2", "--metrics-port", str(port)])
         wait_until(lambda: "taking jobs" in log.read_text()[len(before):], 240, f"worker {name} ready")
         return process
 
@@ -397,6 +399,18 @@ def test_two_replicas_plan_each_deployed_instance_once_per_drift_interval(cluste
         assert min(gaps) > DRIFT_INTERVAL * 0.7, f"{instance} planned {len(times)} times, gaps {gaps}"
         spec = httpx.get(f"{b}/api/clients/acme/instances/{instance}").json()
         assert spec["drift"] == "compliant" and spec["drift_checked_at"]
+
+
+def test_each_worker_serves_the_metrics_of_the_jobs_it_ran(cluster, a):
+    create(a, "measured")
+    cluster.tofu()
+    job = httpx.post(f"{a}/api/clients/acme/instances/measured/plan").json()["job"]
+    record = ended(a, job)
+    worker = cluster.worker_running(record)
+    text = httpx.get(f"http://127.0.0.1:{cluster.metrics[worker]}/metrics", timeout=10).text
+    counted = [line for line in text.splitlines() if line.startswith('spawnit_jobs_total{action="plan",status="succeeded"}')]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1
+    assert "spawnit_job_duration_seconds_count" in text
 
 
 def test_the_worker_refuses_to_start_without_redis():

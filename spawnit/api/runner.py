@@ -1,5 +1,6 @@
 """``spawnit worker``: runs queued jobs from Redis, beside any number of API replicas and other workers.
 
+``--metrics-port`` serves the worker's Prometheus metrics (jobs by status, durations, drift checks).
 Settings come from the environment, as for ``spawnit serve``: SPAWNIT_REDIS_URL (required), the store
 (SPAWNIT_S3_* or SPAWNIT_DATA_DIR), SPAWNIT_JOB_STALE_AFTER, SPAWNIT_QUEUE_TIMEOUT. The first SIGTERM
 or SIGINT stops taking jobs and lets the running ones end; a second one cancels them (tofu gets
@@ -20,7 +21,7 @@ from .store import store_from_environment
 from .worker import SynthWorker
 
 
-def run_worker(concurrency: int) -> int:
+def run_worker(concurrency: int, metrics_port: int | None = None) -> int:
     engine = engine_from_environment(dict(os.environ))
     if not engine.shared:
         raise EngineError(
@@ -28,7 +29,12 @@ def run_worker(concurrency: int) -> int:
         )
     store = store_from_environment()
     jobs = JobManager(store, SynthWorker(), engine=engine, **job_settings())
-    track_deployments(store, ClientEvents(engine), Metrics(), jobs)
+    metrics = Metrics()
+    track_deployments(store, ClientEvents(engine), metrics, jobs)
+    if metrics_port is not None:  # this worker's jobs, for Prometheus (the API replicas count only their own)
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=metrics.registry)
     signals = threading.Semaphore(0)
 
     def on_signal(signum: int, frame: object) -> None:
