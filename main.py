@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """cdktf entry point: synthesizes every default stack (see `spawnit list`)."""
 
-from spawnit.stacks import build_app
+from spawnit.stacks.synthesis import synthesize
 
-build_app().synth()
+synthesize()

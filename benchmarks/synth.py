@@ -26,7 +26,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_IMPORT = "import cdktf_cdktf_provider_aws"
-FULL_SYNTH = "import sys; from spawnit.stacks import build_app; build_app(sys.argv[1]).synth()"
+FULL_SYNTH = "import sys; from spawnit.stacks.synthesis import synthesize; synthesize(sys.argv[1])"
 CATALOG_SYNTH = (
     "import sys; from cdktf import App; from spawnit.stacks import add_catalog_examples; "
     "app = App(outdir=sys.argv[1]); add_catalog_examples(app); app.synth()"

@@ -26,7 +26,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         outdir, cache = Path(folder) / "out", Path(folder) / "cache"
         environ = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-        subprocess.run([sys.executable, "-c", "import sys; from spawnit.stacks import build_app; build_app(sys.argv[1]).synth()", str(outdir)], check=True, env=environ, cwd=ROOT, capture_output=True)
+        subprocess.run([sys.executable, "-c", "import sys; from spawnit.stacks.synthesis import synthesize; synthesize(sys.argv[1])", str(outdir)], check=True, env=environ, cwd=ROOT, capture_output=True)
         started = time.monotonic()
         prepare(cache)
         cold = time.monotonic() - started

@@ -195,11 +195,11 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
         progress.note(f"{outdir} is up to date ({len(cached)} stacks, inputs unchanged; --force synthesizes anew)")
         return cached
     with progress.step("loading the provider bindings"):
-        from .stacks import build_app
+        from .stacks.synthesis import synthesize
     previous = synthcache.stacks_in_manifest(outdir)
     synthcache.forget(outdir)
     with progress.step("synthesizing the default stacks"):
-        build_app(outdir.resolve(), specs=specs, platform=platform, spotilike=spotilike).synth()  # absolute: the runtime has its own cwd
+        synthesize(outdir.resolve(), specs=specs, platform=platform, spotilike=spotilike)  # absolute: the runtime has its own cwd
     written = synthcache.stacks_in_manifest(outdir)
     kept = {name: entry for name, entry in previous.items() if name not in written and (outdir / "stacks" / name / "cdk.tf.json").is_file()}
     if kept:

@@ -1,18 +1,45 @@
-"""Stacks: one class per environment, the platform's own stacks, the local environment, and the App holding them all."""
+"""Stacks: one class per environment, the platform's own stacks, the local environment, Spotilike's, and
+the App holding them all.
+
+The stack classes load on first use (``from spawnit.stacks import ProdStack`` works as usual): a process
+that builds only Spotilike's stacks never loads the Cloudflare and Docker bindings, and one that builds
+only GreenLeaf's never loads the Kubernetes binding (see :mod:`.synthesis`).
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 from cdktf import App
 
 from ..config import EnvironmentSpec, PlatformSettings, SpotilikeSpec, load_platform_settings, load_spec, load_spotilike_spec
-from .environment import DevStack, EnvironmentStack, PreprodStack, ProdStack
-from .local import LocalEnvStack
-from .spotilike import SpotilikeStack, SpotilikeWebStack
-from .platform import PlatformConfigsStack, PlatformInstancesStack, PlatformNetworkStack, PlatformVolumesStack, add_platform_stacks
 
-ENVIRONMENT_STACKS: dict[str, type[EnvironmentStack]] = {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
+_HOMES = {
+    "DevStack": ".environment",
+    "EnvironmentStack": ".environment",
+    "PreprodStack": ".environment",
+    "ProdStack": ".environment",
+    "LocalEnvStack": ".local",
+    "SpotilikeStack": ".spotilike",
+    "SpotilikeWebStack": ".spotilike",
+    "PlatformConfigsStack": ".platform",
+    "PlatformInstancesStack": ".platform",
+    "PlatformNetworkStack": ".platform",
+    "PlatformVolumesStack": ".platform",
+    "add_platform_stacks": ".platform",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENVIRONMENT_STACKS":
+        from .environment import DevStack, PreprodStack, ProdStack
+
+        return {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 CATALOG_CLIENT = "catalog"
@@ -43,6 +70,13 @@ def add_catalog_examples(app: App) -> list[str]:
     return names
 
 
+def add_spotilike_stacks(app: App, spec: SpotilikeSpec) -> None:
+    """Spotilike's infrastructure stack and its web stack (applied after it)."""
+    from .spotilike import SpotilikeStack, SpotilikeWebStack
+
+    SpotilikeWebStack(app, SpotilikeStack(app, spec))
+
+
 def build_app(
     outdir: str | Path | None = None,
     *,
@@ -50,19 +84,25 @@ def build_app(
     platform: PlatformSettings | None = None,
     spotilike: SpotilikeSpec | None = None,
     catalog: bool = True,
+    with_spotilike: bool = True,
     **spec_options: object,
 ) -> App:
     """An App with every default stack: dev, preprod and prod (configuration read as :func:`load_spec` does),
-    the platform's four stacks, the local Docker environment, Spotilike's two stacks, and one
+    the platform's four stacks, the local Docker environment, Spotilike's two stacks (unless
+    ``with_spotilike`` is false: :mod:`.synthesis` builds them in a process of their own), and one
     example instance of each catalog service per target."""
+    from .environment import DevStack, PreprodStack, ProdStack
+    from .local import LocalEnvStack
+    from .platform import add_platform_stacks
+
     app = App(outdir=str(outdir)) if outdir is not None else App()
-    for name, stack_class in ENVIRONMENT_STACKS.items():
+    for name, stack_class in {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}.items():
         spec = (specs or {}).get(name) or load_spec(name, **spec_options)
         stack_class(app, spec)
     add_platform_stacks(app, platform or load_platform_settings(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")}))
     LocalEnvStack(app)
-    file_and_environ = {k: v for k, v in spec_options.items() if k in ("config_file", "environ")}
-    SpotilikeWebStack(app, SpotilikeStack(app, spotilike or load_spotilike_spec(**file_and_environ)))
+    if with_spotilike:
+        add_spotilike_stacks(app, spotilike or load_spotilike_spec(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")}))
     if catalog:
         add_catalog_examples(app)
     return app

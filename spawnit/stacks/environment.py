@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import sys
 
@@ -10,25 +10,10 @@ from cdktf import Annotations, LocalBackend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from ..config import EnvironmentSpec, SpotilikeSpec, load_spec
-from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, Network, OffHours, SpawnitStack
+from ..config import EnvironmentSpec, load_spec
+from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, OffHours, SpawnitStack
 from ..constructs.edge import Edge, MediaKeys, R2Media, SiteCertificate
-
-
-def spec_network(scope: Construct, spec: EnvironmentSpec | SpotilikeSpec, *, name: str, **nat: Any) -> Network:
-    """The :class:`Network` a spec lays out (region, zones, VPC and subnet CIDRs); ``nat`` as Network's."""
-    return Network(
-        scope,
-        "network",
-        name=name,
-        region=spec.region,
-        cidr=str(spec.vpc_cidr),
-        availability_zones=spec.availability_zones,
-        public_subnet_cidrs=[str(cidr) for cidr in spec.public_subnet_cidrs],
-        app_subnet_cidrs=[str(cidr) for cidr in spec.app_subnet_cidrs],
-        data_subnet_cidrs=[str(cidr) for cidr in spec.data_subnet_cidrs],
-        **nat,
-    )
+from .networking import spec_network
 
 
 class EnvironmentStack(SpawnitStack):

@@ -19,7 +19,7 @@ from ..constructs.backup import DatabaseBackup
 from ..constructs.cdn import StaticSite
 from ..constructs.containers import FargateService, SecretRef
 from ..constructs.kubernetes import KubernetesCluster, KubernetesWorkload
-from .environment import spec_network
+from .networking import spec_network
 
 
 def _configure(stack: SpawnitStack, spec: SpotilikeSpec, name: str) -> None:
