@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -530,33 +530,34 @@ class JobManager:
         cancelled = job.id in self._cancelled
         if cancelled:
             self._release_lock(job)
-        job.exit_code = code
-        job.finished_at = now()
+        # The outcome is settled on a copy: until the final record is saved, readers of this process
+        # (get, wait) still see the job running, so none sees it ended before its listeners have run.
+        outcome = replace(job, exit_code=code, finished_at=now())
         if job.id in self._lost:
-            job.status = "interrupted"
+            outcome.status = "interrupted"
         elif cancelled:
-            job.status = "cancelled"
+            outcome.status = "cancelled"
         elif code == 0 or (job.action == "plan" and code == 2):
-            job.status = "succeeded"
+            outcome.status = "succeeded"
             if job.action == "plan":
-                job.changes = code == 2
+                outcome.changes = code == 2
         else:
-            job.status = "failed"
-            job.error = job.error or f"tofu exited with {code}"
+            outcome.status = "failed"
+            outcome.error = job.error or f"tofu exited with {code}"
         for listener in self.finish_listeners:
             try:
-                listener(job)
+                listener(outcome)
             except Exception as error:  # noqa: BLE001 - a listener's failure must not leave the job running
                 LOG.warning("job %s: finish listener: %s", job.id, error)
-        if job.remove_instance and job.status == "succeeded":
+        if outcome.remove_instance and outcome.status == "succeeded":
             self.store.delete_instance(job.client, job.instance)
         with self._lock:
-            self._save(job)
+            self._save(outcome)
             self.engine.release(lease_key(job.client, job.instance), job.id)
             del self._running[job.id]
             self._cancelled.discard(job.id)
             self._lost.discard(job.id)
-        self._event(job, "status", job.status)
+        self._event(outcome, "status", outcome.status)
         with self._lock:
             events = self._logs.pop(job.id, [])
             self._flushed.pop(job.id, None)
