@@ -205,3 +205,56 @@ def synth_worker():
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def answering_server(name: str):
+    """An HTTP server on 127.0.0.1 (in a thread) answering every GET and POST with ``name``: an upstream
+    whose answers tell which one a proxy chose. Call ``shutdown()`` when done."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the handler's API
+            body = name.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@contextlib.contextmanager
+def running_caddy(caddyfile: Path, listen: int, home: Path):
+    """Real Caddy running ``caddyfile`` (which listens on ``listen``), once it answers; stopped after."""
+    import shutil
+    import subprocess
+    import time
+
+    import httpx
+
+    caddy = subprocess.Popen(
+        [shutil.which("caddy") or "caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{listen}/", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield
+    finally:
+        caddy.terminate()
+        caddy.wait(10)

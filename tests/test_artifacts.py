@@ -78,64 +78,35 @@ def test_caddyfile_routes_medusas_paths_to_the_backend_and_the_rest_to_the_store
     """Real Caddy with the project's Caddyfile (its upstreams pointed at two local servers that answer
     their name): Medusa v2's /store, /admin, /app (its dashboard), /auth and /health reach the backend,
     everything else the storefront."""
-    import http.server
-    import threading
-    import time
-
     import httpx
 
-    from conftest import free_port
+    from conftest import answering_server, free_port, running_caddy
 
-    def upstream(name: str) -> http.server.ThreadingHTTPServer:
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the handler's API
-                body = name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET  # noqa: N815
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
-
-    backend, storefront, listen = upstream("backend"), upstream("storefront"), free_port()
+    backend, storefront, listen = answering_server("backend"), answering_server("storefront"), free_port()
     text = (ASSETS / "app" / "Caddyfile").read_text()
     assert "format json" in text and "encode zstd gzip" in text and "X-Content-Type-Options" in text
     local = text.replace("backend:9000", f"127.0.0.1:{backend.server_port}").replace("storefront:8000", f"127.0.0.1:{storefront.server_port}").replace(":80 {", f":{listen} {{")
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text(local)
-    caddy = subprocess.Popen([tool("caddy"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    try:
-        def reach(path: str, method: str = "GET") -> str | None:
-            try:
-                return httpx.request(method, f"http://127.0.0.1:{listen}{path}", timeout=5).text
-            except httpx.TransportError:
-                return None
 
-        deadline = time.monotonic() + 30
-        while reach("/") is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        routes = {
-            "/": "storefront",
-            "/products/green-tea": "storefront",
-            "/application": "storefront",
-            "/store/products": "backend",
-            "/admin/products": "backend",
-            "/app": "backend",
-            "/app/login": "backend",
-            "/health": "backend",
-        }
-        assert {path: reach(path) for path in routes} == routes
-        assert reach("/auth/user/emailpass", "POST") == "backend"
+    def reach(path: str, method: str = "GET") -> str:
+        return httpx.request(method, f"http://127.0.0.1:{listen}{path}", timeout=10).text
+
+    routes = {
+        "/": "storefront",
+        "/products/green-tea": "storefront",
+        "/application": "storefront",
+        "/store/products": "backend",
+        "/admin/products": "backend",
+        "/app": "backend",
+        "/app/login": "backend",
+        "/health": "backend",
+    }
+    try:
+        with running_caddy(caddyfile, listen, tmp_path):
+            assert {path: reach(path) for path in routes} == routes
+            assert reach("/auth/user/emailpass", "POST") == "backend"
     finally:
-        caddy.terminate()
-        caddy.wait(10)
         backend.shutdown()
         storefront.shutdown()
 

@@ -169,56 +169,30 @@ def test_several_api_replicas_sit_behind_a_caddy_front_on_the_api_port(all_stack
 
 def test_the_front_caddyfile_is_valid_and_balances_over_the_healthy_replicas(tmp_path):
     """Real Caddy with the front's Caddyfile before two replicas answering their name, then one of them gone."""
-    import http.server
     import subprocess
-    import threading
-    import time
 
     import httpx
 
-    from conftest import free_port
+    from conftest import answering_server, free_port, running_caddy
     from spawnit.stacks.platform import front_caddyfile
 
-    def replica(name: str) -> http.server.ThreadingHTTPServer:
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the handler's API
-                body = name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
-
-    one, two = replica("one"), replica("two")
+    one, two = answering_server("one"), answering_server("two")
     listen = free_port()
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text(front_caddyfile([f"127.0.0.1:{one.server_port}", f"127.0.0.1:{two.server_port}"], listen=listen))
     validated = subprocess.run(["caddy", "validate", "--config", str(caddyfile), "--adapter", "caddyfile"], capture_output=True, text=True)
     assert validated.returncode == 0, validated.stderr
-    caddy = subprocess.Popen(["caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    try:
-        def answer() -> str | None:
-            try:
-                return httpx.get(f"http://127.0.0.1:{listen}/", timeout=2).text
-            except httpx.TransportError:
-                return None
 
-        deadline = time.monotonic() + 30
-        while answer() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert {answer() for _ in range(6)} == {"one", "two"}  # round robin
-        two.shutdown()
-        two.server_close()
-        assert {answer() for _ in range(6)} == {"one"}  # a replica that is down gets no requests (passive retry to the next)
+    def answer() -> str:
+        return httpx.get(f"http://127.0.0.1:{listen}/", timeout=10).text
+
+    try:
+        with running_caddy(caddyfile, listen, tmp_path):
+            assert {answer() for _ in range(6)} == {"one", "two"}  # round robin
+            two.shutdown()
+            two.server_close()
+            assert {answer() for _ in range(6)} == {"one"}  # a replica that is down gets no requests (passive retry to the next)
     finally:
-        caddy.terminate()
-        caddy.wait(10)
         one.shutdown()
 
 
