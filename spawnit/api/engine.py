@@ -382,10 +382,6 @@ class RedisEngine:
         with self.redis.pipeline() as pipe:
             pipe.expire(self._key("events", stream), self.retired_ttl).expire(self._key("seq", stream), self.retired_ttl).execute()
 
-    def first_id(self, stream: str) -> int | None:
-        entries = self.redis.xrange(self._key("events", stream), "-", "+", count=1)
-        return int(entries[0][0].split("-", 1)[1]) if entries else None
-
     # Queue ----------------------------------------------------------------------------------
     def _engine_loop(self) -> asyncio.AbstractEventLoop:
         """The engine's own event loop (a thread), where the saq queue and worker live."""
