@@ -258,3 +258,57 @@ def running_caddy(caddyfile: Path, listen: int, home: Path):
     finally:
         caddy.terminate()
         caddy.wait(10)
+
+
+def wait_until(predicate, timeout: float = 90.0, what: str = "condition"):
+    """Polls ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass (AssertionError)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not reached within {timeout} s")
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path):
+    """A real redis-server (Debian package) on 127.0.0.1, without persistence; yields its URL."""
+    import shutil
+    import subprocess
+
+    import redis
+
+    port = free_port()
+    server = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+
+    def answers() -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_until(answers, 30, "redis-server answering")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(10)
+
+
+def local_caddyfile(listen: int, backend: int, storefront: int) -> str:
+    """The project's application Caddyfile, listening on ``listen`` with its upstreams (``backend:9000``,
+    ``storefront:8000`` in the containers' network) on those ports of 127.0.0.1."""
+    text = (Path(__file__).resolve().parents[1] / "spawnit" / "assets" / "app" / "Caddyfile").read_text()
+    for upstream, port in (("backend:9000", backend), ("storefront:8000", storefront)):
+        assert upstream in text, f"the Caddyfile no longer names {upstream}"
+        text = text.replace(upstream, f"127.0.0.1:{port}")
+    assert ":80 {" in text
+    return text.replace(":80 {", f":{listen} {{")

@@ -80,14 +80,13 @@ def test_caddyfile_routes_medusas_paths_to_the_backend_and_the_rest_to_the_store
     everything else the storefront."""
     import httpx
 
-    from conftest import answering_server, free_port, running_caddy
+    from conftest import answering_server, free_port, local_caddyfile, running_caddy
 
     backend, storefront, listen = answering_server("backend"), answering_server("storefront"), free_port()
     text = (ASSETS / "app" / "Caddyfile").read_text()
     assert "format json" in text and "encode zstd gzip" in text and "X-Content-Type-Options" in text
-    local = text.replace("backend:9000", f"127.0.0.1:{backend.server_port}").replace("storefront:8000", f"127.0.0.1:{storefront.server_port}").replace(":80 {", f":{listen} {{")
     caddyfile = tmp_path / "Caddyfile"
-    caddyfile.write_text(local)
+    caddyfile.write_text(local_caddyfile(listen, backend.server_port, storefront.server_port))
 
     def reach(path: str, method: str = "GET") -> str:
         return httpx.request(method, f"http://127.0.0.1:{listen}{path}", timeout=10).text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import free_port
+from conftest import free_port, redis_server, wait_until
 from standin import stand_in_tofu
 
 STALE_AFTER = 5  # seconds without a renewed lease before a job counts as abandoned
@@ -29,37 +28,10 @@ DRIFT_INTERVAL = 6
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
 
-def wait_until(predicate, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not reached within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    import redis
-
-    port = free_port()
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-
-    def answers() -> bool:
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_until(answers, 30, "redis-server answering")
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,250 @@
+"""GreenLeaf served for real on this machine, as its images run it but without Docker: the backend
+(apps/greenleaf/backend) built with `medusa build`, its production modules installed in the build's
+output as the Dockerfile does, migrated and started by the image's start.sh against PostgreSQL and
+Redis (Debian packages) on 127.0.0.1, media on an S3 server (moto); the storefront (Next.js) built
+and run from its standalone output; Caddy in front with the project's own Caddyfile. The checks are
+ticket #4's: the site's page, /store/*, /admin/*, Medusa v2's /app and /auth, /health."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from conftest import free_port, local_caddyfile, redis_server, running_caddy, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ROOT / "apps" / "greenleaf"
+BACKEND, STOREFRONT = APPS / "backend", APPS / "storefront"
+DB_PASSWORD = "s3cret/with:special@chars"  # URL-encoded in DATABASE_URL, as the boot script does
+ADMIN = ("admin@greenleaf.example", "an admin password")
+BUCKET = "greenleaf-media"
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900) -> str:
+    """Runs a build or admin command; its output is in the failure message if it fails."""
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} (in {cwd}) failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def node_env(**values: str) -> dict[str, str]:
+    keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    return {**keep, "NEXT_TELEMETRY_DISABLED": "1", "MEDUSA_DISABLE_TELEMETRY": "true", **values}
+
+
+@contextlib.contextmanager
+def postgresql(directory: Path):
+    """A real PostgreSQL (the Debian package's binaries) on 127.0.0.1 with password authentication;
+    runs as the `postgres` user when the tests run as root (initdb refuses root). Yields its port."""
+    bin_dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    assert bin_dirs, "PostgreSQL's server binaries are missing (Debian package postgresql: scripts/test installs it)"
+    bin_dir = bin_dirs[-1]
+    as_user: list[str] = []
+    directory.mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        for path in directory.parents:
+            if path == Path("/"):
+                break
+            path.chmod(path.stat().st_mode | 0o711)  # the server reaches its folder
+        as_user = ["runuser", "-u", "postgres", "--"]
+        os.chown(directory, owner.pw_uid, owner.pw_gid)
+    data, password_file = directory / "data", directory / "password"
+    password_file.write_text(DB_PASSWORD + "\n")
+    password_file.chmod(0o644)
+    run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "medusa", "--auth=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8"], directory, timeout=120)
+    port = free_port()
+    server = subprocess.Popen(
+        [*as_user, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(directory), "-c", "listen_addresses=127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0, 60, "PostgreSQL accepting connections")
+        run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "medusa", "medusa"], directory, env={"PGPASSWORD": DB_PASSWORD, "PATH": os.environ["PATH"]})
+        yield port
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@contextlib.contextmanager
+def process(command: list[str], cwd: Path, env: dict[str, str], log: Path):
+    """A long-running server; its output goes to ``log`` (shown when a wait fails)."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
+
+
+def answering(url: str, proc: subprocess.Popen, log: Path):
+    def check() -> bool:
+        assert proc.poll() is None, f"{url}: the server exited ({proc.returncode}):\n{log.read_text()[-6000:]}"
+        try:
+            return httpx.get(url, timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    return check
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The whole site behind Caddy; yields its URL and what the checks need."""
+    work = tmp_path_factory.mktemp("greenleaf")
+    run(["bash", "-c", "source scripts/setup && spawnit_setup_greenleaf_apps"], ROOT)
+
+    # The backend's image: build, then production modules in the build's output (Dockerfile's stages).
+    run(["npx", "medusa", "build"], BACKEND, node_env(NODE_ENV="production"))
+    server_dir = BACKEND / ".medusa" / "server"
+    assert (server_dir / "public" / "admin" / "index.html").is_file(), "the dashboard was not built"
+    run(["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-save", "--prefer-offline", "--loglevel=error"], server_dir)
+    shutil.copy2(BACKEND / "start.sh", server_dir / "start.sh")
+    # The storefront's image: build, then the standalone server with its static files beside it.
+    run(["npx", "next", "build"], STOREFRONT, node_env())
+    standalone = STOREFRONT / ".next" / "standalone"
+    shutil.copytree(STOREFRONT / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True)
+    shutil.copytree(STOREFRONT / "public", standalone / "public", dirs_exist_ok=True)
+
+    from moto.server import ThreadedMotoServer
+
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    s3_endpoint = f"http://127.0.0.1:{moto_port}"
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="media-key", aws_secret_access_key="media-secret")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_ownership_controls(Bucket=BUCKET, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+
+    with contextlib.ExitStack() as stack:
+        stack.callback(moto.stop)
+        db_port = stack.enter_context(postgresql(work / "postgres"))
+        redis_url = stack.enter_context(redis_server(work))
+        backend_port, storefront_port, listen = free_port(), free_port(), free_port()
+        backend_env = node_env(
+            NODE_ENV="production",
+            PORT=str(backend_port),
+            DATABASE_URL=f"postgres://medusa:{urllib.parse.quote(DB_PASSWORD, safe='')}@127.0.0.1:{db_port}/medusa",
+            REDIS_URL=redis_url,
+            JWT_SECRET="a-jwt-secret-for-the-test",
+            COOKIE_SECRET="a-cookie-secret-for-the-test",
+            S3_BUCKET=BUCKET,
+            S3_REGION="us-east-1",
+            S3_ENDPOINT=s3_endpoint,
+            S3_URL=f"{s3_endpoint}/{BUCKET}",
+            S3_FORCE_PATH_STYLE="true",
+            S3_ACCESS_KEY_ID="media-key",
+            S3_SECRET_ACCESS_KEY="media-secret",
+        )
+        backend_log = work / "backend.log"
+        backend = stack.enter_context(process(["./start.sh"], server_dir, backend_env, backend_log))
+        wait_until(answering(f"http://127.0.0.1:{backend_port}/health", backend, backend_log), 600, "the backend answering /health")
+        seeded = run(["./node_modules/.bin/medusa", "exec", "./src/scripts/seed.js"], server_dir, backend_env)
+        key = re.search(r"publishable key: (pk_\w+)", seeded)
+        assert key, seeded[-3000:]
+        run(["./node_modules/.bin/medusa", "user", "--email", ADMIN[0], "--password", ADMIN[1]], server_dir, backend_env)
+
+        storefront_env = node_env(NODE_ENV="production", PORT=str(storefront_port), HOSTNAME="127.0.0.1", MEDUSA_BACKEND_URL=f"http://127.0.0.1:{backend_port}", MEDUSA_PUBLISHABLE_KEY=key.group(1))
+        storefront_log = work / "storefront.log"
+        storefront = stack.enter_context(process(["node", "server.js"], standalone, storefront_env, storefront_log))
+        wait_until(answering(f"http://127.0.0.1:{storefront_port}/healthz", storefront, storefront_log), 120, "the storefront answering /healthz")
+
+        caddyfile = work / "Caddyfile"
+        caddyfile.write_text(local_caddyfile(listen, backend_port, storefront_port))
+        stack.enter_context(running_caddy(caddyfile, listen, work))
+        yield {"url": f"http://127.0.0.1:{listen}", "key": key.group(1), "s3": s3, "s3_url": f"{s3_endpoint}/{BUCKET}"}
+
+
+def get(site, path: str, **kwargs) -> httpx.Response:
+    return httpx.get(site["url"] + path, headers={"Host": "localhost", **kwargs.pop("headers", {})}, timeout=30, **kwargs)
+
+
+def login(site) -> str:
+    answer = httpx.post(site["url"] + "/auth/user/emailpass", json={"email": ADMIN[0], "password": ADMIN[1]}, headers={"Host": "localhost"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["token"]
+
+
+def test_the_home_page_is_the_storefronts_rendered_from_the_backends_catalogue(site):
+    page = get(site, "/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "<title>GreenLeaf</title>" in page.text
+    # The product seeded in the backend, with its price in the French region: the storefront read the store API.
+    assert "Monstera deliciosa" in page.text
+    assert re.search(r"29,00\s*€", page.text), page.text[-2000:]
+    # Caddy's headers are on every answer.
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "server" not in page.headers
+
+
+def test_health_answers_from_the_backend(site):
+    answer = get(site, "/health")
+    assert answer.status_code == 200 and answer.text == "OK"
+
+
+def test_the_store_api_reaches_the_backend_and_needs_the_publishable_key(site):
+    listed = get(site, "/store/products", headers={"x-publishable-api-key": site["key"]})
+    assert listed.status_code == 200
+    assert [product["handle"] for product in listed.json()["products"]] == ["monstera-deliciosa"]
+    refused = get(site, "/store/products")
+    assert refused.status_code == 400
+    assert "publishable" in refused.json()["message"].lower()
+
+
+def test_the_admin_api_reaches_the_backend_and_needs_a_login(site):
+    assert get(site, "/admin/products").status_code == 401
+    listed = get(site, "/admin/products", headers={"Authorization": f"Bearer {login(site)}"})
+    assert listed.status_code == 200
+    assert listed.json()["products"][0]["title"] == "Monstera deliciosa"
+
+
+def test_auth_reaches_the_backend_and_refuses_a_wrong_password(site):
+    answer = httpx.post(site["url"] + "/auth/user/emailpass", json={"email": ADMIN[0], "password": "wrong"}, headers={"Host": "localhost"}, timeout=30)
+    assert answer.status_code == 401
+    assert login(site)
+
+
+def test_the_admin_dashboard_is_served_by_the_backend_at_app(site):
+    for path in ("/app", "/app/login"):
+        page = get(site, path, follow_redirects=True)
+        assert page.status_code == 200, path
+        assert "text/html" in page.headers["content-type"]
+        assert '<div id="medusa"' in page.text, page.text[:500]
+
+
+def test_uploads_go_to_the_bucket_without_an_acl_and_get_its_public_url(site):
+    """Medusa's S3 provider with `acl: false`: the object lands in a BucketOwnerEnforced bucket with no
+    ACL grant of its own (a public-read upload would add an AllUsers grant), under the public URL."""
+    answer = httpx.post(
+        site["url"] + "/admin/uploads",
+        headers={"Host": "localhost", "Authorization": f"Bearer {login(site)}"},
+        files={"files": ("leaf.png", b"\x89PNG\r\n\x1a\nnot really an image", "image/png")},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    (uploaded,) = answer.json()["files"]
+    assert uploaded["url"].startswith(site["s3_url"] + "/")
+    key = uploaded["url"].removeprefix(site["s3_url"] + "/")
+    s3 = site["s3"]
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().startswith(b"\x89PNG")
+    grants = s3.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]
+    assert not [grant for grant in grants if grant["Grantee"].get("URI", "").endswith("/global/AllUsers")], grants
