@@ -27,7 +27,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .layout import check_subnet_layout
-from .shared import AMI_ID_PATTERN, CADDY_IMAGE, KEYCLOAK_IMAGE, MINIO_IMAGE, VALKEY_IMAGE
+from .shared import (
+    AMI_ID_PATTERN,
+    CADDY_IMAGE,
+    GREENLEAF_BACKEND_IMAGE,
+    GREENLEAF_CADDY_IMAGE,
+    GREENLEAF_STOREFRONT_IMAGE,
+    KEYCLOAK_IMAGE,
+    MINIO_IMAGE,
+    VALKEY_IMAGE,
+)
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 ENVIRONMENTS = ("dev", "preprod", "prod")
@@ -49,6 +58,8 @@ Image = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", m
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
 Hostname = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)]
+# A Medusa publishable API key as the backend makes them ("pk_" and 64 hex digits), or empty.
+PublishableKey = Annotated[str, StringConstraints(pattern=r"^(pk_[0-9a-f]{64})?$")]
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")]
 AmiId = Annotated[str, StringConstraints(pattern=AMI_ID_PATTERN)]
 Cidr = ipaddress.IPv4Network
@@ -103,9 +114,14 @@ class EnvironmentSpec(BaseModel):
     fleet_min: int = Field(2, ge=0, le=20)
     fleet_max: int = Field(4, ge=1, le=20)
     fleet_desired: int = Field(2, ge=0, le=20)
-    backend_image: Image = "ghcr.io/greenleaf/medusa-backend:latest"
-    storefront_image: Image = "ghcr.io/greenleaf/medusa-storefront:latest"
-    caddy_image: Image = "caddy:2.8-alpine"
+    backend_image: Image = GREENLEAF_BACKEND_IMAGE
+    storefront_image: Image = GREENLEAF_STOREFRONT_IMAGE
+    caddy_image: Image = GREENLEAF_CADDY_IMAGE
+    publishable_key: PublishableKey = Field(
+        "",
+        description="The storefront's Medusa publishable API key (pk_..., public by design: browsers send it); "
+        "printed by the backend's seed script. Empty: the storefront shows that the catalogue is unavailable.",
+    )
 
     # Data tier
     db_instance_class: DbInstanceClass = "db.t3.medium"

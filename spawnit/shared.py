@@ -15,6 +15,12 @@ KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.0"
 VALKEY_IMAGE = "valkey/valkey:8.1-alpine"
 CADDY_IMAGE = "caddy:2.10-alpine"
 
+# GreenLeaf's own images: built from apps/greenleaf/ and pushed to GitHub's registry by
+# .github/workflows/greenleaf-images.yml on a greenleaf-v<version> tag (the version in the apps' package.json).
+GREENLEAF_BACKEND_IMAGE = "ghcr.io/greenleaf/medusa-backend:1.0.0"
+GREENLEAF_STOREFRONT_IMAGE = "ghcr.io/greenleaf/medusa-storefront:1.0.0"
+GREENLEAF_CADDY_IMAGE = "caddy:2.8-alpine"
+
 # An EC2 image id, as the configuration and the construct library both check it.
 AMI_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
 

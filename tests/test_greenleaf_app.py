@@ -248,3 +248,28 @@ def test_uploads_go_to_the_bucket_without_an_acl_and_get_its_public_url(site):
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().startswith(b"\x89PNG")
     grants = s3.get_object_acl(Bucket=BUCKET, Key=key)["Grants"]
     assert not [grant for grant in grants if grant["Grantee"].get("URI", "").endswith("/global/AllUsers")], grants
+
+
+def session(site, **headers: str) -> tuple[str, httpx.Response]:
+    """The dashboard's login: a token from /auth, then a session cookie from /auth/session; returns the
+    Set-Cookie header and /admin/users/me read with that cookie alone."""
+    started = httpx.post(site["url"] + "/auth/session", headers={"Host": "localhost", "Authorization": f"Bearer {login(site)}", **headers}, timeout=30)
+    assert started.status_code == 200, started.text
+    cookie = started.headers["set-cookie"]
+    assert cookie.startswith("connect.sid=") and "HttpOnly" in cookie
+    me = httpx.get(site["url"] + "/admin/users/me", headers={"Host": "localhost", "Cookie": cookie.split(";")[0], **headers}, timeout=30)
+    return cookie, me
+
+
+def test_behind_the_https_load_balancer_the_dashboards_session_cookie_is_secure_and_works(site):
+    """The load balancer ends TLS and sends X-Forwarded-Proto: https; Caddy passes it on from a private
+    address, so express-session (Medusa's) marks the cookie Secure instead of refusing to set it."""
+    cookie, me = session(site, **{"X-Forwarded-Proto": "https"})
+    assert "Secure" in cookie
+    assert me.status_code == 200 and me.json()["user"]["email"] == ADMIN[0]
+
+
+def test_on_plain_http_the_session_cookie_is_plain_so_a_dev_boxs_dashboard_keeps_its_session(site):
+    cookie, me = session(site)
+    assert "Secure" not in cookie
+    assert me.status_code == 200 and me.json()["user"]["email"] == ADMIN[0]

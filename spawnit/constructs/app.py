@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..shared import GREENLEAF_BACKEND_IMAGE, GREENLEAF_CADDY_IMAGE, GREENLEAF_STOREFRONT_IMAGE
 from ._common import PER_BOOT_DIR, USER_DATA_LIMIT, asset, cloud_config, shell_assignments
 
 APP_DIR = "/opt/spawnit/app"
@@ -35,22 +37,17 @@ class AppRelease:
     """What an application host runs. The defaults are the bundled GreenLeaf stack
     (Medusa backend :9000, storefront :8000, Caddy on :80)."""
 
-    backend_image: str = "ghcr.io/greenleaf/medusa-backend:latest"
-    storefront_image: str = "ghcr.io/greenleaf/medusa-storefront:latest"
-    caddy_image: str = "caddy:2.8-alpine"
+    backend_image: str = GREENLEAF_BACKEND_IMAGE
+    storefront_image: str = GREENLEAF_STOREFRONT_IMAGE
+    caddy_image: str = GREENLEAF_CADDY_IMAGE
+    publishable_key: str = ""  # the storefront's Medusa publishable API key (public by design)
     files: Mapping[str, str] = field(default_factory=lambda: _bundled("docker-compose.yml", "Caddyfile"))
     compose_files: tuple[str, ...] = ("docker-compose.yml",)
 
     def with_dev_services(self) -> AppRelease:
         """The same release plus PostgreSQL and Redis containers (the dev compose override)."""
         files = {**self.files, **_bundled("docker-compose.dev.yml")}
-        return AppRelease(
-            backend_image=self.backend_image,
-            storefront_image=self.storefront_image,
-            caddy_image=self.caddy_image,
-            files=files,
-            compose_files=(*self.compose_files, "docker-compose.dev.yml"),
-        )
+        return dataclasses.replace(self, files=files, compose_files=(*self.compose_files, "docker-compose.dev.yml"))
 
 
 @dataclass(frozen=True)
@@ -109,6 +106,7 @@ def app_user_data(
         "BACKEND_IMAGE": release.backend_image,
         "STOREFRONT_IMAGE": release.storefront_image,
         "CADDY_IMAGE": release.caddy_image,
+        "MEDUSA_PUBLISHABLE_KEY": release.publishable_key,
         "COMPOSE_FILES": " ".join(release.compose_files),
         "RDS_CA_URL": RDS_CA_URL,
     }

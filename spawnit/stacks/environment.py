@@ -44,7 +44,9 @@ class EnvironmentStack(SpawnitStack):
         self.network = spec_network(
             self, spec, name=spec.prefix, nat=spec.nat, nat_instance_type=spec.nat_instance_type, nat_elastic_ip=spec.nat_elastic_ip
         )
-        release = AppRelease(backend_image=spec.backend_image, storefront_image=spec.storefront_image, caddy_image=spec.caddy_image)
+        release = AppRelease(
+            backend_image=spec.backend_image, storefront_image=spec.storefront_image, caddy_image=spec.caddy_image, publishable_key=spec.publishable_key
+        )
         if spec.architecture == "devbox":
             self._build_devbox(release)
         else:

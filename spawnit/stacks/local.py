@@ -69,7 +69,7 @@ class LocalEnvStack(SpawnitStack):
             },
             depends_on=[postgres, redis],
         )
-        storefront = service("storefront", image=release.storefront_image, env={"MEDUSA_BACKEND_URL": "http://backend:9000"}, depends_on=[backend])
+        storefront = service("storefront", image=release.storefront_image, env={"MEDUSA_BACKEND_URL": "http://backend:9000", "MEDUSA_PUBLISHABLE_KEY": release.publishable_key}, depends_on=[backend])
         self.caddy = service(
             "caddy",
             image=release.caddy_image,

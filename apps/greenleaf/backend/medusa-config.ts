@@ -73,6 +73,11 @@ module.exports = defineConfig({
       jwtSecret: process.env.JWT_SECRET,
       cookieSecret: process.env.COOKIE_SECRET,
     },
+    // The dashboard's session cookie is Secure when the request came over HTTPS (X-Forwarded-Proto from
+    // Caddy, which trusts the load balancer's), plain on a plain-HTTP site such as the dev box. Medusa's
+    // production default (always Secure) would leave a plain-HTTP dashboard unable to keep its session.
+    // (express-session takes "auto"; Medusa's type only names booleans.)
+    cookieOptions: { secure: "auto" as unknown as boolean },
   },
   admin: {
     // The dashboard is built into the image and served by the backend at /app.
