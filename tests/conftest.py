@@ -31,6 +31,7 @@ VARIANTS = {
             "media_endpoint": "https://account.r2.cloudflarestorage.com",
             "state_backend": "local",
             "cloudflare_zone": None,  # no edge: HTTPS with its own certificate, the CIDRs above
+            "publishable_key": "pk_" + "0123456789abcdef" * 4,
         },
     ),
     "prod-http-only": ("prod", {"cloudflare_zone": None, "domain": None, "origin_http_only": True}),

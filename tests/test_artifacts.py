@@ -100,6 +100,7 @@ def test_caddyfile_routes_medusas_paths_to_the_backend_and_the_rest_to_the_store
         "/app": "backend",
         "/app/login": "backend",
         "/health": "backend",
+        "/static/leaf-01J.png": "backend",
     }
     try:
         with running_caddy(caddyfile, listen, tmp_path):

@@ -364,6 +364,17 @@ def test_the_app_gets_r2s_key_pair_from_its_secret_for_media_uploads(app_host):
     assert "r2/secret+key" not in app_host.log.read_text()  # never logged
 
 
+def test_the_storefront_gets_the_publishable_key_and_none_of_the_backends_secrets(app_host):
+    key = "pk_" + "ab" * 32
+    with (app_host.root / "boot.conf").open("a") as conf:  # as a spec's publishable_key writes it
+        conf.write(f"MEDUSA_PUBLISHABLE_KEY='{key}'\n")
+    assert app_host.run().returncode == 0, app_host.log.read_text()
+    assert app_host.env()["MEDUSA_PUBLISHABLE_KEY"] == key
+    storefront = yaml.safe_load(app_host.files["/opt/spawnit/app/docker-compose.yml"])["services"]["storefront"]
+    assert "env_file" not in storefront  # DATABASE_URL and the secrets stay in the backend's environment
+    assert storefront["environment"] == {"MEDUSA_BACKEND_URL": "http://backend:9000", "MEDUSA_PUBLISHABLE_KEY": "${MEDUSA_PUBLISHABLE_KEY:-}"}
+
+
 def test_the_backend_trusts_the_rds_certificate_authorities(app_host):
     assert app_host.run().returncode == 0, app_host.log.read_text()
     env = app_host.env()

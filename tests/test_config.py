@@ -81,6 +81,7 @@ def test_config_file_named_by_environment_variable(tmp_path):
         ({"SPAWNIT_DATA_SUBNET_CIDRS": "10.0.1.0/24,10.0.200.0/24"}, ["data_subnet_cidrs = 10.0.1.0/24 overlaps public_subnet_cidrs 10.0.1.0/24"]),
         ({"SPAWNIT_AVAILABILITY_ZONES": "eu-west-3a,eu-west-1b"}, ["availability_zones = 'eu-west-1b' is not in region 'eu-west-3'"]),
         ({"SPAWNIT_DB_INSTANCE_CLASS": "t3.medium"}, ["prod.db_instance_class = 't3.medium' is not allowed"]),
+        ({"SPAWNIT_PUBLISHABLE_KEY": "sk_1234"}, ["prod.publishable_key = 'sk_1234' is not allowed", "allowed: values matching ^(pk_[0-9a-f]{64})?$"]),
     ],
 )
 def test_bad_values_name_the_field_the_value_and_what_is_allowed(environ, expected):

@@ -42,6 +42,30 @@ def node_env(**values: str) -> dict[str, str]:
     return {**keep, "NEXT_TELEMETRY_DISABLED": "1", "MEDUSA_DISABLE_TELEMETRY": "true", **values}
 
 
+APP_USER = (1000, 1000)  # the images' unprivileged user (the node image's "node"), by number as their USER says
+
+
+def owned_folder(directory: Path, uid: int, gid: int) -> Path:
+    """A new folder that user owns and can reach (its parents become traversable: pytest's are 0700).
+    Only as root; otherwise a plain new folder."""
+    directory.mkdir(mode=0o755)
+    if os.geteuid() != 0:
+        return directory
+    for parent in directory.parents:
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o711)
+    os.chown(directory, uid, gid)
+    return directory
+
+
+def as_app_user() -> list[str]:
+    """The command prefix that runs a server as the images do: not root (when the tests run as root)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", f"--reuid={APP_USER[0]}", f"--regid={APP_USER[1]}", "--clear-groups"]
+
+
 @contextlib.contextmanager
 def postgresql(directory: Path):
     """A real PostgreSQL (the Debian package's binaries) on 127.0.0.1 with password authentication;
@@ -49,16 +73,9 @@ def postgresql(directory: Path):
     bin_dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     assert bin_dirs, "PostgreSQL's server binaries are missing (Debian package postgresql: scripts/test installs it)"
     bin_dir = bin_dirs[-1]
-    as_user: list[str] = []
-    directory.mkdir(mode=0o755)
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        for path in directory.parents:
-            if path == Path("/"):
-                break
-            path.chmod(path.stat().st_mode | 0o711)  # the server reaches its folder
-        as_user = ["runuser", "-u", "postgres", "--"]
-        os.chown(directory, owner.pw_uid, owner.pw_gid)
+    owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    owned_folder(directory, owner.pw_uid, owner.pw_gid)
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     data, password_file = directory / "data", directory / "password"
     password_file.write_text(DB_PASSWORD + "\n")
     password_file.chmod(0o644)
@@ -76,6 +93,18 @@ def postgresql(directory: Path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def dockerfile_runs(dockerfile: Path, stage: str) -> list[str]:
+    """The RUN commands of one stage of a Dockerfile (continuations joined), to run them as the build does."""
+    commands, current = [], None
+    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+        if line.startswith("FROM "):
+            current = line.split()[-1]
+        elif line.startswith("RUN ") and current == stage:
+            commands.append(line.removeprefix("RUN "))
+    assert commands, f"no RUN in stage {stage} of {dockerfile}"
+    return commands
 
 
 @contextlib.contextmanager
@@ -112,14 +141,21 @@ def site(tmp_path_factory):
     work = tmp_path_factory.mktemp("greenleaf")
     run(["bash", "-c", "source scripts/setup && spawnit_setup_greenleaf_apps"], ROOT)
 
-    # The backend's image: build, then production modules in the build's output (Dockerfile's stages).
-    run(["npx", "medusa", "build"], BACKEND, node_env(NODE_ENV="production"))
+    # Each image's build, as its Dockerfile's RUN commands say: the backend's build stage, then its
+    # production modules in the build's output; the storefront's build, then its standalone server with
+    # the static files beside it (the Dockerfile's COPY lines).
+    build_env = {**node_env(), "npm_config_prefer_offline": "true"}
+    for command in dockerfile_runs(BACKEND / "Dockerfile", "build"):
+        run(["bash", "-c", command], BACKEND, build_env)
     server_dir = BACKEND / ".medusa" / "server"
     assert (server_dir / "public" / "admin" / "index.html").is_file(), "the dashboard was not built"
-    run(["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-save", "--prefer-offline", "--loglevel=error"], server_dir)
+    for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime-modules"):
+        run(["bash", "-c", command], server_dir, build_env)
     shutil.copy2(BACKEND / "start.sh", server_dir / "start.sh")
-    # The storefront's image: build, then the standalone server with its static files beside it.
-    run(["npx", "next", "build"], STOREFRONT, node_env())
+    for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime"):  # its one folder the server may write
+        run(["bash", "-c", command], server_dir, build_env)
+    for command in dockerfile_runs(STOREFRONT / "Dockerfile", "build"):
+        run(["bash", "-c", command], STOREFRONT, build_env)
     standalone = STOREFRONT / ".next" / "standalone"
     shutil.copytree(STOREFRONT / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True)
     shutil.copytree(STOREFRONT / "public", standalone / "public", dirs_exist_ok=True)
@@ -139,7 +175,9 @@ def site(tmp_path_factory):
         db_port = stack.enter_context(postgresql(work / "postgres"))
         redis_url = stack.enter_context(redis_server(work))
         backend_port, storefront_port, listen = free_port(), free_port(), free_port()
+        home = owned_folder(work / "home", *APP_USER)  # the servers run as the images' user, code not theirs to write
         backend_env = node_env(
+            HOME=str(home),
             NODE_ENV="production",
             PORT=str(backend_port),
             DATABASE_URL=f"postgres://medusa:{urllib.parse.quote(DB_PASSWORD, safe='')}@127.0.0.1:{db_port}/medusa",
@@ -155,16 +193,16 @@ def site(tmp_path_factory):
             S3_SECRET_ACCESS_KEY="media-secret",
         )
         backend_log = work / "backend.log"
-        backend = stack.enter_context(process(["./start.sh"], server_dir, backend_env, backend_log))
+        backend = stack.enter_context(process([*as_app_user(), "./start.sh"], server_dir, backend_env, backend_log))
         wait_until(answering(f"http://127.0.0.1:{backend_port}/health", backend, backend_log), 600, "the backend answering /health")
         seeded = run(["./node_modules/.bin/medusa", "exec", "./src/scripts/seed.js"], server_dir, backend_env)
         key = re.search(r"publishable key: (pk_\w+)", seeded)
         assert key, seeded[-3000:]
         run(["./node_modules/.bin/medusa", "user", "--email", ADMIN[0], "--password", ADMIN[1]], server_dir, backend_env)
 
-        storefront_env = node_env(NODE_ENV="production", PORT=str(storefront_port), HOSTNAME="127.0.0.1", MEDUSA_BACKEND_URL=f"http://127.0.0.1:{backend_port}", MEDUSA_PUBLISHABLE_KEY=key.group(1))
+        storefront_env = node_env(HOME=str(home), NODE_ENV="production", PORT=str(storefront_port), HOSTNAME="127.0.0.1", MEDUSA_BACKEND_URL=f"http://127.0.0.1:{backend_port}", MEDUSA_PUBLISHABLE_KEY=key.group(1))
         storefront_log = work / "storefront.log"
-        storefront = stack.enter_context(process(["node", "server.js"], standalone, storefront_env, storefront_log))
+        storefront = stack.enter_context(process([*as_app_user(), "node", "server.js"], standalone, storefront_env, storefront_log))
         wait_until(answering(f"http://127.0.0.1:{storefront_port}/healthz", storefront, storefront_log), 120, "the storefront answering /healthz")
 
         caddyfile = work / "Caddyfile"

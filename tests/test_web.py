@@ -151,6 +151,13 @@ def test_images_are_parameters(outdir):
     assert "BACKEND_IMAGE='registry.example.com/shop/backend:1.2.3'" in app_user_data(release, region="eu-west-3", settings_parameter="/p")
 
 
+def test_the_publishable_key_reaches_the_hosts_boot_settings(prod, prod_custom):
+    """A key set in the spec is in boot.conf, from which the boot script writes .env for the storefront."""
+    key = "pk_" + "0123456789abcdef" * 4
+    assert f"MEDUSA_PUBLISHABLE_KEY='{key}'" in fleet_files(prod_custom)["/opt/spawnit/boot.conf"]
+    assert "MEDUSA_PUBLISHABLE_KEY=''" in fleet_files(prod)["/opt/spawnit/boot.conf"]
+
+
 # Auto Scaling group --------------------------------------------------------------------
 
 

@@ -20,37 +20,30 @@ const redisUrl = process.env.REDIS_URL
 // @medusajs/file-s3 >= 2.17): a bucket with BucketOwnerEnforced object ownership, and R2, which
 // has no ACLs, refuse or ignore them; files are public through the bucket's public URL (S3_URL).
 // With a key pair (R2) the provider signs with it, otherwise with the host's IAM role.
+// Without a bucket (the local environment) files stay on the backend's disk, served by the backend at
+// /static (Caddy routes it there): their URLs are relative to the site.
 const s3Bucket = process.env.S3_BUCKET
-const fileModule = s3Bucket
-  ? [
-      {
-        resolve: "@medusajs/medusa/file",
-        options: {
-          providers: [
-            {
-              resolve: "@medusajs/medusa/file-s3",
-              id: "s3",
-              options: {
-                file_url: setting("S3_URL"),
-                bucket: s3Bucket,
-                region: process.env.S3_REGION || "auto",
-                endpoint: process.env.S3_ENDPOINT || undefined,
-                ...(process.env.S3_ACCESS_KEY_ID
-                  ? {
-                      authentication_method: "access-key",
-                      access_key_id: process.env.S3_ACCESS_KEY_ID,
-                      secret_access_key: setting("S3_SECRET_ACCESS_KEY"),
-                    }
-                  : { authentication_method: "s3-iam-role" }),
-                acl: false,
-                additional_client_config: { forcePathStyle: process.env.S3_FORCE_PATH_STYLE === "true" },
-              },
-            },
-          ],
-        },
+const fileProvider = s3Bucket
+  ? {
+      resolve: "@medusajs/medusa/file-s3",
+      id: "s3",
+      options: {
+        file_url: setting("S3_URL"),
+        bucket: s3Bucket,
+        region: process.env.S3_REGION || "auto",
+        endpoint: process.env.S3_ENDPOINT || undefined,
+        ...(process.env.S3_ACCESS_KEY_ID
+          ? {
+              authentication_method: "access-key",
+              access_key_id: process.env.S3_ACCESS_KEY_ID,
+              secret_access_key: setting("S3_SECRET_ACCESS_KEY"),
+            }
+          : { authentication_method: "s3-iam-role" }),
+        acl: false,
+        additional_client_config: { forcePathStyle: process.env.S3_FORCE_PATH_STYLE === "true" },
       },
-    ]
-  : []
+    }
+  : { resolve: "@medusajs/medusa/file-local", id: "local", options: { backend_url: "/static" } }
 
 // Events and long-running workflows go through Redis when it is configured, so that several
 // backend instances share them; without it (a developer's laptop) Medusa keeps them in memory.
@@ -84,5 +77,5 @@ module.exports = defineConfig({
     disable: process.env.MEDUSA_ADMIN_DISABLED === "true",
     backendUrl: process.env.MEDUSA_BACKEND_URL || "/",
   },
-  modules: [...fileModule, ...redisModules],
+  modules: [{ resolve: "@medusajs/medusa/file", options: { providers: [fileProvider] } }, ...redisModules],
 })
