@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ENVIRONMENTS, ConfigError, EnvironmentSpec, load_platform_settings, load_spec, load_spotilike_spec, size_warnings
+from .config import (
+    ENVIRONMENTS,
+    ConfigError,
+    EnvironmentSpec,
+    load_platform_settings,
+    load_spec,
+    load_spotilike_spec,
+    readiness_warnings,
+    size_warnings,
+)
 from .services.base import TARGETS
 
 DEFAULT_OUTDIR = Path("cdktf.out")
@@ -175,8 +184,7 @@ def _specs(spec_options: dict, *, local_state: Sequence[str] = ()) -> dict[str, 
         overrides = {"state_backend": "local"} if name in local_state else None
         specs[name] = load_spec(name, overrides=overrides, **spec_options)
     for spec in specs.values():
-        for warning in size_warnings(spec):
-            print(f"spawnit: warning: {warning}", file=sys.stderr)
+        _warn(size_warnings(spec))
     return specs
 
 
@@ -323,7 +331,14 @@ def _list(specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 
         key = f"{spotilike.project}/{name}/terraform.tfstate"
         state = "local file" if spotilike.state_backend == "local" else f"s3://{spotilike.resolved_state_bucket}/{key}"
         print(row.format(name, architecture, spotilike.region, "instance" if architecture == "fargate+eks" else "-", alerts, state))
+    for spec in specs.values():
+        _warn(readiness_warnings(spec))
     return 0
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"spawnit: warning: {warning}", file=sys.stderr)
 
 
 def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
@@ -334,8 +349,9 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
         print(f"spawnit: ENV: {environment!r} is not allowed; allowed: {', '.join(ENVIRONMENTS)}", file=sys.stderr)
         return EXIT_USAGE
     specs = _specs(spec_options, local_state=(environment,) if arguments.local_state else ())  # the named stack only
-    find_tofu()
     spec = specs[environment]
+    _warn(readiness_warnings(spec))
+    find_tofu()
     stack_dir = arguments.outdir / "stacks" / spec.stack_name
     if arguments.no_synth:
         if not (stack_dir / "cdk.tf.json").is_file():

@@ -633,6 +633,31 @@ def size_warnings(spec: EnvironmentSpec) -> list[str]:
     return warnings
 
 
+# Names that exist only in examples and tests (RFC 2606, RFC 6761): no zone or record can be made there.
+RESERVED_NAMES = ("example", "test", "invalid", "localhost", "example.com", "example.net", "example.org")
+
+
+def _reserved(name: str) -> bool:
+    return any(name == reserved or name.endswith("." + reserved) for reserved in RESERVED_NAMES)
+
+
+def readiness_warnings(spec: EnvironmentSpec) -> list[str]:
+    """What synthesizes but will not work once deployed: the bundled placeholders (a reserved
+    domain, which no DNS provider serves) and an application left without its publishable key."""
+    warnings = []
+    if spec.architecture == "ha":
+        for field in ("cloudflare_zone", "domain"):
+            value = getattr(spec, field)
+            if value is not None and _reserved(value):
+                warnings.append(f"{spec.name}.{field}: {value!r} is a placeholder (a reserved example name); set your own before deploying")
+        if not spec.publishable_key:
+            warnings.append(
+                f"{spec.name}.publishable_key: empty; the storefront shows the catalogue as unavailable until it is set "
+                "(the backend's seed script prints it)"
+            )
+    return warnings
+
+
 def describe_fields() -> list[tuple[str, str, str]]:
     """(field, default, description) for every overridable field, for docs and `spawnit config`."""
     rows = []

@@ -74,6 +74,24 @@ def test_an_unknown_instance_type_is_a_warning_naming_the_closest_size(tmp_path)
     assert "spawnit: warning: prod.app_instance_type: 't3.smal' is not a size SpawnIt knows; did you mean 't3.small'?" in result.stderr
 
 
+def test_list_warns_of_what_would_not_work_once_deployed_and_stops_when_it_is_set(tmp_path):
+    """The bundled zone is a reserved example name (RFC 2606): no DNS provider serves it."""
+    result = run_cli("list", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "spawnit: warning: prod.cloudflare_zone: 'greenleaf.example' is a placeholder (a reserved example name); set your own before deploying" in result.stderr
+    assert "spawnit: warning: prod.publishable_key: empty" in result.stderr
+    assert "warning: dev." not in result.stderr  # the dev box has neither a zone nor a storefront key to set
+    ready = {"SPAWNIT_PROD_CLOUDFLARE_ZONE": "greenleaf.fr", "SPAWNIT_PROD_DOMAIN": "shop.greenleaf.fr", "SPAWNIT_PROD_PUBLISHABLE_KEY": "pk_" + "7" * 64}
+    result = run_cli("list", env=ready, cwd=tmp_path)
+    assert result.returncode == 0 and "warning: prod." not in result.stderr and "warning: preprod.cloudflare_zone" in result.stderr
+
+
+def test_a_plan_of_a_placeholder_zone_says_so_before_anything_runs(tmp_path):
+    result = run_cli("plan", "prod", env={"SPAWNIT_TOFU": str(tmp_path / "no-tofu")}, cwd=tmp_path)
+    assert result.returncode == 127  # no OpenTofu here: the warning came first
+    assert "prod.domain: 'shop.greenleaf.example' is a placeholder" in result.stderr
+
+
 def test_version_and_help_on_every_option():
     assert run_cli("--version").stdout.strip().startswith("spawnit ")
     parser = _parser()
