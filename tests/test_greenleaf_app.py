@@ -66,13 +66,27 @@ def as_app_user() -> list[str]:
     return ["setpriv", f"--reuid={APP_USER[0]}", f"--regid={APP_USER[1]}", "--clear-groups"]
 
 
-@contextlib.contextmanager
-def postgresql(directory: Path):
-    """A real PostgreSQL (the Debian package's binaries) on 127.0.0.1 with password authentication;
-    runs as the `postgres` user when the tests run as root (initdb refuses root). Yields its port."""
+def postgres_bin() -> Path:
     bin_dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     assert bin_dirs, "PostgreSQL's server binaries are missing (Debian package postgresql: scripts/test installs it)"
-    bin_dir = bin_dirs[-1]
+    return bin_dirs[-1]
+
+
+def database_url(port: int, name: str) -> str:
+    """As the boot script writes it: the password URL-encoded."""
+    return f"postgres://medusa:{urllib.parse.quote(DB_PASSWORD, safe='')}@127.0.0.1:{port}/{name}"
+
+
+def createdb(port: int, name: str) -> None:
+    run([str(postgres_bin() / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "medusa", name], ROOT, env={"PGPASSWORD": DB_PASSWORD, "PATH": os.environ["PATH"]})
+
+
+@contextlib.contextmanager
+def postgresql(directory: Path):
+    """A real PostgreSQL (the Debian package's binaries) on 127.0.0.1 with password authentication and
+    a database `medusa`; runs as the `postgres` user when the tests run as root (initdb refuses root).
+    Yields its port."""
+    bin_dir = postgres_bin()
     owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
     owned_folder(directory, owner.pw_uid, owner.pw_gid)
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -88,7 +102,7 @@ def postgresql(directory: Path):
     )
     try:
         wait_until(lambda: subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0, 60, "PostgreSQL accepting connections")
-        run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "medusa", "medusa"], directory, env={"PGPASSWORD": DB_PASSWORD, "PATH": os.environ["PATH"]})
+        createdb(port, "medusa")
         yield port
     finally:
         server.terminate()
@@ -151,7 +165,8 @@ def site(tmp_path_factory):
     assert (server_dir / "public" / "admin" / "index.html").is_file(), "the dashboard was not built"
     for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime-modules"):
         run(["bash", "-c", command], server_dir, build_env)
-    shutil.copy2(BACKEND / "start.sh", server_dir / "start.sh")
+    for script in ("start.sh", "migrate.js"):  # the Dockerfile's COPY
+        shutil.copy2(BACKEND / script, server_dir / script)
     for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime"):  # its one folder the server may write
         run(["bash", "-c", command], server_dir, build_env)
     for command in dockerfile_runs(STOREFRONT / "Dockerfile", "build"):
@@ -180,7 +195,7 @@ def site(tmp_path_factory):
             HOME=str(home),
             NODE_ENV="production",
             PORT=str(backend_port),
-            DATABASE_URL=f"postgres://medusa:{urllib.parse.quote(DB_PASSWORD, safe='')}@127.0.0.1:{db_port}/medusa",
+            DATABASE_URL=database_url(db_port, "medusa"),
             REDIS_URL=redis_url,
             JWT_SECRET="a-jwt-secret-for-the-test",
             COOKIE_SECRET="a-cookie-secret-for-the-test",
@@ -208,7 +223,16 @@ def site(tmp_path_factory):
         caddyfile = work / "Caddyfile"
         caddyfile.write_text(local_caddyfile(listen, backend_port, storefront_port))
         stack.enter_context(running_caddy(caddyfile, listen, work))
-        yield {"url": f"http://127.0.0.1:{listen}", "key": key.group(1), "s3": s3, "s3_url": f"{s3_endpoint}/{BUCKET}"}
+        yield {
+            "url": f"http://127.0.0.1:{listen}",
+            "key": key.group(1),
+            "s3": s3,
+            "s3_url": f"{s3_endpoint}/{BUCKET}",
+            "backend_env": backend_env,
+            "server_dir": server_dir,
+            "db_port": db_port,
+            "work": work,
+        }
 
 
 def get(site, path: str, **kwargs) -> httpx.Response:
@@ -311,3 +335,21 @@ def test_on_plain_http_the_session_cookie_is_plain_so_a_dev_boxs_dashboard_keeps
     cookie, me = session(site)
     assert "Secure" not in cookie
     assert me.status_code == 200 and me.json()["user"]["email"] == ADMIN[0]
+
+
+def test_hosts_starting_together_migrate_one_after_the_other(site):
+    """The fleet's hosts start at once on a new database: each backend's migrate.js waits for the
+    PostgreSQL advisory lock, so both runs succeed (two concurrent `medusa db:migrate` runs make one
+    fail: "Payment provider with id: pp_system_default, already exists")."""
+    createdb(site["db_port"], "medusa_fleet")
+    env = {**site["backend_env"], "DATABASE_URL": database_url(site["db_port"], "medusa_fleet")}
+    logs = [site["work"] / f"host-{index}.log" for index in range(2)]
+    hosts = []
+    for log in logs:
+        with log.open("w") as out:
+            hosts.append(subprocess.Popen([*as_app_user(), "node", "./migrate.js"], cwd=site["server_dir"], env=env, stdout=out, stderr=subprocess.STDOUT))
+    codes = [host.wait(600) for host in hosts]
+    assert codes == [0, 0], "\n".join(log.read_text()[-3000:] for log in logs)
+    for log in logs:
+        text = log.read_text()
+        assert "waiting for the migration lock" in text and "already exists" not in text

@@ -76,7 +76,8 @@ def test_the_backend_image_migrates_then_serves_as_its_start_script_says():
     final = stages("backend")[-1]
     assert final[-1] == 'CMD ["./start.sh"]'
     script = (APPS / "backend" / "start.sh").read_text()
-    assert script.index("medusa db:migrate") < script.index("exec ./node_modules/.bin/medusa start")
+    assert script.index("node ./migrate.js") < script.index("exec ./node_modules/.bin/medusa start")
+    assert "COPY start.sh migrate.js ./" in final
     result = subprocess.run([shutil.which("shellcheck") or "shellcheck", str(APPS / "backend" / "start.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
