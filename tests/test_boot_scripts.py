@@ -463,3 +463,14 @@ def test_the_dev_database_and_its_password_survive_a_new_instance(tmp_path, dev,
     assert "@postgres:5432/medusa" in first["DATABASE_URL"]
     assert second["DATABASE_URL"] == first["DATABASE_URL"] and second["JWT_SECRET"] == first["JWT_SECRET"]
     assert "formatting the new data volume" in first_log and "formatting" not in second_log
+    # The backend's uploads (no bucket on the dev box) are on the data volume, writable by its image's user.
+    override = yaml.safe_load(files["/opt/spawnit/app/docker-compose.dev.yml"])
+    assert "${DATA_DIR:?set DATA_DIR in .env}/media:/server/static" in override["services"]["backend"]["volumes"]
+    mounted = tmp_path / "data-volume"
+    mounted.mkdir()
+    subprocess.run(["mount", "-o", "ro", data_volume, str(mounted)], check=True)
+    try:
+        media = (mounted / "media").stat()
+        assert (media.st_uid, media.st_gid, media.st_mode & 0o777) == (1000, 1000, 0o755)
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)

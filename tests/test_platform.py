@@ -273,6 +273,17 @@ def test_local_backend_reaches_its_database_by_name_with_a_secret_password(all_s
     assert all(local.document["variable"][name]["sensitive"] for name in ("db_password", "jwt_secret", "cookie_secret"))
 
 
+def test_local_uploads_live_on_a_volume_and_the_storefront_gets_its_key(all_stacks):
+    local = all_stacks["local"]
+    backend = containers(local)["greenleaf-local-backend"]
+    volumes = {key: body["name"] for key, body in local.resources("docker_volume").items()}
+    (mount,) = backend["volumes"]
+    assert mount["container_path"] == "/server/static"  # the image's folder for uploads without a bucket
+    assert volumes[mount["volume_name"].split(".")[1]] == "greenleaf-local-media"
+    assert "MEDUSA_PUBLISHABLE_KEY=${var.publishable_key}" in containers(local)["greenleaf-local-storefront"]["env"]
+    assert local.document["variable"]["publishable_key"]["default"] == ""
+
+
 def test_local_backend_waits_for_healthy_postgres_and_redis(all_stacks):
     local = all_stacks["local"]
     keys = {body["name"]: key for key, body in local.resources("docker_container").items()}

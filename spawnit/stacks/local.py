@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdktf import Fn, TerraformOutput
+from cdktf import Fn, TerraformOutput, TerraformVariable
 from constructs import Construct
 
 from ..constructs._common import SpawnitStack, asset, sensitive_variable
@@ -15,6 +15,7 @@ class LocalEnvStack(SpawnitStack):
     same Caddyfile as the AWS environments. Open http://localhost:<http_port>/ once deployed.
 
     Secrets (database password, JWT and cookie secrets) are sensitive variables: ``TF_VAR_db_password``...
+    The storefront's publishable key (printed by the backend's seed script) is ``TF_VAR_publishable_key``.
     """
 
     def __init__(
@@ -37,7 +38,7 @@ class LocalEnvStack(SpawnitStack):
             for key in ("db_password", "jwt_secret", "cookie_secret")
         }
         network = DockerNetwork(self, "network", name=name)
-        volumes = {label: DockerVolume(self, f"{label}-data", name=f"{name}-{label}") for label in ("postgres", "redis", "caddy")}
+        volumes = {label: DockerVolume(self, f"{label}-data", name=f"{name}-{label}") for label in ("postgres", "redis", "caddy", "media")}
 
         def service(alias: str, **props: object) -> DockerService:
             return DockerService(self, f"{alias}-service", name=f"{name}-{alias}", network=network, aliases=[alias], labels={"spawnit.environment": "local"}, **props)
@@ -67,9 +68,23 @@ class LocalEnvStack(SpawnitStack):
                 "JWT_SECRET": secrets["jwt_secret"].string_value,
                 "COOKIE_SECRET": secrets["cookie_secret"].string_value,
             },
+            # Uploads (no bucket here): a volume, which takes the image's folder and its owner at first use.
+            mounts=[Mount(volumes["media"], "/server/static")],
             depends_on=[postgres, redis],
         )
-        storefront = service("storefront", image=release.storefront_image, env={"MEDUSA_BACKEND_URL": "http://backend:9000", "MEDUSA_PUBLISHABLE_KEY": release.publishable_key}, depends_on=[backend])
+        publishable_key = TerraformVariable(
+            self,
+            "publishable_key",
+            type="string",
+            default=release.publishable_key,
+            description="The storefront's Medusa publishable API key (public by design), printed by the backend's seed script",
+        )
+        storefront = service(
+            "storefront",
+            image=release.storefront_image,
+            env={"MEDUSA_BACKEND_URL": "http://backend:9000", "MEDUSA_PUBLISHABLE_KEY": publishable_key.string_value},
+            depends_on=[backend],
+        )
         self.caddy = service(
             "caddy",
             image=release.caddy_image,

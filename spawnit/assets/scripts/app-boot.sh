@@ -98,6 +98,9 @@ else
   [ -e rds-ca.pem ] || : >rds-ca.pem
   DATABASE_URL="postgres://medusa:$(urlencode "$(local_secret postgres-password)")@postgres:5432/medusa"
   [ "$STATE_DIR" = "$APP_DIR" ] || ln -sf "$STATE_DIR/.postgres-password" .postgres-password
+  # Without a bucket the backend keeps uploads in /server/static, written by its image's user (1000):
+  # they live here, beside the database, and outlive the container and the instance.
+  install -d -m 0755 -o 1000 -g 1000 "$STATE_DIR/media"
   NODE_EXTRA_CA_CERTS=
 fi
 if [ -n "$APP_SECRET_ARN" ]; then
