@@ -645,16 +645,16 @@ def readiness_warnings(spec: EnvironmentSpec) -> list[str]:
     """What synthesizes but will not work once deployed: the bundled placeholders (a reserved
     domain, which no DNS provider serves) and an application left without its publishable key."""
     warnings = []
-    if spec.architecture == "ha":
+    if spec.architecture == "ha":  # the dev box has no zone nor domain of its own
         for field in ("cloudflare_zone", "domain"):
             value = getattr(spec, field)
             if value is not None and _reserved(value):
                 warnings.append(f"{spec.name}.{field}: {value!r} is a placeholder (a reserved example name); set your own before deploying")
-        if not spec.publishable_key:
-            warnings.append(
-                f"{spec.name}.publishable_key: empty; the storefront shows the catalogue as unavailable until it is set "
-                "(the backend's seed script prints it)"
-            )
+    if not spec.publishable_key:
+        warnings.append(
+            f"{spec.name}.publishable_key: empty; the storefront shows the catalogue as unavailable until it is set "
+            "(the backend's seed script prints it)"
+        )
     return warnings
 
 
