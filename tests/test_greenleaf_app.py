@@ -232,6 +232,8 @@ def site(tmp_path_factory):
             "server_dir": server_dir,
             "db_port": db_port,
             "work": work,
+            "storefront_env": storefront_env,
+            "standalone": standalone,
         }
 
 
@@ -353,3 +355,17 @@ def test_hosts_starting_together_migrate_one_after_the_other(site):
     for log in logs:
         text = log.read_text()
         assert "waiting for the migration lock" in text and "already exists" not in text
+
+
+def test_a_storefront_without_its_publishable_key_says_the_catalogue_is_unavailable(site):
+    """Deployed before the seed printed the key (publishable_key empty): a page saying so, not an error."""
+    port = free_port()
+    env = {**site["storefront_env"], "PORT": str(port)}
+    del env["MEDUSA_PUBLISHABLE_KEY"]
+    log = site["work"] / "storefront-without-key.log"
+    with process([*as_app_user(), "node", "server.js"], site["standalone"], env, log) as storefront:
+        wait_until(answering(f"http://127.0.0.1:{port}/healthz", storefront, log), 120, "the second storefront answering")
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+    assert page.status_code == 200
+    assert "The catalogue is unavailable right now" in page.text and "Monstera" not in page.text
+    assert "MEDUSA_PUBLISHABLE_KEY is not set" in log.read_text()  # the reason is in the server's log
