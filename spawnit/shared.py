@@ -38,3 +38,19 @@ class Health:
     def __post_init__(self) -> None:
         if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
             raise ValueError(f"HealthCheck test: {list(self.test)!r} is not allowed; allowed: ['CMD', ...] or ['CMD-SHELL', '...']")
+
+
+# Health checks of the images above, the catalog's and the platform's alike.
+def minio_health() -> Health:
+    """MinIO's own readiness probe (its image ships ``mc``)."""
+    return Health(("CMD", "mc", "ready", "local"))
+
+
+def keycloak_health() -> Health:
+    """Keycloak's image has no curl: ask the management port's readiness endpoint over bash's /dev/tcp."""
+    probe = (
+        "exec 3<>/dev/tcp/127.0.0.1/9000 && "
+        "printf 'GET /health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && "
+        "grep -q '\"status\": \"UP\"' <&3"
+    )
+    return Health(("CMD-SHELL", probe), start_period="60s")

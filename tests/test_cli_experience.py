@@ -272,6 +272,17 @@ def test_the_construct_library_and_the_configuration_import_neither_the_catalog_
         assert not upward, f"{path.name} imports {upward}"
 
 
+def test_the_stacks_and_the_catalog_import_neither_each_other_nor_the_cli_or_api():
+    """Stacks and catalog services sit side by side above the constructs; what both need lives below.
+    (spawnit/stacks/__init__.py composes the whole app, the catalog's example instances included.)"""
+    for folder, other in (("stacks", "services"), ("services", "stacks")):
+        for path in (ROOT / "spawnit" / folder).glob("*.py"):
+            if (folder, path.name) == ("stacks", "__init__.py"):
+                continue
+            sideways = {module for module in _imports(path) if module.lstrip(".").startswith((other, "cli", "api"))}
+            assert not sideways, f"{folder}/{path.name} imports {sideways}"
+
+
 def test_the_readme_names_every_configuration_field():
     from spawnit.config import FIELDS
 

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from ..shared import KEYCLOAK_IMAGE, MINIO_COMMAND, MINIO_IMAGE
+from ..shared import KEYCLOAK_IMAGE, MINIO_COMMAND, MINIO_IMAGE, keycloak_health, minio_health
 from .base import CatalogService, ContainerSpec, Health, ImageBuild, ServiceParameters, ServicePort
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
@@ -343,21 +343,6 @@ class Keycloak(CatalogService):
                 health=keycloak_health(),
             )
         ]
-
-
-def minio_health() -> Health:
-    """MinIO's own readiness probe (its image ships ``mc``)."""
-    return Health(("CMD", "mc", "ready", "local"))
-
-
-def keycloak_health() -> Health:
-    """Keycloak's image has no curl: ask the management port's readiness endpoint over bash's /dev/tcp."""
-    probe = (
-        "exec 3<>/dev/tcp/127.0.0.1/9000 && "
-        "printf 'GET /health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && "
-        "grep -q '\"status\": \"UP\"' <&3"
-    )
-    return Health(("CMD-SHELL", probe), start_period="60s")
 
 
 # Games ----------------------------------------------------------------------------------

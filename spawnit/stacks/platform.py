@@ -22,8 +22,7 @@ from ..constructs._common import SpawnitStack, sensitive_variable
 from ..constructs.storage import tidy_lifecycle
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, ImageBuildSpec, built_image, Mount, PortMapping, docker_provider
 from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
-from ..services.catalog import keycloak_health, minio_health
-from ..shared import MINIO_COMMAND, Health
+from ..shared import MINIO_COMMAND, Health, keycloak_health, minio_health
 
 STORE_FOLDERS = ("clients/", "templates/", "tfstates/")
 REALM_FILE = "/opt/keycloak/data/import/spawnit-realm.json"
