@@ -210,10 +210,11 @@ def site(tmp_path_factory):
         backend_log = work / "backend.log"
         backend = stack.enter_context(process([*as_app_user(), "./start.sh"], server_dir, backend_env, backend_log))
         wait_until(answering(f"http://127.0.0.1:{backend_port}/health", backend, backend_log), 600, "the backend answering /health")
-        seeded = run(["./node_modules/.bin/medusa", "exec", "./src/scripts/seed.js"], server_dir, backend_env)
+        # The admin commands run as the image's user too, as `docker compose exec backend ...` would.
+        seeded = run([*as_app_user(), "./node_modules/.bin/medusa", "exec", "./src/scripts/seed.js"], server_dir, backend_env)
         key = re.search(r"publishable key: (pk_\w+)", seeded)
         assert key, seeded[-3000:]
-        run(["./node_modules/.bin/medusa", "user", "--email", ADMIN[0], "--password", ADMIN[1]], server_dir, backend_env)
+        run([*as_app_user(), "./node_modules/.bin/medusa", "user", "--email", ADMIN[0], "--password", ADMIN[1]], server_dir, backend_env)
 
         storefront_env = node_env(HOME=str(home), NODE_ENV="production", PORT=str(storefront_port), HOSTNAME="127.0.0.1", MEDUSA_BACKEND_URL=f"http://127.0.0.1:{backend_port}", MEDUSA_PUBLISHABLE_KEY=key.group(1))
         storefront_log = work / "storefront.log"
@@ -369,3 +370,29 @@ def test_a_storefront_without_its_publishable_key_says_the_catalogue_is_unavaila
     assert page.status_code == 200
     assert "The catalogue is unavailable right now" in page.text and "Monstera" not in page.text
     assert "MEDUSA_PUBLISHABLE_KEY is not set" in log.read_text()  # the reason is in the server's log
+
+
+def test_without_a_bucket_uploads_stay_in_the_backends_static_folder_and_are_served_there(site):
+    """The local environment and the dev box have no bucket: Medusa's local file provider writes into
+    /server/static (the image's one folder its user may write) and the backend serves it at /static/,
+    which Caddy routes to it; the URL it returns is under MEDUSA_FILE_URL."""
+    port = free_port()
+    env = {name: value for name, value in site["backend_env"].items() if not name.startswith("S3_")}
+    env |= {"PORT": str(port), "MEDUSA_MIGRATE_ON_START": "false", "MEDUSA_FILE_URL": f"{site['url']}/static"}
+    log = site["work"] / "backend-without-bucket.log"
+    with process([*as_app_user(), "./start.sh"], site["server_dir"], env, log) as backend:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(answering(f"{base}/health", backend, log), 300, "the backend without a bucket answering /health")
+        token = httpx.post(f"{base}/auth/user/emailpass", json={"email": ADMIN[0], "password": ADMIN[1]}, timeout=30).json()["token"]
+        answer = httpx.post(f"{base}/admin/uploads", headers={"Authorization": f"Bearer {token}"}, files={"files": ("fern.png", b"\x89PNG fern", "image/png")}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        (uploaded,) = answer.json()["files"]
+        assert re.fullmatch(re.escape(site["url"]) + r"/static/\d+-fern\.png", uploaded["url"]), uploaded["url"]  # <time>-<name>
+        path = uploaded["url"].removeprefix(site["url"])
+        stored = site["server_dir"] / path.lstrip("/")
+        assert stored.read_bytes() == b"\x89PNG fern"
+        if os.geteuid() == 0:
+            assert stored.stat().st_uid == APP_USER[0]  # written by the image's user
+        assert httpx.get(base + path, timeout=30).content == b"\x89PNG fern"
+        # And through Caddy to the site's own backend, which serves the same folder here.
+        assert get(site, path).content == b"\x89PNG fern"

@@ -281,6 +281,7 @@ def test_local_uploads_live_on_a_volume_and_the_storefront_gets_its_key(all_stac
     assert mount["container_path"] == "/server/static"  # the image's folder for uploads without a bucket
     assert volumes[mount["volume_name"].split(".")[1]] == "greenleaf-local-media"
     assert "MEDUSA_PUBLISHABLE_KEY=${var.publishable_key}" in containers(local)["greenleaf-local-storefront"]["env"]
+    assert "MEDUSA_FILE_URL=http://localhost:8080/static" in backend["env"]  # where Caddy publishes /static
     assert local.document["variable"]["publishable_key"]["default"] == ""
 
 

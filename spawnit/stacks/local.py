@@ -67,6 +67,7 @@ class LocalEnvStack(SpawnitStack):
                 "REDIS_URL": "redis://redis:6379",
                 "JWT_SECRET": secrets["jwt_secret"].string_value,
                 "COOKIE_SECRET": secrets["cookie_secret"].string_value,
+                "MEDUSA_FILE_URL": f"http://localhost:{http_port}/static",  # uploads' public address
             },
             # Uploads (no bucket here): a volume, which takes the image's folder and its owner at first use.
             mounts=[Mount(volumes["media"], "/server/static")],

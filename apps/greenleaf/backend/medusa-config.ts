@@ -21,7 +21,8 @@ const redisUrl = process.env.REDIS_URL
 // has no ACLs, refuse or ignore them; files are public through the bucket's public URL (S3_URL).
 // With a key pair (R2) the provider signs with it, otherwise with the host's IAM role.
 // Without a bucket (the local environment) files stay on the backend's disk, served by the backend at
-// /static (Caddy routes it there): their URLs are relative to the site.
+// /static (Caddy routes it there) under MEDUSA_FILE_URL, the site's address + /static (the local file
+// provider wants an absolute URL).
 const s3Bucket = process.env.S3_BUCKET
 const fileProvider = s3Bucket
   ? {
@@ -43,7 +44,11 @@ const fileProvider = s3Bucket
         additional_client_config: { forcePathStyle: process.env.S3_FORCE_PATH_STYLE === "true" },
       },
     }
-  : { resolve: "@medusajs/medusa/file-local", id: "local", options: { backend_url: "/static" } }
+  : {
+      resolve: "@medusajs/medusa/file-local",
+      id: "local",
+      options: { backend_url: process.env.MEDUSA_FILE_URL || "http://localhost/static" },
+    }
 
 // Events and long-running workflows go through Redis when it is configured, so that several
 // backend instances share them; without it (a developer's laptop) Medusa keeps them in memory.
