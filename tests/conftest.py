@@ -313,3 +313,45 @@ def local_caddyfile(listen: int, backend: int, storefront: int) -> str:
         text = text.replace(upstream, f"127.0.0.1:{port}")
     assert ":80 {" in text
     return text.replace(":80 {", f":{listen} {{")
+
+
+def tool(name: str) -> str:
+    """A tool from the virtualenv (Python tools) or the system (Debian packages)."""
+    import shutil
+    import sys
+
+    path = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert path, f"{name} is not installed: run the tests through ./scripts/test, which installs it"
+    return path
+
+
+def run_checkov(files: list[Path], framework: str, timeout: float = 600):
+    """Checkov (its own virtualenv) over ``files`` with one framework; returns the process and its JSON report."""
+    import json
+    import subprocess
+
+    checkov = Path(__file__).resolve().parents[1] / ".venv-checkov" / "bin" / "checkov"
+    assert checkov.exists(), "Checkov is not installed: run the tests through ./scripts/test, which installs it"
+    arguments = [arg for path in files for arg in ("--file", str(path))]
+    result = subprocess.run(
+        [str(checkov), *arguments, "--framework", framework, "--quiet", "--compact", "--output", "json", "--skip-download"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    report = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result, report[0] if isinstance(report, list) else report
+
+
+def dockerfile_stages(dockerfile: Path) -> list[list[str]]:
+    """A Dockerfile's instructions (continuations joined, comments left out), one list per stage, each
+    starting with its FROM line."""
+    stages: list[list[str]] = []
+    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages

@@ -6,21 +6,15 @@ import base64
 import os
 import shutil
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from conftest import tool
+
 ASSETS = Path(str(resources.files("spawnit") / "assets"))
 USER_DATA_LIMIT = 16 * 1024
-
-
-def tool(name: str) -> str:
-    """A tool from the virtualenv (Python tools) or the system (Debian packages)."""
-    path = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    assert path, f"{name} is not installed: run the tests through ./scripts/test, which installs it"
-    return path
 
 
 def user_data_documents(all_stacks) -> dict[str, str]:

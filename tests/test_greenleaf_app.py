@@ -20,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from conftest import free_port, local_caddyfile, redis_server, running_caddy, wait_until
+from conftest import dockerfile_stages, free_port, local_caddyfile, redis_server, running_caddy, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ROOT / "apps" / "greenleaf"
@@ -110,13 +110,8 @@ def postgresql(directory: Path):
 
 
 def dockerfile_runs(dockerfile: Path, stage: str) -> list[str]:
-    """The RUN commands of one stage of a Dockerfile (continuations joined), to run them as the build does."""
-    commands, current = [], None
-    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
-        if line.startswith("FROM "):
-            current = line.split()[-1]
-        elif line.startswith("RUN ") and current == stage:
-            commands.append(line.removeprefix("RUN "))
+    """The RUN commands of one stage of a Dockerfile, to run them as the build does."""
+    commands = [line.removeprefix("RUN ") for lines in dockerfile_stages(dockerfile) if lines[0].split()[-1] == stage for line in lines if line.startswith("RUN ")]
     assert commands, f"no RUN in stage {stage} of {dockerfile}"
     return commands
 

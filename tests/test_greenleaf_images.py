@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import dockerfile_stages, run_checkov, tool
 
 from spawnit.shared import GREENLEAF_BACKEND_IMAGE, GREENLEAF_STOREFRONT_IMAGE
 
@@ -23,22 +24,11 @@ COMPONENTS = ("backend", "storefront")
 
 
 def hadolint(*paths: Path) -> subprocess.CompletedProcess:
-    tool = shutil.which("hadolint") or str(ROOT / ".venv" / "bin" / "hadolint")
-    return subprocess.run([tool, "--no-color", *map(str, paths)], capture_output=True, text=True)
+    return subprocess.run([tool("hadolint"), "--no-color", *map(str, paths)], capture_output=True, text=True)
 
 
 def stages(component: str) -> list[list[str]]:
-    """The Dockerfile's instructions (continuations joined), one list per stage."""
-    text = (APPS / component / "Dockerfile").read_text().replace("\\\n", " ")
-    result: list[list[str]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("FROM "):
-            result.append([])
-        result[-1].append(line)
-    return result
+    return dockerfile_stages(APPS / component / "Dockerfile")
 
 
 def test_hadolint_finds_nothing_in_the_dockerfiles():
@@ -78,7 +68,7 @@ def test_the_backend_image_migrates_then_serves_as_its_start_script_says():
     script = (APPS / "backend" / "start.sh").read_text()
     assert script.index("node ./migrate.js") < script.index("exec ./node_modules/.bin/medusa start")
     assert "COPY start.sh migrate.js ./" in final
-    result = subprocess.run([shutil.which("shellcheck") or "shellcheck", str(APPS / "backend" / "start.sh")], capture_output=True, text=True)
+    result = subprocess.run([tool("shellcheck"), str(APPS / "backend" / "start.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
@@ -164,17 +154,7 @@ def test_the_backend_reads_every_setting_the_hosts_write():
 
 def test_checkov_finds_nothing_in_the_dockerfiles():
     """The security gate's Dockerfile checks (non-root user, health check, no secrets, pinned, ...)."""
-    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
-    assert checkov.exists(), "Checkov is not installed: run the tests through ./scripts/test, which installs it"
-    files = [arg for component in COMPONENTS for arg in ("--file", str(APPS / component / "Dockerfile"))]
-    result = subprocess.run(
-        [str(checkov), *files, "--framework", "dockerfile", "--quiet", "--compact", "--output", "json", "--skip-download"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result, report = run_checkov([APPS / component / "Dockerfile" for component in COMPONENTS], "dockerfile", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    report = json.loads(result.stdout)
-    report = report[0] if isinstance(report, list) else report
     assert report["summary"]["failed"] == 0 and report["summary"]["parsing_errors"] == 0
     assert report["summary"]["passed"] >= 40

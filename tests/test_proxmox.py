@@ -13,7 +13,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from hosts import run_isolated
-from test_artifacts import tool
+from conftest import tool
 
 from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import PLATFORM_VARIANTS, ROOT, VARIANTS
+from conftest import PLATFORM_VARIANTS, ROOT, VARIANTS, run_checkov
 
 BASELINE = ROOT / "security" / "checkov-baseline.yaml"
 DEFAULT_STACKS = ("dev", "preprod", "prod")
@@ -31,21 +30,11 @@ def checkov_readable(stack: Path, folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def checkov_report(outdir, artifacts, tmp_path_factory) -> dict:
     """Checkov's JSON report over every stack main.py synthesizes (one run for the session)."""
-    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
-    assert checkov.exists(), "Checkov is not installed: run the tests through ./scripts/test, which installs it"
     folder = tmp_path_factory.mktemp("checkov")
     stacks = [checkov_readable(path, folder) for path in sorted(outdir.glob("stacks/*/cdk.tf.json")) if path.parent.name not in {**VARIANTS, **PLATFORM_VARIANTS}]
     assert len(stacks) > 20
-    files = [arg for path in stacks for arg in ("--file", str(path))]
-    result = subprocess.run(
-        [str(checkov), *files, "--framework", "terraform_json", "--quiet", "--compact", "--output", "json", "--skip-download"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result, report = run_checkov(stacks, "terraform_json")
     assert result.returncode in (0, 1), result.stderr[-2000:]  # 1: findings, judged below
-    report = json.loads(result.stdout)
-    report = report[0] if isinstance(report, list) else report
     summary = report["summary"]
     assert summary["parsing_errors"] == 0, result.stderr[-3000:]
     (artifacts / "checkov-summary.txt").write_text(f"passed {summary['passed']}, failed {summary['failed']} (all failed checks are in the baseline)\n")

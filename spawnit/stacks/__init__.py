@@ -32,11 +32,20 @@ _HOMES = {
 }
 
 
+def _environment_stacks() -> dict[str, type]:
+    from .environment import DevStack, PreprodStack, ProdStack
+
+    return {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
+
+
+def file_and_environ(spec_options: dict[str, object]) -> dict[str, object]:
+    """Of :func:`load_spec`'s options, those the platform's and Spotilike's settings read too."""
+    return {key: value for key, value in spec_options.items() if key in ("config_file", "environ")}
+
+
 def __getattr__(name: str) -> Any:
     if name == "ENVIRONMENT_STACKS":
-        from .environment import DevStack, PreprodStack, ProdStack
-
-        return {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}
+        return _environment_stacks()
     if name in _HOMES:
         return getattr(importlib.import_module(_HOMES[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -91,18 +100,17 @@ def build_app(
     the platform's four stacks, the local Docker environment, Spotilike's two stacks (unless
     ``with_spotilike`` is false: :mod:`.synthesis` builds them in a process of their own), and one
     example instance of each catalog service per target."""
-    from .environment import DevStack, PreprodStack, ProdStack
     from .local import LocalEnvStack
     from .platform import add_platform_stacks
 
     app = App(outdir=str(outdir)) if outdir is not None else App()
-    for name, stack_class in {cls.environment: cls for cls in (DevStack, PreprodStack, ProdStack)}.items():
+    for name, stack_class in _environment_stacks().items():
         spec = (specs or {}).get(name) or load_spec(name, **spec_options)
         stack_class(app, spec)
-    add_platform_stacks(app, platform or load_platform_settings(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")}))
+    add_platform_stacks(app, platform or load_platform_settings(**file_and_environ(spec_options)))
     LocalEnvStack(app)
     if with_spotilike:
-        add_spotilike_stacks(app, spotilike or load_spotilike_spec(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")}))
+        add_spotilike_stacks(app, spotilike or load_spotilike_spec(**file_and_environ(spec_options)))
     if catalog:
         add_catalog_examples(app)
     return app

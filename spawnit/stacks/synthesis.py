@@ -36,9 +36,9 @@ def synthesize(
 ) -> Path:
     """Synthesize every default stack into ``outdir`` (default: where cdktf-cli asks, else ``cdktf.out``);
     returns the folder."""
-    from . import build_app
+    from . import build_app, file_and_environ
 
-    spotilike = spotilike or load_spotilike_spec(**{k: v for k, v in spec_options.items() if k in ("config_file", "environ")})
+    spotilike = spotilike or load_spotilike_spec(**file_and_environ(spec_options))
     with tempfile.TemporaryDirectory(prefix="spawnit-side-") as side:
         process = subprocess.Popen([sys.executable, "-c", SIDE_PROGRAM, side], stdin=subprocess.PIPE, text=True)
         process.stdin.write(spotilike.model_dump_json())
