@@ -34,9 +34,22 @@ _EXPECTED = (ConfigError, OSError)  # failures whose message says everything: no
 MAX_WORKER_CONCURRENCY = 32
 
 
+class _Version(argparse.Action):
+    """``--version``: SpawnIt's version, then which engine it runs (found as jobs find it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from .tofu import describe_engine
+
+        print(f"spawnit {__version__}\n{describe_engine()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spawnit", description="Infrastructure as code for everyone, applied by OpenTofu.")
-    parser.add_argument("--version", action="version", version=f"spawnit {__version__}")
+    parser.add_argument("--version", action=_Version, help="show SpawnIt's version and the engine jobs run (OpenTofu or Terraform), then exit")
     parser.add_argument("--config", metavar="FILE", help="configuration file (TOML or JSON); default: $SPAWNIT_CONFIG or ./spawnit.toml")
     parser.add_argument(
         "--local-state",
@@ -331,6 +344,9 @@ def _list(specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 
         key = f"{spotilike.project}/{name}/terraform.tfstate"
         state = "local file" if spotilike.state_backend == "local" else f"s3://{spotilike.resolved_state_bucket}/{key}"
         print(row.format(name, architecture, spotilike.region, "instance" if architecture == "fargate+eks" else "-", alerts, state))
+    from .tofu import describe_engine
+
+    print(f"\n{describe_engine()}")
     for spec in specs.values():
         _warn(readiness_warnings(spec))
     return 0
@@ -438,10 +454,12 @@ def _serve(host: str, port: int, worker_concurrency: int) -> int:
 
     from .api import create_app
     from .api.engine import EngineError
+    from .api.toolchain import ToolchainError
+    from .api.vault import VaultError
 
     try:
         app = create_app(worker_concurrency=worker_concurrency)
-    except EngineError as error:
+    except (EngineError, ToolchainError, VaultError) as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
     uvicorn.run(app, host=host, port=port, log_level="info")
@@ -457,10 +475,12 @@ def _worker(concurrency: int, metrics_port: int | None) -> int:
         return EXIT_USAGE
     from .api.engine import EngineError
     from .api.runner import run_worker
+    from .api.toolchain import ToolchainError
+    from .api.vault import VaultError
 
     try:
         return run_worker(concurrency, metrics_port)
-    except EngineError as error:
+    except (EngineError, ToolchainError, VaultError) as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
 

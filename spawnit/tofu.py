@@ -1,20 +1,30 @@
-"""Runs OpenTofu in a synthesized stack's folder: init, then plan, apply or destroy."""
+"""Runs the engine (OpenTofu, or Terraform) in a synthesized stack's folder: init, then plan, apply or destroy.
+
+Which engine: ``$SPAWNIT_TOFU`` when set, else ``tofu`` on PATH, else ``terraform`` on PATH. Both take
+the same commands and flags SpawnIt uses (``init``, ``plan -detailed-exitcode -out``, ``show -json``,
+``apply``, ``destroy``, ``output -json``) and read the S3 backend's ``use_lockfile`` (OpenTofu 1.10,
+Terraform 1.11); the stacks' ``required_version`` (``>= 1.10.0``) is checked by whichever runs them.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 TOFU_ENV = "SPAWNIT_TOFU"
+ENGINES = ("tofu", "terraform")  # looked for on PATH in this order
 INSTALL_HINT = (
-    "OpenTofu is not installed (no 'tofu' on PATH). Install it from https://opentofu.org/docs/intro/install/ "
+    "OpenTofu is not installed (no 'tofu' nor 'terraform' on PATH). Install it from https://opentofu.org/docs/intro/install/ "
     "(for example: curl -fsSL https://get.opentofu.org/install-opentofu.sh | sh -s -- --install-method deb), "
-    f"or point {TOFU_ENV} at the binary."
+    f"or point {TOFU_ENV} at an OpenTofu or Terraform (1.11 or later) binary."
 )
 ACTIONS = ("plan", "apply", "destroy")
 
@@ -24,17 +34,56 @@ class TofuNotFound(RuntimeError):
 
 
 def find_tofu(environ: Mapping[str, str] | None = None) -> str:
-    """Path of the OpenTofu binary: ``$SPAWNIT_TOFU`` or ``tofu`` on PATH."""
+    """Path of the engine: ``$SPAWNIT_TOFU``, else ``tofu``, else ``terraform`` on PATH."""
     environ = os.environ if environ is None else environ
     configured = environ.get(TOFU_ENV)
     if configured:
         if shutil.which(configured, path=environ.get("PATH")):
             return shutil.which(configured, path=environ.get("PATH")) or configured
         raise TofuNotFound(f"{TOFU_ENV}={configured!r} is not an executable. {INSTALL_HINT}")
-    found = shutil.which("tofu", path=environ.get("PATH"))
+    for name in ENGINES:
+        found = shutil.which(name, path=environ.get("PATH"))
+        if found:
+            return found
+    raise TofuNotFound(INSTALL_HINT)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine jobs run: its path, its name (``OpenTofu`` or ``Terraform``) and its version."""
+
+    path: str
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} ({self.path})"
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_at(path: str, mtime: float) -> Engine:
+    try:
+        first = subprocess.run([path, "version"], capture_output=True, text=True, timeout=30, env={**os.environ, "CHECKPOINT_DISABLE": "1"}).stdout
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise TofuNotFound(f"{path}: cannot run 'version' ({error}). {INSTALL_HINT}") from None
+    found = re.search(r"^(OpenTofu|Terraform) v(\S+)", first, re.MULTILINE)
     if not found:
-        raise TofuNotFound(INSTALL_HINT)
-    return found
+        return Engine(path, Path(path).name, "unknown")
+    return Engine(path, found.group(1), found.group(2))
+
+
+def find_engine(environ: Mapping[str, str] | None = None) -> Engine:
+    """The engine :func:`find_tofu` picks, with its name and version (``<binary> version``)."""
+    path = find_tofu(environ)
+    return _engine_at(path, Path(path).stat().st_mtime)
+
+
+def describe_engine(environ: Mapping[str, str] | None = None) -> str:
+    """One line for ``--version``, ``list`` and the worker: which engine jobs run, or what is missing."""
+    try:
+        return f"engine: {find_engine(environ)}"
+    except TofuNotFound:
+        return f"engine: none found (install OpenTofu, or set {TOFU_ENV})"
 
 
 # What a backend block's identity is: a change of one of these needs -reconfigure or -migrate-state.

@@ -1,7 +1,8 @@
 """A stand-in OpenTofu: records its command line, working folder and backend; prints lines; obeys signals.
 
 Behaviour from the environment: TOFU_EXIT_CODES ({"plan": 2}), TOFU_SLOW_<ACTION> (lines printed 0.1 s apart),
-TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it), TOFU_STAMP (each line ends with " @<epoch seconds>").
+TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it), TOFU_STAMP (each line ends with " @<epoch seconds>"),
+TOFU_SHOW_JSON and TOFU_OUTPUT_JSON (what `show -json` and `output -json` print; default {}).
 TOFU_CONTROL names a JSON file of the same settings, read at each run: tests change a long-running
 server's stand-in through it.
 """
@@ -17,6 +18,9 @@ from pathlib import Path
 STAND_IN = """#!{python}
 import json, os, signal, sys, time
 log = os.environ["TOFU_LOG"]
+if sys.argv[1:2] == ["version"]:
+    print("OpenTofu v1.10.6 (stand-in)")
+    sys.exit(0)
 settings = dict(os.environ)
 if os.path.exists(os.environ.get("TOFU_CONTROL", "")):
     settings.update(json.load(open(os.environ["TOFU_CONTROL"])))
@@ -34,6 +38,10 @@ if settings.get("TOFU_IGNORE_TERM"):
 else:
     signal.signal(signal.SIGTERM, on_term)
 action = sys.argv[1]
+if action in ("show", "output"):  # JSON on stdout, as the engine's -json commands print it
+    print(settings.get("TOFU_" + action.upper() + "_JSON", "{{}}"), flush=True)
+    record({{"finished": action, "cwd": os.getcwd(), "at": time.time()}})
+    sys.exit(0)
 print(f"tofu {{action}}: starting", flush=True)
 stamp = (lambda: f" @{{time.time()}}") if settings.get("TOFU_STAMP") else (lambda: "")
 for index in range(int(settings.get("TOFU_SLOW_" + action.upper(), "0"))):

@@ -65,7 +65,11 @@ def test_plan_runs_init_then_plan_with_detailed_exit_code_in_a_synthesized_copy(
     record = finished(jobs, job.id)
     assert (record["status"], record["exit_code"], record["changes"]) == ("succeeded", 2, True)
     calls = [call for call in tofu[1]() if "argv" in call]
-    assert [call["argv"] for call in calls] == [["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color", "-detailed-exitcode"]]
+    assert [call["argv"] for call in calls] == [
+        ["init", "-input=false", "-no-color"],
+        ["plan", "-input=false", "-no-color", "-detailed-exitcode", "-out=tfplan"],
+        ["show", "-json", "-no-color", "tfplan"],
+    ]
     assert calls[0]["cwd"] == str(tmp_path / "work" / job.id / "run")
     assert calls[0]["backend"] == {"local": {"path": str(tmp_path / "work" / "state" / "clients/acme/cache/terraform.tfstate")}}
     assert not (tmp_path / "work" / job.id).exists()  # the isolated workdir is cleaned up

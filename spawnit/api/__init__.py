@@ -36,6 +36,8 @@ from .engine import LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
+from .toolchain import Toolchain
+from .vault import SecretVault, VaultError, check_value, key_from_environment
 from .worker import SynthWorker
 
 INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
@@ -47,6 +49,13 @@ class InstanceRequest(BaseModel):
     target: str = Field("docker", description=f"Where the service runs: {', '.join(TARGETS)}.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters (see GET /api/catalog/{service}).")
     instance: str | None = Field(None, pattern=INSTANCE_NAME, description="Instance name; default: <service>-<random>.")
+    secrets: dict[str, str] | None = Field(
+        None, description="Values of the service's secrets (see the service's `secrets`); each one not given is generated, strong and per instance."
+    )
+
+
+class SecretRotation(BaseModel):
+    value: str | None = Field(None, description="The new value; default: a generated one.")
 
 
 class ApiError(BaseModel):
@@ -184,10 +193,14 @@ def state_from_environment() -> dict[str, Any]:
     return {"kind": "local", "root": str(data_dir().resolve() / "state")}
 
 
-def job_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """The job manager's settings from the environment, for the API and ``spawnit worker`` alike."""
+def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The job manager's settings from the environment, for the API and ``spawnit worker`` alike: the
+    engine's toolchain (:mod:`.toolchain`) and the secret vault's key (:mod:`.vault`) included."""
     environ = dict(os.environ if environ is None else environ)
+    shared = state_from_environment()["kind"] == "s3"
     return {
+        "toolchain": Toolchain.from_environment(environ, data_dir()),
+        "vault": SecretVault(store.objects, key_from_environment(environ, data_dir(), shared=shared)),
         "workdir": data_dir() / "work",
         "state": state_from_environment(),
         "stale_after": float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")),
@@ -222,7 +235,7 @@ def create_app(
     owns_jobs = jobs is None
     if jobs is None:
         engine = engine or engine_from_environment(dict(os.environ))
-        settings = job_settings()
+        settings = job_settings(store)
         if workdir is not None:
             settings["workdir"] = workdir
         jobs = JobManager(store, SynthWorker(), engine=engine, **settings)
@@ -264,6 +277,7 @@ def create_app(
         description="Deploy catalog services on Docker, AWS or Proxmox VE without touching infrastructure code.",
     )
     app.state.store, app.state.jobs, app.state.events, app.state.drift = store, jobs, events, drift
+    vault = jobs.vault
 
     @app.exception_handler(HTTPException)
     async def json_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -351,9 +365,22 @@ def create_app(
             "last_job": None,
             "drift": "unknown",
         }
+        declared = get_service(request.service).secrets
+        try:
+            for name, value in (request.secrets or {}).items():
+                if name not in declared:
+                    raise VaultError(f"secrets.{name}: is not a secret of service {request.service!r}; allowed: {', '.join(declared) or 'none'}")
+                check_value(name, value)
+        except VaultError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
         if not store.create_spec(client, instance, spec):  # atomic: of concurrent creations of one name, one wins
             raise HTTPException(status_code=409, detail=f"instance {client}/{instance} already exists")
-        return {"instance": instance, "spec": spec}
+        try:
+            generated = vault.create(client, instance, declared, request.secrets)
+        except Exception:
+            store.delete_instance(client, instance)  # nothing half-made: no instance without its secrets
+            raise
+        return {"instance": instance, "spec": spec, "secrets": {"generated": generated, "supplied": sorted(request.secrets or {})}}
 
     @app.get("/api/clients/{client}/instances", tags=["instances"], summary="The client's instances")
     def list_instances(client: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
@@ -379,6 +406,45 @@ def create_app(
             except ProxmoxError as error:
                 described["live"] = {"status": "unavailable", "message": error.message}
         return described
+
+    def audit(principal: Principal, action: str, **details: Any) -> None:
+        """One record per sensitive action, never rewritten (``audit/<time>-<id>.json``), without any value."""
+        record = {"at": _now(), "action": action, "subject": principal.subject, "roles": sorted(principal.roles), **details}
+        store.objects.put(f"audit/{record['at']}-{uuid.uuid4().hex[:8]}.json", json.dumps(record, sort_keys=True).encode(), "application/json")
+
+    @app.get("/api/clients/{client}/instances/{instance}/secrets", tags=["instances"], summary="The instance's secrets: names, dates, pending rotations (no values)")
+    def list_secrets(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
+        spec_or_404(client, instance)
+        return {"secrets": vault.describe(client, instance)}
+
+    @app.post("/api/clients/{client}/instances/{instance}/secrets/{name}/reveal", tags=["instances"], summary="Reveal one secret's deployed value (recorded)")
+    def reveal_secret(client: str, instance: str, name: str, principal: Principal = Depends(authenticate)) -> Response:
+        require_client(principal, client)
+        spec_or_404(client, instance)
+        try:
+            revealed = vault.reveal(client, instance, name)
+        except LookupError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        audit(principal, "secret.reveal", client=client, instance=instance, secret=name)
+        events.publish(client, "secret", {"instance": instance, "secret": name, "action": "revealed", "by": principal.subject})
+        return JSONResponse(revealed, headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/clients/{client}/instances/{instance}/secrets/{name}/rotate", status_code=202, tags=["instances"], summary="Rotate one secret: a new value, pending until an apply deploys it; starts a plan")
+    def rotate_secret(client: str, instance: str, name: str, rotation: SecretRotation | None = None, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
+        spec_or_404(client, instance)
+        running = jobs.active_job(client, instance)
+        if running is not None:
+            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} has job {running['id']} {running['status']}; rotate when that job ends")
+        try:
+            vault.rotate(client, instance, name, rotation.value if rotation else None)
+        except LookupError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        except VaultError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        audit(principal, "secret.rotate", client=client, instance=instance, secret=name)
+        return {"secret": name, "pending": True, **start(client, instance, "plan")}
 
     @app.get("/api/targets/proxmox/resources", tags=["targets"], summary="The Proxmox cluster's nodes with free CPU, memory and storage")
     def proxmox_resources(principal: Principal = Depends(authenticate)) -> dict[str, Any]:

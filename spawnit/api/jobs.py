@@ -1,8 +1,12 @@
 """Jobs: plan, apply or destroy one instance with OpenTofu, streaming every line, cancellable.
 
 A job synthesizes the instance in the long-lived synthesis worker, copies the
-stack into its own working folder, runs ``tofu init`` (S3 backend, per-instance
-key), then the action. Every output line and status change is an event on the
+stack into its own working folder with the instance's provider lock file, runs
+``tofu init`` (S3 backend, per-instance key, the shared plugin cache and mirror of
+:mod:`.toolchain`), keeps the lock file init wrote beside the state, then the
+action: a plan saves its plan and reads which resources change from it
+(``show -json``), an apply reads the outputs back (``output -json``). The
+instance's secrets reach the engine only in the job's environment (:mod:`.vault`). Every output line and status change is an event on the
 job's stream (:mod:`.engine`): numbered in one sequence whichever process
 appends, resumable with ``Last-Event-ID``, and written to the store, the
 durable copy. One job per instance: submitting takes the instance's lease, the
@@ -36,6 +40,8 @@ from typing import Any, Callable
 from ..tofu import find_tofu
 from .engine import LocalEngine, RedisEngine
 from .store import ACTIVE_STATUSES, Store
+from .toolchain import Toolchain, write_private
+from .vault import SecretVault, key_from_environment
 from .worker import SynthError, SynthWorker
 
 LOG = logging.getLogger("spawnit.jobs")
@@ -46,6 +52,30 @@ FLUSH_SECONDS = 0.5
 KEEP_EVENTS = 10_000  # a job's live stream is trimmed to about this many events; the store keeps them all
 CANCEL_POLL_SECONDS = 0.25
 OWNER_FILE = "owner.json"
+LOCK_FILE = ".terraform.lock.hcl"
+PLAN_FILE = "tfplan"
+CAPTURE_TIMEOUT = 300  # seconds a `show -json` or `output -json` may take
+
+
+def plan_changes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a plan (``show -json``) would change: each resource's address and actions, and what changed
+    outside the engine since the last apply (``resource_drift``, marked ``outside``)."""
+    changes = [
+        {"address": item["address"], "actions": item["change"]["actions"], "outside": True}
+        for item in plan.get("resource_drift", [])
+        if item.get("change", {}).get("actions") not in (["no-op"], ["read"])
+    ]
+    changes += [
+        {"address": item["address"], "actions": item["change"]["actions"]}
+        for item in plan.get("resource_changes", [])
+        if item.get("change", {}).get("actions") not in (["no-op"], ["read"])
+    ]
+    return changes
+
+
+def public_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """``output -json`` with every sensitive value masked."""
+    return {name: "(sensitive)" if item.get("sensitive") else item.get("value") for name, item in outputs.items()}
 
 
 def now() -> str:
@@ -72,6 +102,9 @@ class Job:
     owner: str = ""  # the process running it
     heartbeat_at: float = 0.0  # epoch seconds; refreshed while it runs (the data-folder mode's liveness)
     remove_instance: bool = False  # a destroy that removes the instance once it succeeds
+    changed: list[dict[str, Any]] | None = None  # plan with changes: each resource's address and actions
+    outputs: dict[str, Any] | None = None  # apply: the stack's outputs, sensitive ones masked
+    engine: str | None = None  # the engine that ran it, e.g. "Terraform 1.11.4"
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,6 +194,8 @@ class JobManager:
         stale_after: float = 30.0,
         queue_timeout: float = 900.0,
         engine: LocalEngine | RedisEngine | None = None,
+        toolchain: Toolchain | None = None,
+        vault: SecretVault | None = None,
     ) -> None:
         self.store = store
         self.worker = worker
@@ -172,6 +207,9 @@ class JobManager:
         self.engine = engine or LocalEngine()
         self._stop = threading.Event()
         self.environ = dict(os.environ if environ is None else environ)
+        self.toolchain = toolchain or Toolchain(plugin_cache=(self.workdir.parent / "plugin-cache").resolve())
+        self.toolchain.prepare()
+        self.vault = vault or SecretVault(store.objects, key_from_environment(self.environ, self.workdir.parent, shared=False))
         self._lock = threading.Lock()
         self._running: dict[str, Job] = {}  # the jobs this process runs, by id
         self._logs: dict[str, list[dict[str, Any]]] = {}  # their events, flushed to the store
@@ -424,6 +462,7 @@ class JobManager:
             if spec is None:
                 raise LookupError(f"instance {job.client}/{job.instance} was removed")
             job.status, job.started_at = "running", now()
+            job.engine = self._engine_name()
             self._save(job)
             self._event(job, "status", "running")
             if job.id not in self._cancelled:
@@ -434,13 +473,12 @@ class JobManager:
                     instance=job.instance,
                     outdir=str(folder / "synth"),
                     state=self._state_for(job),
+                    **self.toolchain.synth_options(),
                 )
                 self._event(job, "line", f"synthesized {stack_dir.name}")
                 run_dir = folder / "run"
                 shutil.copytree(stack_dir, run_dir)
-                code = self._tofu(job, run_dir, ["init", "-input=false", "-no-color"])
-                if code == 0 and job.id not in self._cancelled:
-                    code = self._tofu(job, run_dir, self._arguments(job.action))
+                code = self._engine_steps(job, folder, run_dir)
         except SynthError as error:
             job.error = str(error)
         except Exception as error:  # noqa: BLE001 - a job never takes the process down
@@ -448,6 +486,52 @@ class JobManager:
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # before the job is seen finished
         self._finish(job, code)
+
+    def _engine_name(self) -> str | None:
+        try:
+            engine = self.toolchain.engine(self.environ)
+        except Exception:  # noqa: BLE001 - the job itself reports a missing engine
+            return None
+        return f"{engine.name} {engine.version}"
+
+    def _engine_steps(self, job: Job, folder: Path, run_dir: Path) -> int:
+        """init (with the instance's lock file, kept again after), then the action and what it reads back."""
+        lock_key = Store.instance_prefix(job.client, job.instance) + LOCK_FILE
+        kept_lock = self.store.objects.get(lock_key)
+        if kept_lock is not None:
+            (run_dir / LOCK_FILE).write_bytes(kept_lock)
+        cli_config = folder / "cli.tfrc"
+        cli_config.write_text(self.toolchain.cli_config())
+        environ = self.toolchain.environment(self.environ, cli_config, self.vault.for_job(job.client, job.instance))
+        init = ["init", "-input=false", "-no-color"]
+        backend_config = self.toolchain.backend_config()
+        if backend_config is not None and self.state.get("kind") == "s3":
+            init.append(f"-backend-config={write_private(folder / 'backend.hcl', backend_config)}")
+        code = self._tofu(job, run_dir, init, environ)
+        if code != 0 or job.id in self._cancelled:
+            return code
+        lock = run_dir / LOCK_FILE
+        if lock.is_file() and lock.read_bytes() != kept_lock:
+            self.store.objects.put(lock_key, lock.read_bytes(), "text/plain")
+            self._event(job, "line", f"provider lock file {'updated' if kept_lock else 'kept'} beside the state")
+        code = self._tofu(job, run_dir, self._arguments(job.action), environ)
+        if job.id in self._cancelled:
+            return code
+        if job.action == "plan" and code == 2:
+            job.changed = plan_changes(self._capture(run_dir, ["show", "-json", "-no-color", PLAN_FILE], environ) or {})
+        elif job.action == "apply" and code == 0:
+            job.outputs = public_outputs(self._capture(run_dir, ["output", "-json", "-no-color"], environ) or {})
+        return code
+
+    def _capture(self, cwd: Path, arguments: list[str], environ: dict[str, str]) -> Any:
+        """The JSON an engine command prints (``show -json``, ``output -json``), never streamed as events:
+        a plan's JSON holds sensitive values in clear. None if it fails or prints no JSON."""
+        try:
+            result = subprocess.run([find_tofu(self.environ), *arguments], cwd=cwd, env=environ, capture_output=True, text=True, timeout=CAPTURE_TIMEOUT)
+            return json.loads(result.stdout) if result.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+            LOG.warning("%s: %s", " ".join(arguments[:2]), type(error).__name__)
+            return None
 
     def _write_owner(self, folder: Path, group: int | None = None) -> None:
         """Who owns this work folder (this process, and tofu's process group once started), for
@@ -460,7 +544,7 @@ class JobManager:
     @staticmethod
     def _arguments(action: str) -> list[str]:
         if action == "plan":
-            return ["plan", "-input=false", "-no-color", "-detailed-exitcode"]
+            return ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={PLAN_FILE}"]
         return [action, "-input=false", "-no-color", "-auto-approve"]
 
     def _state_for(self, job: Job) -> dict[str, Any]:
@@ -469,7 +553,7 @@ class JobManager:
             return {**self.state, "key": key}
         return {"kind": "local", "path": str(Path(self.state.get("root", self.workdir / "state")) / key)}
 
-    def _tofu(self, job: Job, cwd: Path, arguments: list[str]) -> int:
+    def _tofu(self, job: Job, cwd: Path, arguments: list[str], environ: dict[str, str]) -> int:
         binary = find_tofu(self.environ)
         self._event(job, "line", f"$ tofu {' '.join(arguments)}")
         process = subprocess.Popen(
@@ -479,7 +563,7 @@ class JobManager:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            env={**self.environ, "TF_IN_AUTOMATION": "1"},
+            env=environ,
             start_new_session=True,  # its own process group: cancelling reaches tofu's providers too
             preexec_fn=_PDEATHSIG,
         )
@@ -496,11 +580,14 @@ class JobManager:
         return code
 
     def _terminate(self, process: subprocess.Popen[str]) -> None:
-        """SIGTERM to the process group, SIGKILL after the grace period (in the background)."""
+        """SIGTERM to the engine, SIGKILL to its whole process group (providers too) after the grace
+        period (in the background). Only the engine gets SIGTERM: it stops gracefully, asking its
+        providers to stop, writes the state and releases the lock; a provider signalled directly
+        would die under it mid-call."""
 
         def stop() -> None:
             try:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)
                 process.wait(timeout=self.grace_seconds)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
@@ -544,6 +631,8 @@ class JobManager:
         else:
             outcome.status = "failed"
             outcome.error = job.error or f"tofu exited with {code}"
+        if job.action == "apply" and outcome.status == "succeeded":
+            self.vault.deployed(job.client, job.instance)  # rotated secrets are now the deployed ones
         for listener in self.finish_listeners:
             try:
                 listener(outcome)

@@ -86,14 +86,15 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
         if spec is None:
             return
         if job.action == "apply" and job.status == "succeeded":
-            spec.update(deployed_at=now(), drift="compliant")
+            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], outputs=job.outputs or {})
         elif job.action == "destroy" and job.status == "succeeded":
-            spec.update(deployed_at=None, drift="unknown")
+            spec.update(deployed_at=None, drift="unknown", drift_resources=[], outputs={})
         elif job.action == "plan" and spec.get("deployed_at"):
             drift = {True: "drifted", False: "compliant"}.get(job.changes, "error") if job.status == "succeeded" else "error"
-            spec.update(drift=drift, drift_checked_at=now())
+            resources = sorted({change["address"] for change in job.changed or []}) if drift == "drifted" else []
+            spec.update(drift=drift, drift_checked_at=now(), drift_resources=resources)
             metrics.drift_checks.labels(drift).inc()
-            events.publish(job.client, "drift", {"instance": job.instance, "drift": drift, "job": job.id})
+            events.publish(job.client, "drift", {"instance": job.instance, "drift": drift, "job": job.id, "resources": resources})
         else:
             return
         store.put_spec(job.client, job.instance, spec)

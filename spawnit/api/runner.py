@@ -28,7 +28,7 @@ def run_worker(concurrency: int, metrics_port: int | None = None) -> int:
             "SPAWNIT_REDIS_URL: not set; allowed: a redis:// URL (`spawnit worker` takes its jobs from Redis; without it, `spawnit serve` runs them itself)"
         )
     store = store_from_environment()
-    jobs = JobManager(store, SynthWorker(), engine=engine, **job_settings())
+    jobs = JobManager(store, SynthWorker(), engine=engine, **job_settings(store))
     metrics = Metrics()
     track_deployments(store, ClientEvents(engine), metrics, jobs)
     if metrics_port is not None:  # this worker's jobs, for Prometheus (the API replicas count only their own)
@@ -44,6 +44,9 @@ def run_worker(concurrency: int, metrics_port: int | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     jobs.worker.start()
     engine.serve(jobs.execute, concurrency=concurrency)
+    from ..tofu import describe_engine
+
+    print(f"spawnit worker: {describe_engine(jobs.environ)}", flush=True)
     print(f"spawnit worker: taking jobs ({concurrency} at a time), {len(jobs.cleaned)} left-over work folder(s) cleaned", flush=True)
     signals.acquire()
     engine.stop_serving()

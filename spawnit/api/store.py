@@ -97,13 +97,16 @@ class LocalObjectStore:
 class S3ObjectStore:
     """Objects in an S3 bucket (AWS, MinIO or any S3-compatible endpoint) through boto3."""
 
-    def __init__(self, bucket: str, *, endpoint_url: str | None = None, region: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self, bucket: str, *, endpoint_url: str | None = None, region: str | None = None, client: Any = None, credentials: tuple[str, str] | None = None
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self.bucket = bucket
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
         self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=Config(s3={"addressing_style": "path"})
+            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=Config(s3={"addressing_style": "path"}), **keys
         )
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -242,8 +245,19 @@ class Store:
 
 
 def store_from_environment(environ: dict[str, str] | None = None) -> Store:
-    """S3 when ``SPAWNIT_S3_ENDPOINT`` or ``SPAWNIT_S3_BUCKET`` is set, else a local folder (``SPAWNIT_DATA_DIR``, default ./spawnit-data)."""
+    """S3 when ``SPAWNIT_S3_ENDPOINT`` or ``SPAWNIT_S3_BUCKET`` is set, else a local folder (``SPAWNIT_DATA_DIR``, default ./spawnit-data).
+
+    The store signs with ``SPAWNIT_S3_ACCESS_KEY_ID`` / ``SPAWNIT_S3_SECRET_ACCESS_KEY`` when set (its own
+    credentials, never the names the AWS provider reads), else with the default AWS credential chain."""
     environ = dict(os.environ if environ is None else environ)
     if environ.get("SPAWNIT_S3_ENDPOINT") or environ.get("SPAWNIT_S3_BUCKET"):
-        return Store(S3ObjectStore(environ.get("SPAWNIT_S3_BUCKET", "spawnit"), endpoint_url=environ.get("SPAWNIT_S3_ENDPOINT"), region=environ.get("AWS_REGION")))
+        key, secret = environ.get("SPAWNIT_S3_ACCESS_KEY_ID"), environ.get("SPAWNIT_S3_SECRET_ACCESS_KEY")
+        return Store(
+            S3ObjectStore(
+                environ.get("SPAWNIT_S3_BUCKET", "spawnit"),
+                endpoint_url=environ.get("SPAWNIT_S3_ENDPOINT"),
+                region=environ.get("AWS_REGION"),
+                credentials=(key, secret) if key and secret else None,
+            )
+        )
     return Store(LocalObjectStore(environ.get("SPAWNIT_DATA_DIR", "spawnit-data")))

@@ -2,7 +2,8 @@
 
 The parent talks to the worker process (:func:`serve`) over stdin/stdout, one JSON
 object per line. A request names a catalog service, its parameters, the client,
-the instance, the output folder and where the state lives; the answer is the
+the instance, the output folder, where the state lives and the operator's settings
+(target settings, provider versions); the answer is the
 synthesized stack's folder, or an error message.
 """
 
@@ -91,6 +92,7 @@ def serve() -> None:
     from ..services import ParameterError, get_service
     from ..services.base import instance_stack_name
     from ..services.stack import InstanceState, ServiceStack
+    from ..services.targets import TargetSettings
 
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
@@ -100,7 +102,16 @@ def serve() -> None:
             parameters = service.parse(request.get("parameters", {}))
             app = App(outdir=request["outdir"])
             state = InstanceState(**request["state"]) if request.get("state") else None
-            ServiceStack(app, service=service, parameters=parameters, client=request["client"], instance=request["instance"], state=state)
+            ServiceStack(
+                app,
+                service=service,
+                parameters=parameters,
+                client=request["client"],
+                instance=request["instance"],
+                state=state,
+                target_settings=TargetSettings(**request.get("target_settings", {})),
+                provider_versions=request.get("provider_versions"),
+            )
             app.synth()
             stack_dir = Path(request["outdir"]) / "stacks" / instance_stack_name(request["client"], request["instance"])
             protocol.write(json.dumps({"stack_dir": str(stack_dir)}) + "\n")

@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+import jsii
 import yaml
-from cdktf import S3Backend, TerraformStack, TerraformVariable
+from cdktf import Aspects, IAspect, S3Backend, TerraformProvider, TerraformStack, TerraformVariable
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
@@ -164,12 +165,50 @@ def cloud_config(
     return "#cloud-config\n" + body
 
 
-class SpawnitStack(TerraformStack):
-    """A TerraformStack that states which OpenTofu versions can apply it (``terraform.required_version``)."""
+# The registry namespace of every provider a SpawnIt stack uses. The prebuilt bindings name some by
+# their short type only ("aws"), which the engine reads as hashicorp/<type>: right for aws, wrong for
+# any other namespace, and a mirror or a lock file keys providers by their full address.
+PROVIDER_SOURCES = {
+    "aws": "hashicorp/aws",
+    "kubernetes": "hashicorp/kubernetes",
+    "docker": "kreuzwerker/docker",
+    "cloudflare": "cloudflare/cloudflare",
+    "proxmox": "bpg/proxmox",
+}
 
-    def __init__(self, scope: Construct, id: str) -> None:
+
+@jsii.implements(IAspect)
+class QualifiedProviders:
+    """Every provider of the stack gets its fully-qualified source (``hashicorp/aws``) in
+    ``terraform.required_providers``, and the version constraint ``versions`` names for that source, if
+    any (a site whose mirror holds another approved version; default: the bindings' own versions)."""
+
+    def __init__(self, versions: Mapping[str, str] | None = None) -> None:
+        self.versions = dict(versions or {})
+
+    def visit(self, node: Any) -> None:
+        if not isinstance(node, TerraformProvider):
+            return
+        name = node.terraform_resource_type
+        source = node.terraform_provider_source or name
+        if "/" not in source:
+            if name not in PROVIDER_SOURCES:
+                raise ValueError(f"provider: {name!r} has no known registry namespace; allowed: {', '.join(sorted(PROVIDER_SOURCES))}")
+            source = PROVIDER_SOURCES[name]
+        stack = TerraformStack.of(node)
+        stack.add_override(f"terraform.required_providers.{name}.source", source)
+        if source in self.versions:
+            stack.add_override(f"terraform.required_providers.{name}.version", self.versions[source])
+
+
+class SpawnitStack(TerraformStack):
+    """A TerraformStack that states which OpenTofu versions can apply it (``terraform.required_version``)
+    and names each provider by its full address (:class:`QualifiedProviders`)."""
+
+    def __init__(self, scope: Construct, id: str, *, provider_versions: Mapping[str, str] | None = None) -> None:
         super().__init__(scope, id)
         self.add_override("terraform.required_version", OPENTOFU_REQUIRED_VERSION)
+        Aspects.of(self).add(QualifiedProviders(provider_versions))
 
     def s3_state(self, **options: Any) -> S3Backend:
         """The S3 backend (``options`` as cdktf's ``S3Backend``), locking with S3's own lock file beside

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +11,7 @@ from constructs import Construct
 
 from ..constructs import SpawnitStack
 from .base import CatalogService, ServiceParameters, check_fit, instance_stack_name
-from .targets import Target
+from .targets import Target, TargetSettings
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ class InstanceState:
 
 
 class ServiceStack(SpawnitStack):
-    """A catalog service's instance, realized by the target its parameters name."""
+    """A catalog service's instance, realized by the target its parameters name.
+
+    ``target_settings`` are the operator's (an emulated AWS endpoint); ``provider_versions`` the version
+    constraint per provider source when a site's mirror holds other approved versions than the bindings'."""
 
     def __init__(
         self,
@@ -56,14 +60,16 @@ class ServiceStack(SpawnitStack):
         client: str,
         instance: str,
         state: InstanceState | None = None,
+        target_settings: TargetSettings | None = None,
+        provider_versions: Mapping[str, str] | None = None,
     ) -> None:
         name = instance_stack_name(client, instance)
-        super().__init__(scope, name)
+        super().__init__(scope, name, provider_versions=provider_versions)
         if state is not None:
             state.apply(self)
         self.service = service(parameters)
         self.parameters = parameters
-        self.target = Target.registry[parameters.target]()
+        self.target = Target.registry[parameters.target](target_settings)
         self.containers = self.service.containers()
         check_fit(service.name, parameters, self.containers)
         self.target.realize(self, name, self.containers, parameters)

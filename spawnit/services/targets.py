@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import shlex
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,11 +21,28 @@ from ..constructs._common import sensitive_variable
 from .base import ContainerSpec, ImageBuild, ServiceParameters
 
 
+@dataclass(frozen=True)
+class TargetSettings:
+    """What the operator sets for a target, not the user for an instance.
+
+    ``aws_endpoint``: one URL answering every AWS API the ``aws`` target calls (EC2, IAM, SSM, STS),
+    for an emulated or S3-compatible cloud such as LocalStack or moto; never set by default."""
+
+    aws_endpoint: str | None = None
+
+
+# The AWS APIs the aws target's resources and data sources call (provider "endpoints" keys).
+AWS_TARGET_SERVICES = ("ec2", "iam", "ssm", "sts")
+
+
 class Target:
     """Realizes containers in a stack. Subclasses set ``name`` and implement :meth:`realize`."""
 
     name: ClassVar[str]
     registry: ClassVar[dict[str, type[Target]]] = {}
+
+    def __init__(self, settings: TargetSettings | None = None) -> None:
+        self.settings = settings or TargetSettings()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -130,14 +148,26 @@ class Ec2Target(Target):
         from cdktf_cdktf_provider_aws.data_aws_subnets import DataAwsSubnets, DataAwsSubnetsFilter
         from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
         from cdktf_cdktf_provider_aws.instance import Instance, InstanceMetadataOptions, InstanceRootBlockDevice
-        from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+        from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
         from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 
         from ..constructs._common import InstanceRole, amazon_linux_2023_ami, base64_text, cloud_config
         from ..constructs.security import ANYWHERE, SecurityGroup
 
         ports = published_ports(containers)
-        AwsProvider(stack, "aws", region=parameters.aws_region, default_tags=[AwsProviderDefaultTags(tags={"spawnit-instance": prefix, "managed-by": "spawnit"})])
+        emulated = {}
+        if self.settings.aws_endpoint:  # the provider's "Custom Service Endpoints" guide: every API the target calls, no IMDS or account lookups
+            endpoint = self.settings.aws_endpoint
+            emulated = {
+                "endpoints": [AwsProviderEndpoints(**{service: endpoint for service in AWS_TARGET_SERVICES})],
+                "skip_credentials_validation": True,
+                "skip_metadata_api_check": "true",
+                "skip_requesting_account_id": True,
+                "s3_use_path_style": True,
+            }
+        AwsProvider(
+            stack, "aws", region=parameters.aws_region, default_tags=[AwsProviderDefaultTags(tags={"spawnit-instance": prefix, "managed-by": "spawnit"})], **emulated
+        )
         if parameters.aws_subnet_id:
             subnet_id = parameters.aws_subnet_id
             vpc_id = DataAwsSubnet(stack, "subnet", id=subnet_id).vpc_id
