@@ -355,3 +355,43 @@ def dockerfile_stages(dockerfile: Path) -> list[list[str]]:
             stages.append([])
         stages[-1].append(line)
     return stages
+
+
+# The engine tier (marker `engine`): a real engine and a real AWS provider plugin from this machine.
+PROVIDER_MIRROR_ROOTS = ("/opt", "/usr/local/share", "/usr/share", "~/.terraform.d/plugins", "~/.local/share/terraform/plugins")
+
+
+def find_aws_provider_mirror() -> tuple[Path, str] | None:
+    """(mirror root, version) of an AWS provider plugin in a filesystem-mirror layout
+    (``<root>/registry.terraform.io/hashicorp/aws/<version>/linux_amd64/terraform-provider-aws*``):
+    ``$SPAWNIT_TEST_PROVIDER_MIRROR``, or a root (or one folder below it) of PROVIDER_MIRROR_ROOTS."""
+    configured = os.environ.get("SPAWNIT_TEST_PROVIDER_MIRROR")
+    roots = [Path(configured)] if configured else [Path(root).expanduser() for root in PROVIDER_MIRROR_ROOTS]
+    for root in roots:
+        for pattern in ("registry.terraform.io/hashicorp/aws/*/linux_amd64/terraform-provider-aws*", "*/registry.terraform.io/hashicorp/aws/*/linux_amd64/terraform-provider-aws*"):
+            for plugin in sorted(root.glob(pattern)):
+                return plugin.parents[5], plugin.parents[1].name
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_engine() -> dict[str, str]:
+    """The engine (OpenTofu or Terraform) and the AWS provider mirror the tier runs with; the suite fails
+    with one line saying what to install when either is missing (never a silent skip)."""
+    from spawnit.tofu import TofuNotFound, find_engine
+
+    try:
+        engine = find_engine()
+    except TofuNotFound:
+        pytest.fail(
+            "engine tier: no engine found; install OpenTofu (tofu) or Terraform 1.11+ (terraform) on PATH, or set SPAWNIT_TOFU to its path", pytrace=False
+        )
+    mirror = find_aws_provider_mirror()
+    if mirror is None:
+        pytest.fail(
+            "engine tier: no AWS provider plugin found; put terraform-provider-aws in a filesystem mirror "
+            "(<root>/registry.terraform.io/hashicorp/aws/<version>/linux_amd64/, e.g. with 'terraform providers mirror') "
+            f"under one of {', '.join(PROVIDER_MIRROR_ROOTS)}, or set SPAWNIT_TEST_PROVIDER_MIRROR to its root",
+            pytrace=False,
+        )
+    return {"path": engine.path, "name": engine.name, "version": engine.version, "mirror": str(mirror[0]), "aws_version": mirror[1]}

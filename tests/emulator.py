@@ -26,6 +26,7 @@ moto runs in the test process (a thread), so the changes are patches of its clas
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -102,15 +103,16 @@ class Emulator:
         from moto.server import ThreadedMotoServer
 
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
         _patch_moto()
         self.region = region
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
         self.endpoint = f"http://127.0.0.1:{port}"
 
-    def client(self, service: str):  # noqa: ANN201
+    def client(self, service: str, region: str | None = None):  # noqa: ANN201
         return boto3.client(
-            service, endpoint_url=self.endpoint, region_name=self.region, aws_access_key_id="testing", aws_secret_access_key="testing"
+            service, endpoint_url=self.endpoint, region_name=region or self.region, aws_access_key_id="testing", aws_secret_access_key="testing"
         )
 
     def reset(self) -> None:

@@ -94,7 +94,7 @@ def test_plan_apply_destroy_are_202_jobs_with_uuid_ids(api, tofu):
         assert response.status_code == 202
         record = wait_job(api, response.json()["job"])
         assert (record["action"], record["status"]) == (action, "succeeded")
-    assert [call["argv"][0] for call in tofu[1]() if "argv" in call] == ["init", "plan", "init", "apply", "init", "destroy"]
+    assert [call["argv"][0] for call in tofu[1]() if "argv" in call] == ["init", "plan", "init", "apply", "output", "init", "destroy"]
     assert api.get("/api/clients/acme/instances/cache").json()["last_job"]["action"] == "destroy"
 
 

@@ -58,19 +58,26 @@ CAPTURE_TIMEOUT = 300  # seconds a `show -json` or `output -json` may take
 
 
 def plan_changes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """What a plan (``show -json``) would change: each resource's address and actions, and what changed
-    outside the engine since the last apply (``resource_drift``, marked ``outside``)."""
-    changes = [
-        {"address": item["address"], "actions": item["change"]["actions"], "outside": True}
-        for item in plan.get("resource_drift", [])
-        if item.get("change", {}).get("actions") not in (["no-op"], ["read"])
-    ]
-    changes += [
-        {"address": item["address"], "actions": item["change"]["actions"]}
+    """What a plan (``show -json``) would change: each resource's address and actions, ``outside`` when
+    the refresh found it changed outside the engine (``resource_drift``). A change outside that needs no
+    action (a restarted instance's new address) is no change: the engine leaves it as it is."""
+    outside = {item["address"] for item in plan.get("resource_drift", [])}
+    return [
+        {"address": item["address"], "actions": item["change"]["actions"], **({"outside": True} if item["address"] in outside else {})}
         for item in plan.get("resource_changes", [])
         if item.get("change", {}).get("actions") not in (["no-op"], ["read"])
     ]
-    return changes
+
+
+def planned_outputs(plan: dict[str, Any]) -> dict[str, Any]:
+    """The outputs a plan knows the values of (``output_changes``), sensitive ones masked: after a
+    refresh they are the current ones (a restarted instance's new public address)."""
+    outputs = {}
+    for name, change in plan.get("output_changes", {}).items():
+        if change.get("after_unknown") is True or "after" not in change:
+            continue
+        outputs[name] = "(sensitive)" if change.get("after_sensitive") is True else change["after"]
+    return outputs
 
 
 def public_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +109,8 @@ class Job:
     owner: str = ""  # the process running it
     heartbeat_at: float = 0.0  # epoch seconds; refreshed while it runs (the data-folder mode's liveness)
     remove_instance: bool = False  # a destroy that removes the instance once it succeeds
-    changed: list[dict[str, Any]] | None = None  # plan with changes: each resource's address and actions
-    outputs: dict[str, Any] | None = None  # apply: the stack's outputs, sensitive ones masked
+    changed: list[dict[str, Any]] | None = None  # plan with changes: each resource's address and actions ([]: outputs only)
+    outputs: dict[str, Any] | None = None  # apply: the stack's outputs; plan: those it knows; sensitive ones masked
     engine: str | None = None  # the engine that ran it, e.g. "Terraform 1.11.4"
 
     def record(self) -> dict[str, Any]:
@@ -518,7 +525,9 @@ class JobManager:
         if job.id in self._cancelled:
             return code
         if job.action == "plan" and code == 2:
-            job.changed = plan_changes(self._capture(run_dir, ["show", "-json", "-no-color", PLAN_FILE], environ) or {})
+            plan = self._capture(run_dir, ["show", "-json", "-no-color", PLAN_FILE], environ)
+            if plan is not None:
+                job.changed, job.outputs = plan_changes(plan), planned_outputs(plan)
         elif job.action == "apply" and code == 0:
             job.outputs = public_outputs(self._capture(run_dir, ["output", "-json", "-no-color"], environ) or {})
         return code
@@ -555,7 +564,7 @@ class JobManager:
 
     def _tofu(self, job: Job, cwd: Path, arguments: list[str], environ: dict[str, str]) -> int:
         binary = find_tofu(self.environ)
-        self._event(job, "line", f"$ tofu {' '.join(arguments)}")
+        self._event(job, "line", f"$ {Path(binary).name} {' '.join(arguments)}")
         process = subprocess.Popen(
             [binary, *arguments],
             cwd=cwd,

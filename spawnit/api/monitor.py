@@ -90,9 +90,14 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
         elif job.action == "destroy" and job.status == "succeeded":
             spec.update(deployed_at=None, drift="unknown", drift_resources=[], outputs={})
         elif job.action == "plan" and spec.get("deployed_at"):
-            drift = {True: "drifted", False: "compliant"}.get(job.changes, "error") if job.status == "succeeded" else "error"
+            # Drift is a resource to change; a plan that changes only outputs (a restarted instance's new
+            # public address, read by the refresh) is in sync, and its known outputs are the current ones.
+            drifted = job.changes and (job.changed is None or bool(job.changed))
+            drift = ("drifted" if drifted else "compliant") if job.status == "succeeded" and job.changes is not None else "error"
             resources = sorted({change["address"] for change in job.changed or []}) if drift == "drifted" else []
             spec.update(drift=drift, drift_checked_at=now(), drift_resources=resources)
+            if drift == "compliant" and job.outputs:
+                spec["outputs"] = {**spec.get("outputs", {}), **job.outputs}
             metrics.drift_checks.labels(drift).inc()
             events.publish(job.client, "drift", {"instance": job.instance, "drift": drift, "job": job.id, "resources": resources})
         else:

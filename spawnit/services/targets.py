@@ -147,6 +147,7 @@ class Ec2Target(Target):
         from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
         from cdktf_cdktf_provider_aws.data_aws_subnets import DataAwsSubnets, DataAwsSubnetsFilter
         from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
+        from cdktf_cdktf_provider_aws.ec2_instance_state import Ec2InstanceState
         from cdktf_cdktf_provider_aws.instance import Instance, InstanceMetadataOptions, InstanceRootBlockDevice
         from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
         from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
@@ -212,6 +213,9 @@ class Ec2Target(Target):
             ebs_optimized=True,
             tags={"Name": prefix},
         )
+        # aws_instance does not manage the power state (terraform-provider-aws#190); this resource does:
+        # a stopped instance is drift, and an apply starts it again.
+        Ec2InstanceState(stack, "running", instance_id=instance.id, state="running")
         TerraformOutput(stack, "public_ip", value=instance.public_ip)
         for published, protocol, description in ports:
             TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{published}/{protocol}", description=description)

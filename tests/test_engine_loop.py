@@ -1,0 +1,282 @@
+"""The orchestrator's whole loop, for real: a real engine (OpenTofu or Terraform, found on this machine)
+running the real AWS provider plugin (from the machine's filesystem mirror) against moto's server,
+through a real API replica and a real `spawnit worker` on Redis, the store on the same moto's S3
+(specs, job records and logs, state, its lock and the provider lock file).
+
+The emulator's departures from AWS are listed in tests/emulator.py; each is the emulator's, none is
+SpawnIt's. The instance is a catalog `postgresql` on the `aws` target: an EC2 instance, its security
+group and rules, an IAM role and profile, and the password in SSM Parameter Store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from conftest import free_port, redis_server, wait_until
+from emulator import Emulator
+from processes import Cluster
+
+pytestmark = pytest.mark.engine
+
+REGION = "eu-west-3"
+BUCKET = "spawnit"
+STALE_AFTER = 10
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+STORE_KEYS = ("store-key-id", "store-secret-key")  # the store's own credentials: never a job's provider's
+TARGET_KEYS = ("target-key-id", "target-secret-key")
+POSTGRES = {"service": "postgresql", "target": "aws", "parameters": {"allowed_cidrs": ["203.0.113.0/24"], "aws_region": REGION}}
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    emulator = Emulator(free_port(), region=REGION)
+    emulator.client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, real_engine, emulator):
+    """An API replica without workers of its own and one `spawnit worker`, as the platform runs them."""
+    root = tmp_path_factory.mktemp("engine-loop")
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("SPAWNIT_", "AWS_", "TF_", "TOFU_"))}
+    with redis_server(tmp_path_factory.mktemp("redis")) as redis_url:
+        environ |= {
+            "SPAWNIT_REDIS_URL": redis_url,
+            "SPAWNIT_S3_ENDPOINT": emulator.endpoint,
+            "SPAWNIT_S3_BUCKET": BUCKET,
+            "SPAWNIT_S3_ACCESS_KEY_ID": STORE_KEYS[0],
+            "SPAWNIT_S3_SECRET_ACCESS_KEY": STORE_KEYS[1],
+            "AWS_ACCESS_KEY_ID": TARGET_KEYS[0],
+            "AWS_SECRET_ACCESS_KEY": TARGET_KEYS[1],
+            "AWS_REGION": "us-east-1",
+            "SPAWNIT_AWS_ENDPOINT": emulator.endpoint,
+            "SPAWNIT_TOFU": real_engine["path"],
+            "SPAWNIT_PROVIDER_MIRROR": real_engine["mirror"],
+            "SPAWNIT_PROVIDER_VERSIONS": f"hashicorp/aws={real_engine['aws_version']}",
+            "SPAWNIT_PLUGIN_CACHE": str(root / "plugin-cache"),
+            "SPAWNIT_SECRET_KEY": Fernet.generate_key().decode(),
+            "SPAWNIT_AUTH": "off",
+            "SPAWNIT_JOB_STALE_AFTER": str(STALE_AFTER),
+            "SPAWNIT_DRIFT_INTERVAL": "86400",
+        }
+        cluster = Cluster(root, environ, lambda: [])
+        try:
+            cluster.start_api("api")
+            cluster.start_worker("worker")
+            yield cluster
+        finally:
+            for process in cluster.processes.values():
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def api(platform):
+    with httpx.Client(base_url=platform.urls["api"], timeout=30) as client:
+        yield client
+
+
+def run(api: httpx.Client, client: str, instance: str, action: str, timeout: float = 300) -> dict:
+    response = api.post(f"/api/clients/{client}/instances/{instance}/{action}")
+    assert response.status_code == 202, response.text
+    return ended(api, response.json()["job"], timeout)
+
+
+def ended(api: httpx.Client, job: str, timeout: float = 300) -> dict:
+    return wait_until(lambda: (record := api.get(f"/api/jobs/{job}").json())["status"] in FINAL and record, timeout, f"job {job} ended")
+
+
+def log_text(api: httpx.Client, job: str) -> str:
+    with api.stream("GET", f"/api/jobs/{job}/events") as response:
+        return "\n".join(line for line in response.iter_lines() if line.startswith("data:"))
+
+
+def create(api: httpx.Client, client: str, instance: str) -> dict:
+    response = api.post(f"/api/clients/{client}/instances", json={**POSTGRES, "instance": instance})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def prefix(client: str, instance: str) -> str:
+    return f"{client}-{instance}"
+
+
+def instances_of(emulator: Emulator, client: str, instance: str, states=("pending", "running", "stopping", "stopped")) -> list[dict]:
+    reservations = emulator.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:spawnit-instance", "Values": [prefix(client, instance)]}, {"Name": "instance-state-name", "Values": list(states)}]
+    )["Reservations"]
+    return [item for reservation in reservations for item in reservation["Instances"]]
+
+
+def state_of(emulator: Emulator, client: str, instance: str) -> dict | None:
+    try:
+        body = emulator.client("s3").get_object(Bucket=BUCKET, Key=f"clients/{client}/{instance}/terraform.tfstate")["Body"].read()
+    except emulator.client("s3").exceptions.NoSuchKey:
+        return None
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def deployed(api, emulator):
+    """acme/pg created, planned and applied once: (plan record, apply record)."""
+    create(api, "acme", "pg")
+    plan = run(api, "acme", "pg", "plan")
+    apply = run(api, "acme", "pg", "apply")
+    return plan, apply
+
+
+def test_the_first_plan_finds_every_resource_to_create_and_the_apply_creates_them(deployed, api, emulator, real_engine):
+    plan, apply = deployed
+    assert (plan["status"], plan["exit_code"], plan["changes"]) == ("succeeded", 2, True), log_text(api, plan["id"])
+    created = {change["address"] for change in plan["changed"] if change["actions"] == ["create"]}
+    assert {"aws_instance.instance", "aws_ssm_parameter.secret-password"} <= created
+    assert (apply["status"], apply["exit_code"]) == ("succeeded", 0), log_text(api, apply["id"])
+    assert apply["engine"] == f"{real_engine['name']} {real_engine['version']}"
+    [instance] = instances_of(emulator, "acme", "pg")
+    assert instance["State"]["Name"] == "running" and instance["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_the_instance_outputs_appear_in_the_api(deployed, api, emulator):
+    spec = api.get("/api/clients/acme/instances/pg").json()
+    [instance] = instances_of(emulator, "acme", "pg")
+    assert spec["outputs"]["public_ip"] == instance["PublicIpAddress"]
+    assert spec["outputs"]["port_5432_tcp"] == "5432/tcp"
+    assert spec["drift"] == "compliant" and spec["deployed_at"]
+
+
+def test_a_second_plan_finds_no_change(deployed, api):
+    record = run(api, "acme", "pg", "plan")
+    assert (record["status"], record["exit_code"], record["changes"]) == ("succeeded", 0, False), record.get("changed")
+
+
+def test_the_service_received_the_instance_own_generated_secret_never_shown_in_a_record_or_log(deployed, api, emulator):
+    revealed = api.post("/api/clients/acme/instances/pg/secrets/password/reveal").json()["value"]
+    parameter = emulator.client("ssm").get_parameter(Name="/spawnit/acme-pg/password", WithDecryption=True)["Parameter"]
+    assert parameter["Type"] == "SecureString" and parameter["Value"] == revealed and len(revealed) >= 32
+    plan, apply = deployed
+    for job in (plan, apply):
+        assert revealed not in json.dumps(api.get(f"/api/jobs/{job['id']}").json()) and revealed not in log_text(api, job["id"])
+    assert revealed not in json.dumps(api.get("/api/clients/acme/instances/pg").json())
+
+
+def test_the_provider_lock_file_and_the_state_live_in_the_store_and_the_store_keys_stay_out_of_the_state(deployed, emulator, real_engine):
+    lock = emulator.client("s3").get_object(Bucket=BUCKET, Key="clients/acme/pg/.terraform.lock.hcl")["Body"].read().decode()
+    assert 'provider "registry.terraform.io/hashicorp/aws"' in lock and f'version     = "{real_engine["aws_version"]}"' in lock
+    state = state_of(emulator, "acme", "pg")
+    assert {resource["type"] for resource in state["resources"]} >= {"aws_instance", "aws_security_group", "aws_ssm_parameter"}
+    assert STORE_KEYS[1] not in json.dumps(state)
+    locks = emulator.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="clients/acme/pg/terraform.tfstate.tflock").get("KeyCount", 0)
+    assert locks == 0  # the engine released its state lock
+
+
+def test_a_rule_revoked_behind_spawnit_back_is_drift_naming_the_resource_and_an_apply_restores_it(deployed, api, emulator):
+    ec2 = emulator.client("ec2")
+    [group] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["acme-pg"]}])["SecurityGroups"]
+    [rule] = [rule for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["SecurityGroupRules"] if rule["FromPort"] == 5432]
+    ec2.revoke_security_group_ingress(GroupId=group["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+
+    drift_check = run(api, "acme", "pg", "plan")
+    spec = api.get("/api/clients/acme/instances/pg").json()
+    assert spec["drift"] == "drifted" and drift_check["changes"] is True
+    assert [address for address in spec["drift_resources"] if address.startswith("aws_vpc_security_group_ingress_rule.")], spec["drift_resources"]
+
+    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    restored = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["SecurityGroupRules"]
+    assert [rule for rule in restored if rule["FromPort"] == 5432 and rule["CidrIpv4"] == "203.0.113.0/24"]
+    assert run(api, "acme", "pg", "plan")["changes"] is False
+    assert api.get("/api/clients/acme/instances/pg").json()["drift"] == "compliant"
+
+
+def test_a_stopped_instance_is_drift_and_an_apply_starts_it_again(deployed, api, emulator):
+    [instance] = instances_of(emulator, "acme", "pg")
+    emulator.client("ec2").stop_instances(InstanceIds=[instance["InstanceId"]])
+    run(api, "acme", "pg", "plan")
+    spec = api.get("/api/clients/acme/instances/pg").json()
+    assert spec["drift"] == "drifted" and "aws_ec2_instance_state.running" in spec["drift_resources"]
+    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    [started] = instances_of(emulator, "acme", "pg")
+    assert started["State"]["Name"] == "running"
+    # A restarted instance gets a new public address (as on AWS): the refresh reads it, the plan changes
+    # that output and no resource, the instance is in sync and shows its new address.
+    after = run(api, "acme", "pg", "plan")
+    assert after["changed"] in (None, []) and after["status"] == "succeeded"
+    spec = api.get("/api/clients/acme/instances/pg").json()
+    assert spec["drift"] == "compliant" and spec["outputs"]["public_ip"] == started["PublicIpAddress"]
+
+
+def test_a_terminated_instance_is_drift_and_an_apply_replaces_it(deployed, api, emulator):
+    [instance] = instances_of(emulator, "acme", "pg")
+    emulator.client("ec2").terminate_instances(InstanceIds=[instance["InstanceId"]])
+    run(api, "acme", "pg", "plan")
+    spec = api.get("/api/clients/acme/instances/pg").json()
+    assert spec["drift"] == "drifted" and "aws_instance.instance" in spec["drift_resources"]
+    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    [replacement] = instances_of(emulator, "acme", "pg")
+    assert replacement["InstanceId"] != instance["InstanceId"] and replacement["State"]["Name"] == "running"
+    assert run(api, "acme", "pg", "plan")["changes"] is False
+
+
+def test_cancelling_a_running_apply_stops_the_engine_cleanly_and_the_next_plan_works(api, emulator):
+    create(api, "acme", "cancelled")
+    with emulator.slow("run_instances", 8) as launching:
+        job = api.post("/api/clients/acme/instances/cancelled/apply").json()["job"]
+        assert launching.wait(240), "the apply never reached RunInstances"
+        assert api.delete(f"/api/jobs/{job}").status_code == 202
+        record = ended(api, job, 120)
+    text = log_text(api, job)
+    assert record["status"] == "cancelled", text
+    assert "Interrupt received" in text or "Stopping operation" in text  # the engine itself saw SIGTERM
+    assert record["exit_code"] not in (None, -9)  # it exited on its own, not SIGKILLed
+    assert emulator.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="clients/acme/cancelled/terraform.tfstate.tflock").get("KeyCount", 0) == 0
+    after = run(api, "acme", "cancelled", "plan")
+    assert after["status"] == "succeeded" and after["exit_code"] in (0, 2), log_text(api, after["id"])
+    assert run(api, "acme", "cancelled", "destroy")["status"] == "succeeded"
+
+
+def test_kill_9_of_the_worker_during_an_apply_ends_it_interrupted_removes_the_lock_and_the_next_plan_works(api, emulator, platform):
+    create(api, "acme", "killed")
+    with emulator.slow("run_instances", 6) as launching:
+        job = api.post("/api/clients/acme/instances/killed/apply").json()["job"]
+        assert launching.wait(240), "the apply never reached RunInstances"
+        s3 = emulator.client("s3")
+        assert s3.list_objects_v2(Bucket=BUCKET, Prefix="clients/acme/killed/terraform.tfstate.tflock").get("KeyCount", 0) == 1  # held by the engine
+        platform.stop("worker", signal.SIGKILL)
+        record = ended(api, job, STALE_AFTER * 6)
+    assert record["status"] == "interrupted"
+    wait_until(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="clients/acme/killed/terraform.tfstate.tflock").get("KeyCount", 0) == 0, 60, "the leftover lock removed")
+    state = state_of(emulator, "acme", "killed")
+    assert state is None or isinstance(state["resources"], list)  # intact: absent or a whole state
+    platform.start_worker("worker")
+    after = run(api, "acme", "killed", "plan")
+    assert after["status"] == "succeeded" and after["exit_code"] in (0, 2), log_text(api, after["id"])
+
+
+def test_one_definition_for_two_clients_gives_two_independent_states(deployed, api, emulator):
+    create(api, "globex", "pg")
+    assert run(api, "globex", "pg", "apply")["status"] == "succeeded"
+    ours, theirs = state_of(emulator, "acme", "pg"), state_of(emulator, "globex", "pg")
+    assert ours["lineage"] != theirs["lineage"]
+    ids = lambda state: {instance["attributes"]["id"] for resource in state["resources"] if resource["mode"] == "managed" for instance in resource["instances"]}  # noqa: E731
+    assert not ids(ours) & ids(theirs)
+    assert run(api, "globex", "pg", "destroy")["status"] == "succeeded"
+    assert instances_of(emulator, "globex", "pg") == [] and len(instances_of(emulator, "acme", "pg")) == 1
+    assert run(api, "acme", "pg", "plan")["changes"] is False
+
+
+def test_deleting_the_instance_destroys_its_resources_and_removes_it_and_its_state(deployed, api, emulator):
+    response = api.delete("/api/clients/acme/instances/pg")
+    assert response.status_code == 202
+    assert ended(api, response.json()["job"])["status"] == "succeeded"
+    assert instances_of(emulator, "acme", "pg") == []
+    assert emulator.client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": ["acme-pg"]}])["SecurityGroups"] == []
+    assert emulator.client("ssm").get_parameters_by_path(Path="/spawnit/acme-pg/")["Parameters"] == []
+    assert api.get("/api/clients/acme/instances/pg").status_code == 404
+    assert state_of(emulator, "acme", "pg") is None
+    assert emulator.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="clients/acme/pg/").get("KeyCount", 0) == 0
