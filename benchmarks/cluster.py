@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import boto3
+from cryptography.fernet import Fernet
 import httpx
 
 from tofu_standin import stand_in_path  # noqa: E402 - benchmarks/ is on sys.path when run as a script
@@ -177,6 +178,7 @@ def main() -> int:
             "PATH": path,
             "SPAWNIT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "SPAWNIT_S3_ENDPOINT": endpoint,
+            "SPAWNIT_SECRET_KEY": Fernet.generate_key().decode(),  # replicas and workers share the secrets' key
             "SPAWNIT_AUTH": "off",
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",

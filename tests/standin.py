@@ -2,7 +2,9 @@
 
 Behaviour from the environment: TOFU_EXIT_CODES ({"plan": 2}), TOFU_SLOW_<ACTION> (lines printed 0.1 s apart),
 TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it), TOFU_STAMP (each line ends with " @<epoch seconds>"),
-TOFU_SHOW_JSON and TOFU_OUTPUT_JSON (what `show -json` and `output -json` print; default {}).
+TOFU_SHOW_JSON and TOFU_OUTPUT_JSON (what `show -json` and `output -json` print; default {}), TOFU_LOCK_FILE
+(what init writes to .terraform.lock.hcl). Each call records its arguments, folder, backend, the files beside it,
+its AWS_/SPAWNIT_/TF_ environment and the content of any -backend-config file.
 TOFU_CONTROL names a JSON file of the same settings, read at each run: tests change a long-running
 server's stand-in through it.
 """
@@ -28,7 +30,11 @@ def record(entry):
     with open(log, "a") as handle:
         handle.write(json.dumps(entry) + "\\n")
 backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
-record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend, "started": time.time(), "pid": os.getpid()}})
+backend_config = [open(arg.split("=", 1)[1]).read() for arg in sys.argv[1:] if arg.startswith("-backend-config=")]
+environ = {{key: value for key, value in os.environ.items() if key.startswith(("AWS_", "SPAWNIT_", "TF_"))}}
+files = sorted(os.listdir("."))
+record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend, "started": time.time(), "pid": os.getpid(),
+        "environ": environ, "backend_config": backend_config, "files": files}})
 def on_term(signum, frame):
     record({{"signal": "SIGTERM"}})
     print("Interrupt received, stopping", flush=True)
@@ -38,6 +44,8 @@ if settings.get("TOFU_IGNORE_TERM"):
 else:
     signal.signal(signal.SIGTERM, on_term)
 action = sys.argv[1]
+if action == "init" and settings.get("TOFU_LOCK_FILE"):  # init writes the provider lock file
+    open(".terraform.lock.hcl", "w").write(settings["TOFU_LOCK_FILE"])
 if action in ("show", "output"):  # JSON on stdout, as the engine's -json commands print it
     print(settings.get("TOFU_" + action.upper() + "_JSON", "{{}}"), flush=True)
     record({{"finished": action, "cwd": os.getcwd(), "at": time.time()}})

@@ -120,9 +120,11 @@ def test_bad_configuration_stops_synth_with_exit_2_and_writes_nothing(isolated_c
 
 def test_python_dash_m_spawnit_lists_the_stacks(isolated_config):
     result = subprocess.run([sys.executable, "-m", "spawnit", "list"], capture_output=True, text=True, check=True, env={**os.environ})
-    lines = result.stdout.splitlines()
+    table, engine = result.stdout.split("\n\n")
+    lines = table.splitlines()
     assert lines[0].split() == ["STACK", "ARCHITECTURE", "REGION", "NAT", "ALERTS", "STATE"]
     assert [line.split()[0] for line in lines[1:]] == ["dev", "preprod", "prod", "spotilike", "spotilike-web"]
+    assert engine.startswith("engine: ")  # which engine plan and deploy would run
     assert "s3://greenleaf-tfstate-eu-west-3/greenleaf/prod/terraform.tfstate" in lines[3]
     assert "NO RECIPIENT (warning)" in lines[3], "alerts nobody receives are shown, not hidden"
     assert lines[4].split()[:3] == ["spotilike", "fargate+eks", "eu-west-3"] and "s3://spotilike-tfstate-eu-west-3/spotilike/spotilike/terraform.tfstate" in lines[4]
@@ -138,3 +140,20 @@ def test_spawnit_entry_point_is_installed():
     script = Path(sys.executable).parent / "spawnit"
     assert script.exists()
     assert subprocess.run([str(script), "--help"], capture_output=True, text=True).stdout.startswith("usage: spawnit")
+
+
+def test_version_names_the_engine_found_first_tofu_then_terraform_then_none(tmp_path):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+
+    def version(path: str) -> str:
+        environ = {key: value for key, value in os.environ.items() if key != "SPAWNIT_TOFU"}
+        return subprocess.run([sys.executable, "-m", "spawnit", "--version"], capture_output=True, text=True, check=True, env={**environ, "PATH": path}).stdout
+
+    python_dir = os.path.dirname(sys.executable)
+    assert "engine: none found (install OpenTofu, or set SPAWNIT_TOFU)" in version(f"{folder}:{python_dir}")
+    for name, banner in (("terraform", "Terraform v1.11.4"), ("tofu", "OpenTofu v1.10.6")):
+        (folder / name).write_text(f"#!/bin/sh\necho '{banner}'\necho 'on linux_amd64'\n")
+        (folder / name).chmod(0o755)
+        name_, number = banner.split(" v")
+        assert f"engine: {name_} {number} ({folder / name})" in version(f"{folder}:{python_dir}")  # tofu wins once both exist

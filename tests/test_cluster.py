@@ -18,6 +18,7 @@ import boto3
 import httpx
 import psutil
 import pytest
+from cryptography.fernet import Fernet
 
 from conftest import free_port, redis_server, wait_until
 from processes import Cluster
@@ -56,6 +57,7 @@ def cluster(tmp_path_factory, redis_url, s3_endpoint):
         "SPAWNIT_REDIS_URL": redis_url,
         "SPAWNIT_S3_ENDPOINT": s3_endpoint,
         "SPAWNIT_S3_BUCKET": "spawnit",
+        "SPAWNIT_SECRET_KEY": Fernet.generate_key().decode(),  # replicas and workers share the secrets' key
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",

@@ -155,6 +155,16 @@ def test_api_and_workers_share_valkey_and_only_the_workers_run_jobs(instances):
     assert "SPAWNIT_S3_ENDPOINT=http://minio:9000" in worker["env"] and "SPAWNIT_REDIS_URL" in " ".join(worker["healthcheck"]["test"])
 
 
+def test_the_store_keys_have_names_no_provider_reads_and_api_and_workers_share_the_secret_key(instances):
+    found = containers(instances)
+    for name in ("spawnit-api", "spawnit-worker-1"):
+        names = {entry.split("=", 1)[0] for entry in found[name]["env"]}
+        assert {"SPAWNIT_S3_ACCESS_KEY_ID", "SPAWNIT_S3_SECRET_ACCESS_KEY", "SPAWNIT_SECRET_KEY"} <= names
+        assert not names & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"}  # the aws target's credentials are the operator's
+        assert "SPAWNIT_SECRET_KEY=${var.secret_key}" in found[name]["env"]
+    assert instances.document["variable"]["secret_key"]["sensitive"] is True
+
+
 def test_several_api_replicas_sit_behind_a_caddy_front_on_the_api_port(all_stacks):
     scaled = containers(all_stacks["platform-instances-scaled"])
     replicas = ["spawnit-api", "spawnit-api-2", "spawnit-api-3"]

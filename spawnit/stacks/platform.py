@@ -152,11 +152,14 @@ class PlatformInstancesStack(SpawnitStack):
             labels={"spawnit.platform": "valkey"},
         )
         issuer = f"http://localhost:{settings.keycloak_port}/realms/{settings.realm}"
+        secret_key = sensitive_variable(self, "secret_key", "Key encrypting the instances' secrets in the store (a Fernet key), shared by the API and the workers")
         env = {
             "SPAWNIT_S3_ENDPOINT": "http://minio:9000",
             "SPAWNIT_S3_BUCKET": settings.bucket,
-            "AWS_ACCESS_KEY_ID": minio_user.string_value,
-            "AWS_SECRET_ACCESS_KEY": minio_password.string_value,
+            # The store's own credentials: names no provider reads, so a job's aws target never signs with MinIO's keys
+            "SPAWNIT_S3_ACCESS_KEY_ID": minio_user.string_value,
+            "SPAWNIT_S3_SECRET_ACCESS_KEY": minio_password.string_value,
+            "SPAWNIT_SECRET_KEY": secret_key.string_value,
             "AWS_REGION": "us-east-1",
             "SPAWNIT_REDIS_URL": f"redis://:{Fn.urlencode(valkey_password.string_value)}@valkey:6379/0",
         }
