@@ -423,3 +423,12 @@ def test_concurrent_creations_of_one_name_give_exactly_one_201(live, app):
     assert sorted(status for status, _ in results) == [201] + [409] * 9
     (winner,) = [port for status, port in results if status == 201]
     assert app.state.store.get_spec("acme", "cache")["parameters"]["port"] == winner
+
+
+def test_a_body_that_is_not_utf8_or_not_json_gets_the_documented_error_shape(api):
+    unreadable = api.post("/api/clients/acme/instances", content=b'{"service": "redis\xff\xfe"}', headers={"content-type": "application/json"})
+    assert unreadable.status_code == 400
+    assert unreadable.json() == {"error": "request body: cannot be read (not UTF-8 text); allowed: a JSON object encoded in UTF-8"}
+    truncated = api.post("/api/clients/acme/instances", content=b'{"service": ', headers={"content-type": "application/json"})
+    assert truncated.status_code == 422 and truncated.json()["error"].startswith("invalid request:\n  request body: not valid JSON (at character 12")
+    assert api.get("/api/nothing-here").json() == {"error": "Not Found"}

@@ -21,6 +21,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from conftest import free_port, redis_server, wait_until
+from emulator import Emulator
 from processes import Cluster
 from standin import stand_in_tofu
 
@@ -37,15 +38,11 @@ def redis_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="spawnit")
-    yield endpoint
-    server.stop()
+    """The tests' S3 (moto's server, with conditional PUTs made atomic: see tests/emulator.py)."""
+    emulator = Emulator(free_port())
+    emulator.client("s3", "us-east-1").create_bucket(Bucket="spawnit")
+    yield emulator.endpoint
+    emulator.stop()
 
 
 @pytest.fixture(scope="module")

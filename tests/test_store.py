@@ -123,3 +123,23 @@ def test_creating_a_spec_is_atomic_in_a_folder(tmp_path):
     store = Store(LocalObjectStore(tmp_path))
     assert store.create_spec("acme", "db", {"v": 1}) is True and store.create_spec("acme", "db", {"v": 2}) is False
     assert store.get_spec("acme", "db") == {"v": 1} and [p.name for p in (tmp_path / "clients" / "acme" / "db").iterdir()] == ["spec.json"]
+
+
+def test_concurrent_creations_of_one_key_have_exactly_one_winner_on_the_tests_s3():
+    """The store relies on S3's atomic `If-None-Match: *`; moto's server checks then writes without a lock
+    (2 rounds in 300 gave two winners), so the tests' emulator serialises conditional PUTs (tests/emulator.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import free_port
+    from emulator import Emulator
+
+    emulator = Emulator(free_port())
+    try:
+        emulator.client("s3", "us-east-1").create_bucket(Bucket="spawnit")
+        objects = S3ObjectStore("spawnit", client=emulator.client("s3", "us-east-1"))
+        with ThreadPoolExecutor(20) as pool:
+            for round_ in range(100):
+                winners = list(pool.map(lambda index: objects.put_new(f"race/{round_}", str(index).encode()), range(20)))
+                assert winners.count(True) == 1, f"round {round_}: {winners.count(True)} winners"
+    finally:
+        emulator.stop()

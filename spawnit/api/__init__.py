@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
@@ -33,13 +34,14 @@ from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import shown
 from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
 from .engine import LocalEngine, RedisEngine, engine_from_environment
-from .jobs import ACTIONS, Conflict, JobManager
+from .jobs import ACTIONS, Conflict, JobManager, NotQueued
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
 from .toolchain import Toolchain
 from .vault import SecretVault, VaultError, check_value, key_from_environment
 from .worker import SynthWorker
 
+LOG = logging.getLogger("spawnit.api")
 INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 MAX_BODY_BYTES = 256 * 1024  # a service's parameters fit in far less; nginx's index_html is at most 100,000 characters
 
@@ -75,7 +77,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "Request body over 256 KB",
         422: "Invalid parameters or names; a Proxmox request no node can hold",
         502: "The Proxmox cluster refused or failed",
-        503: "The Proxmox cluster is not configured or cannot be reached",
+        503: "The Proxmox cluster, or the job queue, cannot be reached",
     }.items()
 }
 
@@ -279,15 +281,22 @@ def create_app(
     app.state.store, app.state.jobs, app.state.events, app.state.drift = store, jobs, events, drift
     vault = jobs.vault
 
-    @app.exception_handler(HTTPException)
-    async def json_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the framework's own (a body it cannot read)
+    async def json_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = error.detail
+        if error.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "request body: cannot be read (not UTF-8 text); allowed: a JSON object encoded in UTF-8"
+        return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         """The same shape as every other error: one message naming each bad field, its value (cut) and the rule."""
         lines = ["invalid request:"]
         for problem in error.errors():
+            if problem["type"] == "json_invalid":
+                position = problem["loc"][-1] if problem["loc"] and isinstance(problem["loc"][-1], int) else "?"
+                lines.append(f"  request body: not valid JSON (at character {position}: {problem.get('ctx', {}).get('error', 'decode error')}); allowed: a JSON object")
+                continue
             location = ".".join(str(part) for part in problem["loc"] if part != "body") or "(body)"
             value = "" if problem["type"] == "missing" else f" = {shown(problem.get('input'))}"
             lines.append(f"  {location}{value}: {problem['msg'][0].lower()}{problem['msg'][1:]}")
@@ -312,6 +321,8 @@ def create_app(
             raise HTTPException(status_code=409, detail=str(error)) from None
         except LookupError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
+        except NotQueued as error:
+            raise HTTPException(status_code=503, detail=str(error)) from None
         return {"job": job.id, "status": job.status, "action": action}
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
@@ -525,8 +536,11 @@ def create_app(
         after = resume_after(last_event_id, last_event) or 0
 
         async def stream():
-            async for event in jobs.stream(job_id, after):
-                yield {"id": str(event["id"]), "event": event["event"], "data": event["data"]}
+            try:
+                async for event in jobs.stream(job_id, after):
+                    yield {"id": str(event["id"]), "event": event["event"], "data": event["data"]}
+            except Exception as error:  # noqa: BLE001 - Redis or the store went away: end cleanly, EventSource resumes with Last-Event-ID
+                LOG.warning("job %s event stream ended: %s", job_id, error)
 
         return EventSourceResponse(stream(), ping=15)
 
@@ -545,11 +559,14 @@ def create_app(
             after = await asyncio.to_thread(events.tail, client)
 
         async def stream():
-            async for event in events.astream(client, after):
-                if await request.is_disconnected():
-                    return
-                if event:
-                    yield {"id": str(event["id"]), "event": event["event"], "data": json.dumps(event["data"])}
+            try:
+                async for event in events.astream(client, after):
+                    if await request.is_disconnected():
+                        return
+                    if event:
+                        yield {"id": str(event["id"]), "event": event["event"], "data": json.dumps(event["data"])}
+            except Exception as error:  # noqa: BLE001 - Redis went away: end cleanly, EventSource resumes with Last-Event-ID
+                LOG.warning("client %s event stream ended: %s", client, error)
 
         return EventSourceResponse(stream(), ping=15)
 

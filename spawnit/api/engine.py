@@ -199,11 +199,12 @@ class LocalEngine:
 
 # Appends one event: the stream's counter gives its id, so every process shares one sequence (a counter
 # not there yet starts after ARGV[3]); the entry's own id is 0-<n> (XADD takes any id above the last),
-# and the stream is trimmed to about ARGV[1] entries.
+# and the stream is trimmed to about ARGV[1] entries. Lua's numbers are doubles: an id past 1e14 (a
+# client stream starting from the clock) is formatted with %d, never concatenated as 1.7e+15.
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[3]) end
 local n = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. n, 'e', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. string.format('%d', n), 'e', ARGV[2])
 return n
 """
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
@@ -262,6 +263,8 @@ class _StreamHub:
                     for entry in entries:
                         queue.put_nowait(entry)
 RUN_JOB = "run_job"
+DISPATCH_ATTEMPTS = 4
+FOLLOWER_CONNECTIONS = 50  # per event loop: followers opening at once wait for a connection, never fail for want of one
 
 
 class RedisEngine:
@@ -345,7 +348,10 @@ class RedisEngine:
         loop = asyncio.get_running_loop()
         hub = self._hubs.get(loop)
         if hub is None:
-            hub = self._hubs[loop] = _StreamHub(aioredis.Redis.from_url(self.url, decode_responses=True))
+            # A blocking pool: 300 followers opening at once queue for its connections (a plain pool of 100
+            # raised MaxConnectionsError and aborted 177 of them).
+            pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=FOLLOWER_CONNECTIONS, timeout=60)
+            hub = self._hubs[loop] = _StreamHub(aioredis.Redis(connection_pool=pool))
         return hub
 
     async def follow(self, stream: str, after: int = 0) -> AsyncIterator[dict[str, Any] | None]:
@@ -405,8 +411,21 @@ class RedisEngine:
         return asyncio.run_coroutine_threadsafe(coroutine_factory(), loop).result(timeout=timeout)
 
     def dispatch(self, job_id: str, run: Callable[[str], object]) -> None:
-        """Queue the job for whichever worker takes it first (``run`` is the workers' business)."""
-        self._call(lambda: self._queue.enqueue(RUN_JOB, job_id=job_id, key=job_id, timeout=0, retries=1, ttl=86400))
+        """Queue the job for whichever worker takes it first (``run`` is the workers' business).
+
+        A connection the pool kept from before a Redis restart fails once ("Connection closed by
+        server") and is dropped: the enqueue is tried again on a fresh one, a few times over about a
+        second, before :class:`EngineError` says the queue cannot be reached."""
+        import redis
+
+        for attempt in range(DISPATCH_ATTEMPTS):
+            try:
+                self._call(lambda: self._queue.enqueue(RUN_JOB, job_id=job_id, key=job_id, timeout=0, retries=1, ttl=86400))
+                return
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+                if attempt == DISPATCH_ATTEMPTS - 1:
+                    raise EngineError(f"SPAWNIT_REDIS_URL: the job queue at {redact_url(self.url)} cannot be reached: {error}") from None
+                time.sleep(0.1 * 2**attempt)
 
     def serve(self, run: Callable[[str], object], *, concurrency: int) -> None:
         """Take jobs from the queue, ``concurrency`` at a time, each run by ``run(job_id)`` on a thread."""

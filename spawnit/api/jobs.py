@@ -93,6 +93,11 @@ class Conflict(RuntimeError):
     """The instance already has a job running."""
 
 
+class NotQueued(RuntimeError):
+    """The job could not be handed to a worker (the queue cannot be reached): it ended ``failed`` at
+    once and the instance is free again."""
+
+
 @dataclass
 class Job:
     id: str
@@ -326,7 +331,10 @@ class JobManager:
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
         job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time(), remove_instance=remove_instance)
-        holder = self.engine.claim(lease_key(client, instance), job.id, self.queue_timeout)
+        try:
+            holder = self.engine.claim(lease_key(client, instance), job.id, self.queue_timeout)
+        except Exception as error:  # nothing written yet: the caller may try again
+            raise NotQueued(f"the job queue cannot be reached: {type(error).__name__}: {error}") from None
         if holder is not None:
             running = self.get(holder) or {"action": "?", "status": "starting"}
             raise Conflict(f"instance {client}/{instance} already has job {holder} ({running['action']}, {running['status']})")
@@ -339,8 +347,25 @@ class JobManager:
         if remove_instance:
             spec["deleting"] = job.id
         self.store.put_spec(client, instance, spec)
-        self.engine.dispatch(job.id, self.execute)
+        try:
+            self.engine.dispatch(job.id, self.execute)
+        except Exception as error:
+            self._not_queued(job, error)
+            raise NotQueued(f"job {job.id} could not be queued: {error}") from None
         return job
+
+    def _not_queued(self, job: Job, error: Exception) -> None:
+        """Never a lease without a dispatched job: the job ends failed and the instance is released."""
+        job.status, job.finished_at, job.error = "failed", now(), f"not queued: {error}"
+        self._save(job)
+        try:
+            self._event(job, "status", "failed")
+        except Exception:  # noqa: BLE001 - the engine may be what failed; the record says it all
+            pass
+        try:
+            self.engine.release(lease_key(job.client, job.instance), job.id)
+        except Exception as release_error:  # noqa: BLE001 - the lease then expires with its queue timeout
+            LOG.warning("job %s: lease not released: %s", job.id, release_error)
 
     def execute(self, job_id: str) -> None:
         """Run a queued job here (a worker's part). A job that is no longer queued, or whose lease has
