@@ -395,3 +395,50 @@ def real_engine() -> dict[str, str]:
             pytrace=False,
         )
     return {"path": engine.path, "name": engine.name, "version": engine.version, "mirror": str(mirror[0]), "aws_version": mirror[1]}
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory):
+    """A real Docker engine (Debian's docker.io) for the session, on a private socket, its data under the
+    test's folder, touching none of the host's firewall rules; with a small image made by `docker import`
+    of a busybox root filesystem (no registry is reachable here). Yields (host URL, image tag)."""
+    import shutil
+    import subprocess
+    import tarfile
+
+    dockerd, busybox = shutil.which("dockerd"), shutil.which("busybox")
+    if not dockerd or not busybox:
+        pytest.fail("docker tier: dockerd or busybox missing; install Debian's docker.io and busybox-static (./scripts/test does)", pytrace=False)
+    root = tmp_path_factory.mktemp("docker")
+    host = f"unix://{root}/docker.sock"
+    log = open(root / "dockerd.log", "w")  # noqa: SIM115 - the daemon writes it
+    daemon = subprocess.Popen(
+        [dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "-H", host, "--pidfile", str(root / "docker.pid"),
+         "--iptables=false", "--ip-forward=false", "--ip-masq=false"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    import docker
+
+    def answers():
+        try:
+            return docker.DockerClient(base_url=host, timeout=5).ping()
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    try:
+        wait_until(answers, 60, "dockerd answering")
+        archive = root / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(busybox, arcname="bin/busybox")
+            for name in ("sh", "sleep", "true", "false"):
+                link = tarfile.TarInfo(f"bin/{name}")
+                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(link)
+        client = docker.DockerClient(base_url=host, timeout=60)
+        client.api.import_image_from_data(archive.read_bytes(), repository="spawnit-test/busybox", tag="1")
+        client.close()
+        yield host, "spawnit-test/busybox:1"
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        log.close()

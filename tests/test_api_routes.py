@@ -194,12 +194,19 @@ def test_drift_status_follows_the_plans_of_deployed_instances(api, app):
     assert api.get("/api/clients/acme/instances/cache").json()["drift"] == "compliant"
     jobs = app.state.jobs
     jobs.environ["TOFU_EXIT_CODES"] = '{"plan": 2}'
+    jobs.environ["TOFU_SHOW_JSON"] = json.dumps({"resource_changes": [{"address": "docker_container.redis", "change": {"actions": ["update"]}}]})
+    assert app.state.drift.check_all() == {"acme/cache": "drifted"}
+    assert api.get("/api/clients/acme/instances/cache").json()["drift_resources"] == ["docker_container.redis"]
+    jobs.environ["TOFU_SHOW_JSON"] = json.dumps({"resource_changes": [], "output_changes": {"port": {"actions": ["update"], "after": "6380"}}})
+    assert app.state.drift.check_all() == {"acme/cache": "compliant"}  # only an output changes: in sync, its new value shown
+    assert api.get("/api/clients/acme/instances/cache").json()["outputs"]["port"] == "6380"
+    jobs.environ["TOFU_SHOW_JSON"] = json.dumps({"resource_changes": [{"address": "docker_container.redis", "change": {"actions": ["update"]}}]})
     assert app.state.drift.check_all() == {"acme/cache": "drifted"}
     jobs.environ["TOFU_EXIT_CODES"] = '{"plan": 1}'
     assert app.state.drift.check_all() == {"acme/cache": "error"}
     jobs.environ["TOFU_EXIT_CODES"] = '{}'
     assert app.state.drift.check_all() == {"acme/cache": "compliant"}
-    assert metric(api, 'spawnit_drift_checks_total{result="drifted"}') == 1
+    assert metric(api, 'spawnit_drift_checks_total{result="drifted"}') == 2
     assert api.get("/api/clients/acme/instances/cache").json()["drift_checked_at"].endswith("Z")
 
 
@@ -265,16 +272,22 @@ def test_a_new_client_subscriber_starts_at_the_newest_event_without_replaying_hi
     assert seen and {event["job"] for event in seen} == {second}
 
 
-def test_client_events_resume_with_last_event_id(live):
-    planned(live)
+def client_event_ids(url: str, count: int, **headers: str) -> list[int]:
     ids = []
-    with httpx.stream("GET", f"{live}/api/clients/acme/events", headers={"Last-Event-ID": "2"}, timeout=30) as response:
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
         for line in response.iter_lines():
             if line.startswith("id:"):
                 ids.append(int(line.partition(":")[2]))
-                if len(ids) == 3:
-                    break
-    assert ids == [3, 4, 5]
+                if len(ids) == count:
+                    return ids
+    return ids
+
+
+def test_client_events_resume_with_last_event_id(live):
+    planned(live)
+    first = client_event_ids(f"{live}/api/clients/acme/events?last_event_id=0", 5)
+    assert first == list(range(first[0], first[0] + 5))  # one sequence, starting from the clock (it survives restarts)
+    assert client_event_ids(f"{live}/api/clients/acme/events", 3, **{"Last-Event-ID": str(first[1])}) == first[2:5]
 
 
 def test_config_tells_the_ui_how_to_log_in(api):

@@ -31,10 +31,11 @@ from sse_starlette.sse import EventSourceResponse
 from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
-from ..services.base import shown
+from ..services.base import instance_stack_name, shown
 from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
 from .engine import LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager, NotQueued
+from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
 from .toolchain import Toolchain
@@ -400,7 +401,11 @@ def create_app(
             pairs = store.list_instances(client)
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        return {"instances": [describe(c, i) for c, i in pairs]}
+        described = [describe(c, i) for c, i in pairs]
+        for item in described:
+            if item["target"] == "docker":
+                item["live"] = docker_live(item)
+        return {"instances": described}
 
     def describe(client: str, instance: str) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
@@ -416,7 +421,21 @@ def create_app(
                 described["live"] = cluster().guest(f"{client}-{instance}") or {"status": "absent"}
             except ProxmoxError as error:
                 described["live"] = {"status": "unavailable", "message": error.message}
+        elif described["target"] == "docker":
+            described["live"] = docker_live(described)
         return described
+
+    def docker_live(described: dict[str, Any]) -> dict[str, Any]:
+        """A docker instance's containers as the Docker engine reports them now."""
+        service = get_service(described["service"])
+        model = service.checked({**described["parameters"], "target": "docker"})
+        prefix = instance_stack_name(described["client"], described["instance"])
+        expected = [f"{prefix}-{container.name}" for container in service(model).containers()]
+        return docker_instance_status(model.docker_host, prefix, expected)
+
+    @app.get("/api/targets", tags=["targets"], summary="Whether this process reaches each target (Docker engine, AWS credentials, Proxmox endpoint)")
+    def targets(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        return {"targets": reachability()}
 
     def audit(principal: Principal, action: str, **details: Any) -> None:
         """One record per sensitive action, never rewritten (``audit/<time>-<id>.json``), without any value."""

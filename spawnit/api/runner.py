@@ -46,7 +46,11 @@ def run_worker(concurrency: int, metrics_port: int | None = None) -> int:
     engine.serve(jobs.execute, concurrency=concurrency)
     from ..tofu import describe_engine
 
+    from .live import describe_reachability, reachability
+
     print(f"spawnit worker: {describe_engine(jobs.environ)}", flush=True)
+    for line in describe_reachability(reachability(jobs.environ)):
+        print(f"spawnit worker: {line}", flush=True)
     print(f"spawnit worker: taking jobs ({concurrency} at a time), {len(jobs.cleaned)} left-over work folder(s) cleaned", flush=True)
     signals.acquire()
     engine.stop_serving()

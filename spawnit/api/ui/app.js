@@ -335,7 +335,12 @@ async function showInstances() {
     const status = item.last_job ? `${item.last_job.action} ${item.last_job.status}` : "created";
     row.insertCell().append(badge(item.last_job ? item.last_job.status : ""));
     row.cells[3].title = status;
-    row.insertCell().append(badge(item.drift));
+    const live = row.insertCell(); // what the target reports now (docker: each container's state and health)
+    live.append(badge(item.live ? item.live.status : ""));
+    if (item.live && item.live.containers) live.title = item.live.containers.map((c) => `${c.name}: ${c.state}${c.health ? " (" + c.health + ")" : ""}`).join("\n");
+    const drift = row.insertCell();
+    drift.append(badge(item.drift));
+    if (item.drift_resources && item.drift_resources.length) drift.title = "Changed: " + item.drift_resources.join(", ");
     const actions = row.insertCell();
     const logs = document.createElement("button");
     logs.textContent = "Logs";
