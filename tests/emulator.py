@@ -18,7 +18,8 @@ moto runs in the test process (a thread), so the changes are patches of its clas
   and the provider reads ``vpc_security_group_ids`` from it (without this, every plan after an
   apply shows the group being added again). The emulator copies them onto the instance.
 - **AWS managed IAM policies** (``AmazonSSMManagedInstanceCore``) exist in AWS; moto loads them only
-  with ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, which the emulator sets.
+  with ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``, read when its IAM backend is made: the emulator sets it
+  and resets the backends.
 - **Slow calls on demand** (:meth:`Emulator.slow`): an EC2 action can be made to wait, so that a test
   can act while an apply is in flight (cancel it, kill its worker).
 """
@@ -109,6 +110,9 @@ class Emulator:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
         self.endpoint = f"http://127.0.0.1:{port}"
+        # moto's backends are one per process, shared by every moto server the session started: begin
+        # empty, and with the IAM backend made anew now that it must load AWS's managed policies.
+        self.reset()
 
     def client(self, service: str, region: str | None = None):  # noqa: ANN201
         return boto3.client(

@@ -182,16 +182,19 @@ def test_a_rule_revoked_behind_spawnit_back_is_drift_naming_the_resource_and_an_
     [rule] = [rule for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["SecurityGroupRules"] if rule["FromPort"] == 5432]
     ec2.revoke_security_group_ingress(GroupId=group["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
 
-    drift_check = run(api, "acme", "pg", "plan")
-    spec = api.get("/api/clients/acme/instances/pg").json()
-    assert spec["drift"] == "drifted" and drift_check["changes"] is True
+    checked_before = api.get("/api/clients/acme/instances/pg").json().get("drift_checked_at")
+    assert "acme/pg" in api.post("/api/drift-checks").json()["instances"]  # the next drift round, started now
+    spec = wait_until(lambda: (found := api.get("/api/clients/acme/instances/pg").json()).get("drift_checked_at") != checked_before and found, 300, "drift round")
+    assert spec["drift"] == "drifted" and api.get(f"/api/jobs/{spec['last_job']['id']}").json()["changes"] is True
     assert [address for address in spec["drift_resources"] if address.startswith("aws_vpc_security_group_ingress_rule.")], spec["drift_resources"]
 
     assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
     restored = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["SecurityGroupRules"]
     assert [rule for rule in restored if rule["FromPort"] == 5432 and rule["CidrIpv4"] == "203.0.113.0/24"]
-    assert run(api, "acme", "pg", "plan")["changes"] is False
-    assert api.get("/api/clients/acme/instances/pg").json()["drift"] == "compliant"
+    checked_before = api.get("/api/clients/acme/instances/pg").json().get("drift_checked_at")
+    api.post("/api/drift-checks")  # the following round: in sync
+    spec = wait_until(lambda: (found := api.get("/api/clients/acme/instances/pg").json()).get("drift_checked_at") != checked_before and found, 300, "drift round")
+    assert spec["drift"] == "compliant" and spec["drift_resources"] == []
 
 
 def test_a_stopped_instance_is_drift_and_an_apply_starts_it_again(deployed, api, emulator):

@@ -162,7 +162,8 @@ class FakeKeycloak:
 def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_path, synth_worker, artifacts):
     keycloak = FakeKeycloak()
     store = Store(LocalObjectStore(tmp_path / "store"))
-    store.put_spec("alice-id", "blog", {"client": "alice-id", "instance": "blog", "service": "wordpress", "target": "docker", "parameters": {}, "drift": "compliant"})
+    unreachable = {"docker_host": f"unix://{tmp_path}/no-engine.sock"}
+    store.put_spec("alice-id", "blog", {"client": "alice-id", "instance": "blog", "service": "wordpress", "target": "docker", "parameters": unreachable, "drift": "compliant"})
     store.put_spec("bob-id", "secret", {"client": "bob-id", "instance": "secret", "service": "nginx", "target": "docker", "parameters": {}})
     jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=stand_in_tofu(tmp_path)[0])
     auth = AuthSettings("oidc", issuer=keycloak.issuer, audience="spawnit-api", jwks_url=keycloak.issuer + "/protocol/openid-connect/certs")
@@ -175,6 +176,8 @@ def test_login_through_the_realm_with_authorization_code_and_pkce(browser, tmp_p
         expect(page.locator("tr[data-instance=blog]")).to_be_visible()
         expect(page.locator("tr[data-instance=secret]")).to_have_count(0)
         expect(page.locator("tr[data-instance=blog] .badge.compliant")).to_be_visible()
+        # beside drift, what the target reports now: no Docker engine at that socket
+        expect(page.locator("tr[data-instance=blog] td:nth-child(5) .badge.unavailable")).to_be_visible()
         page.screenshot(path=str(artifacts / "ui-5-logged-in.png"), full_page=True)
         assert keycloak.codes == {}  # the code was exchanged, with the right verifier
 

@@ -433,6 +433,13 @@ def create_app(
         expected = [f"{prefix}-{container.name}" for container in service(model).containers()]
         return docker_instance_status(model.docker_host, prefix, expected)
 
+    @app.post("/api/drift-checks", status_code=202, tags=["jobs"], summary="Start a drift round now (admin): a plan of every deployed instance, as the interval's rounds do")
+    def drift_check(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        if not principal.admin:
+            raise HTTPException(status_code=403, detail="drift checks: the admin role is required; allowed: a token with the admin role")
+        deployed = drift.start_round()
+        return {"instances": [f"{client}/{instance}" for client, instance in deployed]}
+
     @app.get("/api/targets", tags=["targets"], summary="Whether this process reaches each target (Docker engine, AWS credentials, Proxmox endpoint)")
     def targets(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         return {"targets": reachability()}

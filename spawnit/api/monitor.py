@@ -153,6 +153,12 @@ class DriftMonitor:
             thread.join()
         return results
 
+    def start_round(self) -> list[tuple[str, str]]:
+        """A round now, in the background (an operator's "check drift now"): the deployed instances it covers."""
+        deployed = self.deployed()
+        threading.Thread(target=self.check_all, name="drift-round-now", daemon=True).start()
+        return deployed
+
     def start(self) -> None:
         """Rounds every ``interval`` seconds. With several replicas, each looks every quarter interval
         (at most 5 s) and the one that takes the engine's ``drift-round`` for the interval runs the round:
