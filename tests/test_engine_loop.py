@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import httpx
@@ -42,7 +43,7 @@ def emulator():
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, real_engine, emulator):
+def platform(tmp_path_factory, real_engine, emulator, docker_engine):
     """An API replica without workers of its own and one `spawnit worker`, as the platform runs them."""
     root = tmp_path_factory.mktemp("engine-loop")
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("SPAWNIT_", "AWS_", "TF_", "TOFU_"))}
@@ -65,6 +66,7 @@ def platform(tmp_path_factory, real_engine, emulator):
             "SPAWNIT_AUTH": "off",
             "SPAWNIT_JOB_STALE_AFTER": str(STALE_AFTER),
             "SPAWNIT_DRIFT_INTERVAL": "86400",
+            "DOCKER_HOST": docker_engine[0],  # the docker target's engine, as the worker reaches it
         }
         cluster = Cluster(root, environ, lambda: [])
         try:
@@ -132,6 +134,14 @@ def deployed(api, emulator):
     return plan, apply
 
 
+def test_the_worker_says_which_engine_it_runs_and_which_targets_it_reaches(platform, real_engine):
+    log = platform.log("worker")
+    assert f"spawnit worker: engine: {real_engine['name']} {real_engine['version']} ({real_engine['path']})" in log
+    assert "spawnit worker: target aws: reachable (credentials from the environment, endpoint http://127.0.0.1:" in log
+    assert re.search(r"spawnit worker: target docker: reachable \(unix://\S+/docker.sock: Docker \d+\.\d+", log), log
+    assert TARGET_KEYS[1] not in log and STORE_KEYS[1] not in log
+
+
 def test_the_first_plan_finds_every_resource_to_create_and_the_apply_creates_them(deployed, api, emulator, real_engine):
     plan, apply = deployed
     assert (plan["status"], plan["exit_code"], plan["changes"]) == ("succeeded", 2, True), log_text(api, plan["id"])
@@ -197,13 +207,18 @@ def test_a_rule_revoked_behind_spawnit_back_is_drift_naming_the_resource_and_an_
     assert spec["drift"] == "compliant" and spec["drift_resources"] == []
 
 
+def drifted_then_applied(api: httpx.Client, resource: str) -> None:
+    """A plan finds the instance drifted, naming ``resource``; an apply succeeds."""
+    run(api, "acme", "pg", "plan")
+    spec = api.get("/api/clients/acme/instances/pg").json()
+    assert spec["drift"] == "drifted" and resource in spec["drift_resources"], spec["drift_resources"]
+    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+
+
 def test_a_stopped_instance_is_drift_and_an_apply_starts_it_again(deployed, api, emulator):
     [instance] = instances_of(emulator, "acme", "pg")
     emulator.client("ec2").stop_instances(InstanceIds=[instance["InstanceId"]])
-    run(api, "acme", "pg", "plan")
-    spec = api.get("/api/clients/acme/instances/pg").json()
-    assert spec["drift"] == "drifted" and "aws_ec2_instance_state.running" in spec["drift_resources"]
-    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    drifted_then_applied(api, "aws_ec2_instance_state.running")
     [started] = instances_of(emulator, "acme", "pg")
     assert started["State"]["Name"] == "running"
     # A restarted instance gets a new public address (as on AWS): the refresh reads it, the plan changes
@@ -217,10 +232,7 @@ def test_a_stopped_instance_is_drift_and_an_apply_starts_it_again(deployed, api,
 def test_a_terminated_instance_is_drift_and_an_apply_replaces_it(deployed, api, emulator):
     [instance] = instances_of(emulator, "acme", "pg")
     emulator.client("ec2").terminate_instances(InstanceIds=[instance["InstanceId"]])
-    run(api, "acme", "pg", "plan")
-    spec = api.get("/api/clients/acme/instances/pg").json()
-    assert spec["drift"] == "drifted" and "aws_instance.instance" in spec["drift_resources"]
-    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    drifted_then_applied(api, "aws_instance.instance")
     [replacement] = instances_of(emulator, "acme", "pg")
     assert replacement["InstanceId"] != instance["InstanceId"] and replacement["State"]["Name"] == "running"
     assert run(api, "acme", "pg", "plan")["changes"] is False
