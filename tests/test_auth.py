@@ -190,3 +190,14 @@ def test_a_ticket_expires(signing_key):
     while tickets.redeem(ticket, path) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert tickets.redeem(ticket, path) is None
+
+
+def test_only_an_admin_starts_a_drift_round_and_a_client_reveals_only_its_own_secrets(api, signing_key):
+    user, admin = token(signing_key), token(signing_key, roles=("admin",))
+    refused = api.post("/api/drift-checks", headers={"Authorization": f"Bearer {user}"})
+    assert refused.status_code == 403 and "admin role is required" in refused.json()["error"]
+    assert api.post("/api/drift-checks", headers={"Authorization": f"Bearer {admin}"}).json() == {"instances": []}
+    created = api.post("/api/clients/bob/instances", json={"service": "postgresql", "instance": "db"}, headers={"Authorization": f"Bearer {admin}"})
+    assert created.status_code == 201
+    stranger = api.post("/api/clients/bob/instances/db/secrets/password/reveal", headers={"Authorization": f"Bearer {user}"})
+    assert stranger.status_code == 403 and "value" not in stranger.json()

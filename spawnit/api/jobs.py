@@ -6,7 +6,8 @@ stack into its own working folder with the instance's provider lock file, runs
 :mod:`.toolchain`), keeps the lock file init wrote beside the state, then the
 action: a plan saves its plan and reads which resources change from it
 (``show -json``), an apply reads the outputs back (``output -json``). The
-instance's secrets reach the engine only in the job's environment (:mod:`.vault`). Every output line and status change is an event on the
+instance's secrets reach the engine only in the job's environment
+(:mod:`.vault`). Every output line and status change is an event on the
 job's stream (:mod:`.engine`): numbered in one sequence whichever process
 appends, resumable with ``Last-Event-ID``, and written to the store, the
 durable copy. One job per instance: submitting takes the instance's lease, the
@@ -358,6 +359,10 @@ class JobManager:
         """Never a lease without a dispatched job: the job ends failed and the instance is released."""
         job.status, job.finished_at, job.error = "failed", now(), f"not queued: {error}"
         self._save(job)
+        spec = self.store.get_spec(job.client, job.instance)
+        if spec is not None and spec.get("deleting") == job.id:  # a removal that never started
+            del spec["deleting"]
+            self.store.put_spec(job.client, job.instance, spec)
         try:
             self._event(job, "status", "failed")
         except Exception:  # noqa: BLE001 - the engine may be what failed; the record says it all
