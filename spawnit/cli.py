@@ -452,14 +452,11 @@ def _serve(host: str, port: int, worker_concurrency: int) -> int:
         return EXIT_USAGE
     import uvicorn
 
-    from .api import create_app
-    from .api.engine import EngineError
-    from .api.toolchain import ToolchainError
-    from .api.vault import VaultError
+    from .api import SETTINGS_ERRORS, create_app
 
     try:
         app = create_app(worker_concurrency=worker_concurrency)
-    except (EngineError, ToolchainError, VaultError) as error:
+    except SETTINGS_ERRORS as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
     uvicorn.run(app, host=host, port=port, log_level="info")
@@ -473,14 +470,12 @@ def _worker(concurrency: int, metrics_port: int | None) -> int:
     if metrics_port is not None and not 1 <= metrics_port <= 65535:
         print(f"spawnit: --metrics-port: {metrics_port} is not allowed; allowed: 1 to 65535", file=sys.stderr)
         return EXIT_USAGE
-    from .api.engine import EngineError
+    from .api import SETTINGS_ERRORS
     from .api.runner import run_worker
-    from .api.toolchain import ToolchainError
-    from .api.vault import VaultError
 
     try:
         return run_worker(concurrency, metrics_port)
-    except (EngineError, ToolchainError, VaultError) as error:
+    except SETTINGS_ERRORS as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -193,6 +193,19 @@ def serving(app, **config):
         thread.join(timeout=10)
 
 
+def local_app(tmp_path: Path, synth_worker, environ: dict[str, str] | None = None, **job_options):
+    """The API without login over a local store in ``tmp_path``, its jobs run here (``environ``: the
+    jobs' environment, a stand-in engine's for instance)."""
+    from spawnit.api import create_app
+    from spawnit.api.auth import AuthSettings
+    from spawnit.api.jobs import JobManager
+    from spawnit.api.store import LocalObjectStore, Store
+
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=environ, **job_options)
+    return create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
+
+
 @pytest.fixture(scope="session")
 def synth_worker():
     """One long-lived synthesis worker for the session (its jsii runtime loads once)."""

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import serving
+from conftest import local_app, serving
 from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
-from spawnit.api.store import LocalObjectStore, Store
+from spawnit.api.store import Store
 from standin import stand_in_tofu
 
 
@@ -25,9 +25,7 @@ def tofu(tmp_path):
 
 @pytest.fixture
 def app(tmp_path, synth_worker, tofu):
-    store = Store(LocalObjectStore(tmp_path / "store"))
-    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=tofu[0], grace_seconds=1)
-    return create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
+    return local_app(tmp_path, synth_worker, tofu[0], grace_seconds=1)
 
 
 @pytest.fixture

@@ -18,12 +18,8 @@ import docker
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import wait_until
-from spawnit.api import create_app
-from spawnit.api.auth import AuthSettings
-from spawnit.api.jobs import JobManager
+from conftest import local_app, wait_until
 from spawnit.api.live import describe_reachability, docker_reachability, reachability
-from spawnit.api.store import LocalObjectStore, Store
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +65,7 @@ def engine(docker_engine):
 
 @pytest.fixture
 def api(tmp_path, synth_worker, docker_engine):
-    store = Store(LocalObjectStore(tmp_path / "store"))
-    app = create_app(store=store, jobs=JobManager(store, synth_worker, workdir=tmp_path / "work"), auth=AuthSettings("off"))
-    with TestClient(app) as client:
+    with TestClient(local_app(tmp_path, synth_worker)) as client:
         response = client.post("/api/clients/acme/instances", json={"service": "wordpress", "instance": "blog", "parameters": {"docker_host": docker_engine[0]}})
         assert response.status_code == 201, response.text
         yield client

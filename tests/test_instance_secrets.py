@@ -11,10 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
-from spawnit.api import create_app
-from spawnit.api.auth import AuthSettings
-from spawnit.api.jobs import JobManager
-from spawnit.api.store import LocalObjectStore, Store
+from conftest import local_app
+from spawnit.api.store import LocalObjectStore
 from spawnit.api.vault import SecretVault, VaultError, key_from_environment
 from standin import stand_in_tofu
 
@@ -28,10 +26,8 @@ def tofu(tmp_path):
 
 @pytest.fixture
 def app(tmp_path, synth_worker, tofu):
-    store = Store(LocalObjectStore(tmp_path / "store"))
     environ = {**tofu[0], "SPAWNIT_S3_SECRET_ACCESS_KEY": "the-store-secret", "TF_VAR_password": "the-server-own-password"}
-    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=environ, grace_seconds=1)
-    return create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
+    return local_app(tmp_path, synth_worker, environ, grace_seconds=1)
 
 
 @pytest.fixture
@@ -61,7 +57,7 @@ def engine_environ(tofu, action: str) -> dict:
 
 def test_each_declared_secret_is_generated_strong_and_per_instance(api):
     first, second = create(api, "db"), create(api, "db2")
-    assert first.status_code == 201 and first.json()["secrets"] == {"generated": ["password"], "supplied": []}
+    assert first.status_code == second.status_code == 201 and first.json()["secrets"] == {"generated": ["password"], "supplied": []}
     values = [api.post(f"/api/clients/acme/instances/{name}/secrets/password/reveal").json()["value"] for name in ("db", "db2")]
     assert values[0] != values[1] and all(len(value) >= 32 for value in values)
 

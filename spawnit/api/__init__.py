@@ -33,13 +33,13 @@ from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import instance_stack_name, shown
 from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
-from .engine import LocalEngine, RedisEngine, engine_from_environment
+from .engine import EngineError, LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager, NotQueued
 from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
-from .toolchain import Toolchain
-from .vault import SecretVault, VaultError, check_value, key_from_environment
+from .toolchain import Toolchain, ToolchainError
+from .vault import SecretVault, VaultError, check_supplied, key_from_environment
 from .worker import SynthWorker
 
 LOG = logging.getLogger("spawnit.api")
@@ -194,6 +194,10 @@ def state_from_environment() -> dict[str, Any]:
             "endpoint": os.environ.get("SPAWNIT_S3_ENDPOINT"),
         }
     return {"kind": "local", "root": str(data_dir().resolve() / "state")}
+
+
+# What a bad setting raises while the API or a worker starts: the CLI answers each with exit 2 and its message.
+SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError)
 
 
 def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -379,10 +383,7 @@ def create_app(
         }
         declared = get_service(request.service).secrets
         try:
-            for name, value in (request.secrets or {}).items():
-                if name not in declared:
-                    raise VaultError(f"secrets.{name}: is not a secret of service {request.service!r}; allowed: {', '.join(declared) or 'none'}")
-                check_value(name, value)
+            check_supplied(declared, request.secrets, f"service {request.service!r}")
         except VaultError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         if not store.create_spec(client, instance, spec):  # atomic: of concurrent creations of one name, one wins

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from ..tofu import find_tofu
+from ..tofu import find_engine, find_tofu
 from .engine import LocalEngine, RedisEngine
 from .store import ACTIVE_STATUSES, Store
 from .toolchain import Toolchain, write_private
@@ -526,7 +526,7 @@ class JobManager:
 
     def _engine_name(self) -> str | None:
         try:
-            engine = self.toolchain.engine(self.environ)
+            engine = find_engine(self.environ)
         except Exception:  # noqa: BLE001 - the job itself reports a missing engine
             return None
         return f"{engine.name} {engine.version}"
@@ -548,8 +548,9 @@ class JobManager:
         if code != 0 or job.id in self._cancelled:
             return code
         lock = run_dir / LOCK_FILE
-        if lock.is_file() and lock.read_bytes() != kept_lock:
-            self.store.objects.put(lock_key, lock.read_bytes(), "text/plain")
+        written = lock.read_bytes() if lock.is_file() else None
+        if written is not None and written != kept_lock:
+            self.store.objects.put(lock_key, written, "text/plain")
             self._event(job, "line", f"provider lock file {'updated' if kept_lock else 'kept'} beside the state")
         code = self._tofu(job, run_dir, self._arguments(job.action), environ)
         if job.id in self._cancelled:

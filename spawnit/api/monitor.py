@@ -95,8 +95,12 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
         elif job.action == "plan" and spec.get("deployed_at"):
             # Drift is a resource to change; a plan that changes only outputs (a restarted instance's new
             # public address, read by the refresh) is in sync, and its known outputs are the current ones.
-            drifted = job.changes and (job.changed is None or bool(job.changed))
-            drift = ("drifted" if drifted else "compliant") if job.status == "succeeded" and job.changes is not None else "error"
+            if job.status != "succeeded" or job.changes is None:
+                drift = "error"
+            elif job.changes and job.changed != []:  # changed is None when the plan could not be read back: drifted
+                drift = "drifted"
+            else:
+                drift = "compliant"
             resources = sorted({change["address"] for change in job.changed or []}) if drift == "drifted" else []
             spec.update(drift=drift, drift_checked_at=now(), drift_resources=resources)
             if drift == "compliant" and job.outputs:

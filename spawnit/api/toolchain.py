@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..tofu import Engine, find_engine
 
 SOURCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$")
 CONSTRAINT = re.compile(r"^[0-9A-Za-z.,~<>=!\s-]{1,64}$")
@@ -92,9 +91,6 @@ class Toolchain:
             aws_endpoint=endpoint,
             store_credentials=(key, secret) if key and secret else None,
         )
-
-    def engine(self, environ: Mapping[str, str] | None = None) -> Engine:
-        return find_engine(environ)
 
     def cli_config(self) -> str:
         """The CLI configuration of a job (HCL; JSON strings are valid HCL strings)."""

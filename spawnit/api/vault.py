@@ -55,6 +55,17 @@ def check_value(name: str, value: object) -> str:
     return value
 
 
+def check_supplied(declared: tuple[str, ...], supplied: Mapping[str, str] | None, service: str = "this service") -> dict[str, str]:
+    """Supplied secrets, each a declared one with an allowed value, or a :class:`VaultError` naming the
+    first that is not (before anything is stored)."""
+    supplied = dict(supplied or {})
+    for name in sorted(supplied):
+        if name not in declared:
+            raise VaultError(f"secrets.{name}: is not a secret of {service}; allowed: {', '.join(declared) or 'none'}")
+        check_value(name, supplied[name])
+    return supplied
+
+
 def key_from_environment(environ: Mapping[str, str], data_dir: Path, *, shared: bool) -> MultiFernet:
     """The vault's key (see the module's docstring)."""
     text = environ.get("SPAWNIT_SECRET_KEY", "").strip()
@@ -105,17 +116,11 @@ class SecretVault:
 
     def create(self, client: str, instance: str, declared: tuple[str, ...], supplied: Mapping[str, str] | None = None) -> list[str]:
         """Store the instance's secrets: each declared one supplied or generated. Returns the names generated."""
-        supplied = dict(supplied or {})
-        unknown = sorted(set(supplied) - set(declared))
-        if unknown:
-            raise VaultError(f"secrets.{unknown[0]}: is not a secret of this service; allowed: {', '.join(declared) or 'none'}")
-        entries, generated = {}, []
-        for name in declared:
-            if name in supplied:
-                value = check_value(name, supplied[name])
-            else:
-                value, _ = generate(), generated.append(name)
-            entries[name] = {"value": value, "created_at": _now(), "generated": name not in supplied}
+        supplied = check_supplied(declared, supplied)
+        entries = {
+            name: {"value": supplied.get(name) or generate(), "created_at": _now(), "generated": name not in supplied} for name in declared
+        }
+        generated = [name for name in declared if name not in supplied]
         if entries:
             self._write(client, instance, entries)
         return generated
