@@ -111,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     footprint.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
     footprint.add_argument("--load", type=float, default=50.0, help="average CPU load of the machines, percent (default 50)")
 
+    check = commands.add_parser("check", help="is every declared network flow of the synthesized stacks allowed end to end (rules and routes)?")
+    check.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to check (default: every stack in --outdir)")
+    check.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
+
     serve = commands.add_parser("serve", help="run the web API and UI")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -182,6 +186,8 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         return _cost(arguments, spec_options)
     if arguments.command == "footprint":
         return _footprint(arguments)
+    if arguments.command == "check":
+        return _check(arguments)
     if arguments.command == "serve":
         return _serve(arguments.host, arguments.port, arguments.worker_concurrency)
     if arguments.command == "worker":
@@ -308,12 +314,14 @@ def _synth_service(arguments: argparse.Namespace) -> int:
     with progress.step("loading the provider bindings"):
         from cdktf import App
 
+        from .reachability import require_reachable
         from .services.stack import ServiceStack
     with tempfile.TemporaryDirectory(prefix="spawnit-synth-") as folder:
         with progress.step(f"synthesizing {name}"):
             app = App(outdir=folder)
             ServiceStack(app, service=service, parameters=parameters, client=arguments.client, instance=instance)
             app.synth()
+            require_reachable(Path(folder), [name])
         # Into the outdir beside the default stacks: its manifest gains this stack and keeps the others.
         target = arguments.outdir / "stacks" / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -423,6 +431,24 @@ def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
     if arguments.fail_over_budget and (report.over_budget or report.unpriced):
         return 1
     return 0
+
+
+def _check(arguments: argparse.Namespace) -> int:
+    """The reachability table of the synthesized stacks; exit 1 when a declared flow is blocked."""
+    from .reachability import check_folder, render
+
+    available = sorted(path.parent.name for path in arguments.outdir.glob("stacks/*/cdk.tf.json"))
+    if not available:
+        raise ConfigError(f"--outdir: {str(arguments.outdir)!r} holds no synthesized stack; allowed: a folder written by 'spawnit synth'")
+    unknown = [name for name in arguments.stacks if name not in available]
+    if unknown:
+        raise ConfigError(f"STACK: {unknown[0]!r} is not allowed; allowed: {', '.join(available)}")
+    reports = check_folder(arguments.outdir, arguments.stacks or None)
+    print(render(reports))
+    failures = [line for report in reports for line in report.failures]
+    flows = sum(len(report.flows) for report in reports)
+    print(f"{flows - len(failures)} of {flows} declared flows allowed end to end in {len(reports)} stacks" if flows else "no declared flow")
+    return 1 if failures else 0
 
 
 def _footprint(arguments: argparse.Namespace) -> int:

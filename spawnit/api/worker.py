@@ -89,6 +89,7 @@ def serve() -> None:
     import cdktf_cdktf_provider_docker  # noqa: F401
     from cdktf import App
 
+    from ..reachability import require_reachable
     from ..services import ParameterError, get_service
     from ..services.base import instance_stack_name
     from ..services.stack import InstanceState, ServiceStack
@@ -113,7 +114,9 @@ def serve() -> None:
                 provider_versions=request.get("provider_versions"),
             )
             app.synth()
-            stack_dir = Path(request["outdir"]) / "stacks" / instance_stack_name(request["client"], request["instance"])
+            name = instance_stack_name(request["client"], request["instance"])
+            require_reachable(Path(request["outdir"]), [name])
+            stack_dir = Path(request["outdir"]) / "stacks" / name
             protocol.write(json.dumps({"stack_dir": str(stack_dir)}) + "\n")
         except (ParameterError, ValueError, KeyError, TypeError) as error:
             protocol.write(json.dumps({"error": str(error)}) + "\n")

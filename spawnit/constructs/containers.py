@@ -131,9 +131,11 @@ class FargateService(Construct):
         region = network.region
         self.name = name
         self.cpu, self.memory_mib, self.min_tasks, self.max_tasks = cpu, memory_mib, min_tasks, max_tasks
-        self.security_group = network.security_group(self, "sg", name=f"{name}-tasks", description=f"{name}: Fargate tasks")
+        self.security_group = network.security_group(
+            self, "sg", name=f"{name}-tasks", description=f"{name}: Fargate tasks", subnet_ids=network.app_subnet_ids
+        )
         load_balancer.forward_to(self)
-        self.security_group.allow_to_cidrs([ANYWHERE], port=443, description="HTTPS out: image registry, AWS APIs")
+        self.security_group.allow_to_internet(port=443, description="HTTPS out: image registry, AWS APIs")
         self.log_group = CloudwatchLogGroup(self, "logs", name=f"/ecs/{name}", retention_in_days=log_retention_days)
         self.cluster = EcsCluster(self, "cluster", name=name, setting=[EcsClusterSetting(name="containerInsights", value="enabled")])
 

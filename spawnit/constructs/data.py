@@ -53,7 +53,9 @@ class Database(Construct):
         self.name = name
         self.port = POSTGRES_PORT
         self.database_name = database_name
-        self.security_group = network.security_group(self, "sg", name=f"{name}-db", description=f"{name}: PostgreSQL from the app only")
+        self.security_group = network.security_group(
+            self, "sg", name=f"{name}-db", description=f"{name}: PostgreSQL from the app only", subnet_ids=network.data_subnet_ids
+        )
         for client in clients:
             self.allow_from(client)
         self.subnet_group = DbSubnetGroup(self, "subnets", name=f"{name}-db", subnet_ids=network.data_subnet_ids, tags={"Name": f"{name}-db"})
@@ -94,7 +96,7 @@ class Database(Construct):
         self.secret_arn = self.instance.master_user_secret.get(0).secret_arn
 
     def allow_from(self, client: Connectable) -> None:
-        """Let ``client`` reach PostgreSQL."""
+        """Let ``client`` reach PostgreSQL (this group's ingress and the client's egress)."""
         self.security_group.allow_from(client, port=POSTGRES_PORT)
 
 
@@ -123,7 +125,9 @@ class Cache(Construct):
             raise ValueError(f"Cache engine_version: {engine_version!r} is not allowed; allowed: 7.x")
         self.name = name
         self.port = REDIS_PORT
-        self.security_group = network.security_group(self, "sg", name=f"{name}-redis", description=f"{name}: Redis from the app only")
+        self.security_group = network.security_group(
+            self, "sg", name=f"{name}-redis", description=f"{name}: Redis from the app only", subnet_ids=network.data_subnet_ids
+        )
         for client in clients:
             self.allow_from(client)
         self.subnet_group = ElasticacheSubnetGroup(self, "subnets", name=f"{name}-redis", subnet_ids=network.data_subnet_ids)
@@ -159,5 +163,5 @@ class Cache(Construct):
         self.url = f"rediss://{self.endpoint}:{REDIS_PORT}"
 
     def allow_from(self, client: Connectable) -> None:
-        """Let ``client`` reach Redis."""
+        """Let ``client`` reach Redis (this group's ingress and the client's egress)."""
         self.security_group.allow_from(client, port=REDIS_PORT)

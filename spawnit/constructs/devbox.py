@@ -63,10 +63,12 @@ class DevBox(Construct):
                 raise ValueError(f"DevBox ssh_cidrs: {str(cidr)!r} is not allowed; allowed: specific networks such as 203.0.113.7/32")
         self.name = name
         self.release = (release or AppRelease()).with_dev_services()
-        self.security_group = network.security_group(self, "sg", name=f"{name}-devbox", description=f"{name}: HTTP from anywhere, SSH from listed CIDRs")
+        self.security_group = network.security_group(
+            self, "sg", name=f"{name}-devbox", description=f"{name}: HTTP from anywhere, SSH from listed CIDRs", subnet_ids=network.public_subnet_ids[:1]
+        )
         self.security_group.allow_from_cidrs([ANYWHERE], port=HTTP_PORT, description="HTTP to the app")
         self.security_group.allow_from_cidrs([str(cidr) for cidr in ssh_cidrs], port=SSH_PORT, description="SSH from an allowed network")
-        self.security_group.allow_to_cidrs([ANYWHERE], port=None, description="packages, images and AWS APIs")
+        self.security_group.allow_to_internet(port=None, description="packages, images and AWS APIs")
         self.role = InstanceRole(self, "role", name=f"{name}-devbox")
         self.user_data = app_user_data(self.release, region=network.region, settings=AppSettings(), data_device=DATA_DEVICE)
         market = (

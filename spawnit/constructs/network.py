@@ -77,9 +77,11 @@ class Network(Construct):
         self.nat_instances: list[NatInstance] = []
         self.nat_gateways: list[NatGateway] = []
         if nat == "instance":
-            self.nat_security_group = self.security_group(self, "nat-sg", name=f"{name}-nat", description="NAT instances: all traffic from the VPC")
-            self.nat_security_group.allow_from_cidrs([self.cidr], port=None, description="everything from inside the VPC")
-            self.nat_security_group.allow_to_cidrs([ANYWHERE], port=None, description="NAT out to the internet")
+            self.nat_security_group = self.security_group(
+                self, "nat-sg", name=f"{name}-nat", description="NAT instances: all traffic from the VPC", subnet_ids=self.public_subnet_ids
+            )
+            self.nat_security_group.allow_from_cidrs([self.cidr], port=None, description="everything from inside the VPC", name="the VPC")
+            self.nat_security_group.allow_to_internet(port=None, description="NAT out to the internet")
         self.app_route_tables: list[RouteTable] = []
         for index, (zone, subnet) in enumerate(zip(self.availability_zones, self.app_subnets, strict=True)):
             routes = self._route_table(f"app-{zone}", [subnet])
@@ -120,9 +122,9 @@ class Network(Construct):
     def data_subnet_ids(self) -> list[str]:
         return [subnet.id for subnet in self.data_subnets]
 
-    def security_group(self, scope: Construct, id: str, *, name: str, description: str) -> SecurityGroup:
-        """A new security group in this VPC, with no rule yet."""
-        return SecurityGroup(scope, id, vpc_id=self.vpc.id, name=name, description=description)
+    def security_group(self, scope: Construct, id: str, *, name: str, description: str, subnet_ids: Sequence[str] = ()) -> SecurityGroup:
+        """A new security group in this VPC, with no rule yet, for members in ``subnet_ids``."""
+        return SecurityGroup(scope, id, vpc_id=self.vpc.id, name=name, description=description, subnet_ids=subnet_ids)
 
     def _subnets(self, tier: str, cidrs: Sequence[str]) -> list[Subnet]:
         return [

@@ -1,4 +1,5 @@
-"""Security groups whose rules name objects, not ids: ``database.security_group.allow_from(fleet, port=5432)``."""
+"""Security groups whose flows name objects, not ids, and are written at both ends:
+``database.security_group.allow_from(fleet, port=5432)``."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from cdktf import TerraformIterator, Token
+from cdktf import TerraformIterator, TerraformStack, Token
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup as AwsSecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-ANYWHERE = "0.0.0.0/0"
+from ..reachability import ANYWHERE, METADATA_KEY, flow_record
+
+PROTOCOLS = ("tcp", "udp")
 
 
 @dataclass(frozen=True)
@@ -39,83 +42,128 @@ class Grantable(Protocol):
 
 
 class SecurityGroup(Construct):
-    """A VPC security group with no rule at all until rules are added by object or CIDR.
+    """A VPC security group with no rule at all until flows are declared, by object or by CIDR.
 
-    A new group has no egress (AWS's default allow-all egress is removed by the
-    provider), so every flow out is declared too.
+    A new group has no egress (AWS's default allow-all egress is removed by the provider), so a flow
+    needs a rule at both ends. A flow between two groups is declared once, from either end
+    (``database.security_group.allow_from(service, port=5432)`` or
+    ``service.security_group.allow_to(database, port=5432)``), and writes both: the destination's
+    ingress and the source's egress, as the AWS CDK's ``connections`` do. A half-made connection
+    cannot be written through this class. Each flow is also recorded in the stack's JSON, where
+    :mod:`spawnit.reachability` proves it end to end (rules and routes).
+
+    ``subnet_ids``: where the group's members run, for the route check of flows to the internet.
     """
 
-    def __init__(self, scope: Construct, id: str, *, vpc_id: str, name: str, description: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, vpc_id: str, name: str, description: str, subnet_ids: Sequence[str] = ()) -> None:
         super().__init__(scope, id)
         self.name = name
+        self.subnet_ids = list(subnet_ids)
         self.resource = AwsSecurityGroup(
             self, "group", name=name, description=description, vpc_id=vpc_id, tags={"Name": name}
         )
         self.id = self.resource.id
 
     def allow_from(self, source: Connectable | SecurityGroup, *, port: int, description: str | None = None) -> None:
-        """Accept TCP ``port`` from the members of ``source``'s security group."""
+        """Let the members of ``source``'s group reach TCP ``port`` of this group's members: this group's
+        ingress and ``source``'s egress."""
         peer = _group_of(source)
-        VpcSecurityGroupIngressRule(
-            self,
-            f"in-tcp{port}-from-{peer.node.id}-{peer.node.scope.node.id}",
-            security_group_id=self.id,
-            referenced_security_group_id=peer.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description or f"tcp/{port} from {peer.name}",
-        )
+        _connect(peer, self, port=port, description=description)
 
-    def allow_from_cidrs(self, cidrs: Iterable[str] | CidrList, *, port: int | None, description: str) -> None:
-        """Accept TCP ``port`` (every protocol when ``port`` is None) from each CIDR."""
+    def allow_to(self, destination: Connectable | SecurityGroup, *, port: int, description: str | None = None) -> None:
+        """Let this group's members reach TCP ``port`` of ``destination``'s: both ends' rules."""
+        _connect(self, _group_of(destination), port=port, description=description)
+
+    def allow_from_cidrs(
+        self, cidrs: Iterable[str] | CidrList, *, port: int | None, description: str, protocol: str = "tcp", name: str | None = None
+    ) -> None:
+        """Accept ``protocol`` ``port`` (every protocol when ``port`` is None) from each CIDR (outside any group
+        of ours: only this end has a rule). ``name`` labels the flow (default: the CIDRs)."""
         if isinstance(cidrs, CidrList):
             each = TerraformIterator.from_list(cidrs.cidrs)
             VpcSecurityGroupIngressRule(
                 self,
-                f"in-{_port_label(port)}-from-{cidrs.name}",
+                f"in-{_port_label(port, protocol)}-from-{cidrs.name}",
                 for_each=each,
                 security_group_id=self.id,
                 cidr_ipv4=Token.as_string(each.value),
                 description=description,
-                **_port_args(port),
+                **_port_args(port, protocol),
             )
-            return
-        for cidr in cidrs:
-            VpcSecurityGroupIngressRule(
-                self,
-                f"in-{_port_label(port)}-from-{_cidr_label(cidr)}",
-                security_group_id=self.id,
-                cidr_ipv4=str(cidr),
-                description=description,
-                **_port_args(port),
-            )
+            source = {"cidrs": cidrs.cidrs, "name": name or cidrs.name}
+        else:
+            cidrs = [str(cidr) for cidr in cidrs]
+            if not cidrs:
+                return
+            for cidr in cidrs:
+                VpcSecurityGroupIngressRule(
+                    self,
+                    f"in-{_port_label(port, protocol)}-from-{_cidr_label(cidr)}",
+                    security_group_id=self.id,
+                    cidr_ipv4=cidr,
+                    description=description,
+                    **_port_args(port, protocol),
+                )
+            source = {"cidrs": cidrs, "name": name or ", ".join(cidrs)}
+        _declare(self, source=source, destination=self._end(), protocol=protocol, port=port, description=description)
 
-    def allow_to(self, peer: Connectable | SecurityGroup, *, port: int, description: str | None = None) -> None:
-        """Let members send TCP ``port`` to the members of ``peer``'s security group."""
-        target = _group_of(peer)
+    def allow_to_internet(self, *, port: int | None, description: str) -> None:
+        """Let members send TCP ``port`` (every protocol when None) anywhere out of the VPC: the egress rule,
+        and a flow whose route (from :attr:`subnet_ids` to a gateway or NAT) the reachability check proves."""
         VpcSecurityGroupEgressRule(
             self,
-            f"out-tcp{port}-to-{target.node.id}-{target.node.scope.node.id}",
+            f"out-{_port_label(port, 'tcp')}-to-{_cidr_label(ANYWHERE)}",
             security_group_id=self.id,
-            referenced_security_group_id=target.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description or f"tcp/{port} to {target.name}",
+            cidr_ipv4=ANYWHERE,
+            description=description,
+            **_port_args(port, "tcp"),
         )
+        _declare(self, source=self._end(), destination={"internet": True}, protocol="tcp", port=port, description=description, subnets=self.subnet_ids)
 
-    def allow_to_cidrs(self, cidrs: Iterable[str], *, port: int | None, description: str) -> None:
-        """Let members send TCP ``port`` (every protocol when None) to each CIDR."""
-        for cidr in cidrs:
-            VpcSecurityGroupEgressRule(
-                self,
-                f"out-{_port_label(port)}-to-{_cidr_label(cidr)}",
-                security_group_id=self.id,
-                cidr_ipv4=str(cidr),
-                description=description,
-                **_port_args(port),
-            )
+    def _end(self) -> dict[str, str]:
+        return {"group": self.id, "name": self.name}
+
+
+def _connect(source: SecurityGroup, destination: SecurityGroup, *, port: int, description: str | None) -> None:
+    """Both rules of one TCP flow from ``source``'s members to ``destination``'s, and its record."""
+    VpcSecurityGroupIngressRule(
+        destination,
+        f"in-tcp{port}-from-{source.node.id}-{source.node.scope.node.id}",
+        security_group_id=destination.id,
+        referenced_security_group_id=source.id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=description or f"tcp/{port} from {source.name}",
+    )
+    VpcSecurityGroupEgressRule(
+        source,
+        f"out-tcp{port}-to-{destination.node.id}-{destination.node.scope.node.id}",
+        security_group_id=source.id,
+        referenced_security_group_id=destination.id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=description or f"tcp/{port} to {destination.name}",
+    )
+    _declare(source, source=source._end(), destination=destination._end(), protocol="tcp", port=port, description=description or f"tcp/{port}")
+
+
+class _Flows(Construct):
+    """The stack's declared flows, written into its JSON under ``//`` (OpenTofu ignores those keys)."""
+
+    ID = "spawnit-flows"
+
+    def __init__(self, stack: TerraformStack) -> None:
+        super().__init__(stack, self.ID)
+        self.records: list[dict[str, Any]] = []
+
+
+def _declare(scope: Construct, **flow: Any) -> None:
+    stack = TerraformStack.of(scope)
+    registry = stack.node.try_find_child(_Flows.ID) or _Flows(stack)
+    registry.records.append(flow_record(**flow))
+    stack.add_override(f"//.{METADATA_KEY}.flows", list(registry.records))
 
 
 def _group_of(source: Connectable | SecurityGroup) -> SecurityGroup:
@@ -127,14 +175,16 @@ def _group_of(source: Connectable | SecurityGroup) -> SecurityGroup:
     return group
 
 
-def _port_label(port: int | None) -> str:
-    return "all" if port is None else f"tcp{port}"
+def _port_label(port: int | None, protocol: str) -> str:
+    return "all" if port is None else f"{protocol}{port}"
 
 
-def _port_args(port: int | None) -> dict[str, object]:
+def _port_args(port: int | None, protocol: str) -> dict[str, object]:
     if port is None:
         return {"ip_protocol": "-1"}
-    return {"ip_protocol": "tcp", "from_port": port, "to_port": port}
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: {protocol!r} is not allowed; allowed: {', '.join(PROTOCOLS)}")
+    return {"ip_protocol": protocol, "from_port": port, "to_port": port}
 
 
 def _cidr_label(cidr: object) -> str:

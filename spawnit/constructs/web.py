@@ -89,7 +89,9 @@ class LoadBalancer(Construct):
             raise ValueError(f"LoadBalancer health_check_path: {health_check_path!r} is not allowed; allowed: a path starting with /")
         self.name = name
         self.https = certificate_arn is not None
-        self.security_group = network.security_group(self, "sg", name=f"{name}-alb", description=f"{name}: web traffic from allowed CIDRs")
+        self.security_group = network.security_group(
+            self, "sg", name=f"{name}-alb", description=f"{name}: web traffic from allowed CIDRs", subnet_ids=network.public_subnet_ids
+        )
         self.security_group.allow_from_cidrs(allowed_cidrs, port=HTTP_PORT, description="HTTP from allowed CIDRs" + (" (redirected to HTTPS)" if self.https else ""))
         if self.https:
             self.security_group.allow_from_cidrs(allowed_cidrs, port=HTTPS_PORT, description="HTTPS from allowed CIDRs")
@@ -159,9 +161,8 @@ class LoadBalancer(Construct):
         self.target_port = target_port
 
     def forward_to(self, fleet: Connectable) -> None:
-        """Open the path from the load balancer to ``fleet`` on the targets' port, both ways of the security groups."""
+        """Open the path from the load balancer to ``fleet`` on the targets' port (both groups' rules)."""
         self.security_group.allow_to(fleet, port=self.target_port)
-        fleet.security_group.allow_from(self, port=self.target_port)
 
 
 
@@ -219,8 +220,10 @@ class AppFleet(Construct):
         self.min_size, self.max_size, self.desired_capacity = min_size, max_size, desired_capacity
         self.release = release or AppRelease()
 
-        self.security_group = network.security_group(self, "sg", name=f"{name}-app", description=f"{name}: app instances")
-        self.security_group.allow_to_cidrs([ANYWHERE], port=None, description="packages, images and AWS APIs through the NAT")
+        self.security_group = network.security_group(
+            self, "sg", name=f"{name}-app", description=f"{name}: app instances", subnet_ids=network.app_subnet_ids
+        )
+        self.security_group.allow_to_internet(port=None, description="packages, images and AWS APIs through the NAT")
         load_balancer.forward_to(self)
         for tier in (database, cache):
             if tier is not None:

@@ -153,7 +153,7 @@ class Ec2Target(Target):
         from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 
         from ..constructs._common import InstanceRole, amazon_linux_2023_ami, base64_text, cloud_config
-        from ..constructs.security import ANYWHERE, SecurityGroup
+        from ..constructs.security import SecurityGroup
 
         ports = published_ports(containers)
         emulated = {}
@@ -176,11 +176,10 @@ class Ec2Target(Target):
             vpc_id = DataAwsVpc(stack, "default-vpc", default=True).id
             subnets = DataAwsSubnets(stack, "default-subnets", filter=[DataAwsSubnetsFilter(name="vpc-id", values=[vpc_id])])
             subnet_id = Fn.element(subnets.ids, 0)
-        group = SecurityGroup(stack, "sg", vpc_id=vpc_id, name=prefix, description=f"{prefix}: the service's ports only")
+        group = SecurityGroup(stack, "sg", vpc_id=vpc_id, name=prefix, description=f"{prefix}: the service's ports only", subnet_ids=[subnet_id])
         for published, protocol, description in ports:
-            for cidr in parameters.allowed_cidrs:
-                _ingress(group, published, protocol, str(cidr), description)
-        group.allow_to_cidrs([ANYWHERE], port=None, description="images, packages and AWS APIs")
+            group.allow_from_cidrs([str(cidr) for cidr in parameters.allowed_cidrs], port=published, protocol=protocol, description=description)
+        group.allow_to_internet(port=None, description="images, packages and AWS APIs")
 
         parameter_names = {}
         for name, variable in secret_variables(stack, containers).items():
@@ -220,20 +219,6 @@ class Ec2Target(Target):
         for published, protocol, description in ports:
             TerraformOutput(stack, f"port_{published}_{protocol}", value=f"{published}/{protocol}", description=description)
 
-
-def _ingress(group, port: int, protocol: str, cidr: str, description: str) -> None:  # noqa: ANN001
-    from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
-
-    VpcSecurityGroupIngressRule(
-        group,
-        f"in-{protocol}{port}-from-{cidr.replace('/', '_')}",
-        security_group_id=group.id,
-        cidr_ipv4=cidr,
-        ip_protocol=protocol,
-        from_port=port,
-        to_port=port,
-        description=description,
-    )
 
 
 DNF_DOCKER = "rpm -q docker >/dev/null || dnf install -y docker"  # Amazon Linux 2023

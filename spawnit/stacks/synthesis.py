@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import EnvironmentSpec, PlatformSettings, SpotilikeSpec, load_spotilike_spec
+from ..reachability import require_reachable
 from ..synthcache import merge_manifest
 
 SIDE_PROGRAM = "import sys; from spawnit.stacks.synthesis import synthesize_spotilike; synthesize_spotilike(sys.argv[1])"
@@ -36,6 +37,8 @@ def synthesize(
 ) -> Path:
     """Synthesize every default stack into ``outdir`` (default: where cdktf-cli asks, else ``cdktf.out``);
     returns the folder."""
+    from cdktf import TerraformStack
+
     from . import build_app, file_and_environ
 
     spotilike = spotilike or load_spotilike_spec(**file_and_environ(spec_options))
@@ -55,6 +58,8 @@ def synthesize(
         for name in entries:
             shutil.copytree(Path(side) / "stacks" / name, target / "stacks" / name, dirs_exist_ok=True)
         merge_manifest(target, entries)
+    # Every flow the constructs declared is allowed end to end, or the synthesis fails naming it.
+    require_reachable(target, [*(child.node.id for child in app.node.children if isinstance(child, TerraformStack)), *entries])
     return target
 
 
