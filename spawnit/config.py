@@ -304,6 +304,13 @@ def load_spec(
         raise ConfigError(_explain(name, error, values, sources)) from None
 
 
+def _socket_group(path: str) -> int:
+    try:
+        return os.stat(path).st_gid
+    except OSError:
+        return 0
+
+
 class PlatformUser(BaseModel):
     """A user created in the platform's Keycloak realm; the password is a deploy-time secret, never configured here."""
 
@@ -342,6 +349,21 @@ class PlatformSettings(BaseModel):
     api_replicas: int = Field(1, ge=1, le=8, description="API containers; more than one are served through a Caddy front on api_port.")
     workers: int = Field(1, ge=1, le=16, description="`spawnit worker` containers running the jobs (each loads the synthesizer, ~600 MB).")
     worker_concurrency: int = Field(2, ge=1, le=32, description="Jobs each worker runs at once.")
+    docker_socket_group: int = Field(
+        default_factory=lambda: _socket_group("/var/run/docker.sock"),
+        ge=0,
+        description="Group id owning the Docker socket, given to the workers so they can drive the engine (the docker target); "
+        "default: the socket's group on the machine that synthesizes, else 0.",
+    )
+    target_aws_role_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")] | None = Field(
+        None, description="Role the workers assume for the aws target (from TF_VAR_target_aws_access_key_id's keys, else their host's role)."
+    )
+    proxmox_endpoint: Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:\d{1,5})?/?$")] | None = Field(
+        None, description="Proxmox VE API the workers deploy the proxmox target to, https://HOST:8006/ (secrets: TF_VAR_proxmox_token_secret, TF_VAR_proxmox_root_password)."
+    )
+    proxmox_token_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+![A-Za-z][A-Za-z0-9._-]*$")] | None = Field(
+        None, description="Id of the Proxmox API token the workers use, USER@REALM!NAME (VM guests)."
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> PlatformSettings:

@@ -41,7 +41,11 @@ VARIANTS = {
 }
 
 # Catalog instances beyond the defaults (client acme): stack name -> (service, parameters).
-PLATFORM_VARIANTS = {"platform-instances-scaled": {"api_replicas": 3, "workers": 2}}  # API replicas behind the Caddy front
+PLATFORM_VARIANTS = {
+    "platform-instances-scaled": {"api_replicas": 3, "workers": 2},  # API replicas behind the Caddy front
+    # workers that deploy to all three targets
+    "platform-instances-targets": {"proxmox_endpoint": "https://pve.example.com:8006/", "proxmox_token_id": "spawnit@pve!deploy", "docker_socket_group": 999},
+}
 
 CATALOG_VARIANTS = {
     "acme-pg-lxc": ("postgresql", {"target": "proxmox", "proxmox_kind": "lxc", "proxmox_node": "pve1", "proxmox_vlan": 30}),

@@ -18,7 +18,7 @@ import docker
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import local_app, wait_until
+from conftest import free_port, local_app, wait_until
 from spawnit.api.live import describe_reachability, docker_reachability, reachability
 
 
@@ -130,14 +130,20 @@ def test_an_engine_that_cannot_be_reached_is_unavailable_not_an_error(api, tmp_p
     assert "nothing.sock" in response.json()["live"]["message"]
 
 
-def test_the_reachability_check_talks_to_the_engine(docker_engine, tmp_path):
+def test_the_reachability_check_talks_to_the_engine_and_to_sts(docker_engine, tmp_path, aws_endpoint):
     host, _ = docker_engine
     found = docker_reachability(host)
     assert found["reachable"] is True and re.search(r"Docker 20\.10\.\d+", found["detail"])
     dead = reachability({"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"})
     assert dead["docker"]["reachable"] is False and "nothing.sock" in dead["docker"]["detail"]
-    lines = describe_reachability(reachability({"DOCKER_HOST": host, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "very-secret-value"}))
-    assert lines[0].startswith("target docker: reachable") and lines[1].startswith("target aws: reachable") and lines[2].startswith("target proxmox: NOT reachable")
+    environ = {"DOCKER_HOST": host, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "very-secret-value", "SPAWNIT_AWS_ENDPOINT": aws_endpoint}
+    lines = describe_reachability(reachability(environ))
+    assert lines[0].startswith("target docker: reachable") and lines[2].startswith("target proxmox: NOT reachable (no credentials configured; no endpoint")
+    assert lines[1].startswith("target aws: reachable (the host's AWS settings, endpoint http://127.0.0.1:") and "signed in as arn:aws:" in lines[1]
+    # no answer from STS (no network to AWS here): not reachable, with the SDK's reason
+    unreachable = describe_reachability(reachability({"DOCKER_HOST": host, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "very-secret-value",
+                                                       "SPAWNIT_AWS_ENDPOINT": f"http://127.0.0.1:{free_port()}"}))[1]
+    assert unreachable.startswith("target aws: NOT reachable") and "EndpointConnectionError" in unreachable
     assert "very-secret-value" not in "\n".join(lines) and "AKIAEXAMPLE" not in "\n".join(lines)
 
 

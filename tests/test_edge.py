@@ -5,6 +5,7 @@ loads, and nothing secret in the JSON. The real Terraform core validates these r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from spawnit.config import ConfigError, load_spec
 from spawnit.constructs.edge import WAF_RULESETS
 
 RANGES = "data.cloudflare_ip_ranges"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def by_name(stack, kind: str) -> dict[str, dict]:
@@ -63,13 +65,29 @@ def test_the_certificate_is_validated_through_dns_only_records_in_the_zone(prod)
     validation = next(body for body in prod.resources("cloudflare_dns_record").values() if "for_each" in body)
     assert "aws_acm_certificate." in validation["for_each"] and ".domain_validation_options" in validation["for_each"]
     assert validation["proxied"] is False  # ACM must see the record itself
-    assert (validation["name"], validation["type"], validation["content"]) == (
-        "${each.value.resource_record_name}",
-        "${each.value.resource_record_type}",
-        "${each.value.resource_record_value}",
-    )
+    assert validation["type"] == "${each.value.resource_record_type}"
     (waiting,) = prod.resources("aws_acm_certificate_validation").values()
     assert any(dependency.startswith("cloudflare_dns_record.") for dependency in waiting["depends_on"])
+
+
+def test_acm_validation_records_never_change_on_the_next_plan_because_the_trailing_dot_is_trimmed(prod, tmp_path):
+    """ACM gives names and values ending in '.'; Cloudflare stores them without it, so a record written as ACM
+    gives it shows an update on every plan (cloudflare/terraform-provider-cloudflare#154, #7286 in v5). The
+    record's expressions, evaluated by the real Terraform core on ACM-shaped options, end without the dot."""
+    import subprocess
+    import sys
+
+    from tfcheck.core import prepare
+
+    validation = next(body for body in prod.resources("cloudflare_dns_record").values() if "for_each" in body)
+    option = '{resource_record_name = "_0a1b.shop.greenleaf.example.", resource_record_value = "_9f8e.xlfgrmvvlj.acm-validations.aws.", resource_record_type = "CNAME"}'
+    core = prepare()
+    for field, expected in (("name", "_0a1b.shop.greenleaf.example"), ("content", "_9f8e.xlfgrmvvlj.acm-validations.aws")):
+        expression = validation[field].removeprefix("${").removesuffix("}").replace("each.value", f"({option})")
+        result = subprocess.run([sys.executable, "-m", "tfcheck.terraform", "console"], input=expression + "\n", cwd=tmp_path, env={**core.environment, "PYTHONPATH": str(ROOT)},
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.strip()) == expected, (field, validation[field])
 
 
 def test_the_zone_enforces_full_strict_tls_and_always_https_and_runs_the_free_managed_waf(prod):

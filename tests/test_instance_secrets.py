@@ -74,7 +74,8 @@ def test_a_supplied_secret_is_kept_and_a_bad_one_is_refused_without_echoing_it_a
 
 def test_the_engine_gets_the_instance_secret_in_its_environment_and_nothing_of_the_server(api, tofu):
     create(api, secrets={"password": SUPPLIED})
-    assert run(api, "/api/clients/acme/instances/db/apply")["status"] == "succeeded"
+    record = run(api, "/api/clients/acme/instances/db/apply")
+    assert record["status"] == "succeeded", record.get("error")
     environ = engine_environ(tofu, "apply")
     assert environ["TF_VAR_password"] == SUPPLIED  # not the server's own TF_VAR_password
     assert not [key for key in environ if key.startswith("SPAWNIT_")]

@@ -38,6 +38,7 @@ from .jobs import ACTIONS, Conflict, JobManager, NotQueued
 from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
+from .credentials import CredentialError
 from .toolchain import Toolchain, ToolchainError
 from .vault import SecretVault, VaultError, check_supplied, key_from_environment
 from .worker import SynthWorker
@@ -197,7 +198,7 @@ def state_from_environment() -> dict[str, Any]:
 
 
 # What a bad setting raises while the API or a worker starts: the CLI answers each with exit 2 and its message.
-SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError)
+SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError)
 
 
 def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..tofu import find_engine, find_tofu
+from .credentials import CredentialError, TargetAccess, write_private
 from .engine import LocalEngine, RedisEngine
 from .store import ACTIVE_STATUSES, Store
-from .toolchain import Toolchain, write_private
+from .toolchain import Toolchain
 from .vault import SecretVault, key_from_environment
 from .worker import SynthError, SynthWorker
 
@@ -222,6 +223,7 @@ class JobManager:
         self.environ = dict(os.environ if environ is None else environ)
         self.toolchain = toolchain or Toolchain(plugin_cache=(self.workdir.parent / "plugin-cache").resolve())
         self.toolchain.prepare()
+        self.access = TargetAccess.from_environment(self.environ)
         self.vault = vault or SecretVault(store.objects, key_from_environment(self.environ, self.workdir.parent, shared=False))
         self._lock = threading.Lock()
         self._running: dict[str, Job] = {}  # the jobs this process runs, by id
@@ -503,6 +505,7 @@ class JobManager:
             self._save(job)
             self._event(job, "status", "running")
             if job.id not in self._cancelled:
+                target_environ = self.access.for_job(spec["target"], spec["parameters"], folder)  # refused before anything runs
                 stack_dir = self.worker.synth(
                     service=spec["service"],
                     parameters={**spec["parameters"], "target": spec["target"]},
@@ -515,8 +518,8 @@ class JobManager:
                 self._event(job, "line", f"synthesized {stack_dir.name}")
                 run_dir = folder / "run"
                 shutil.copytree(stack_dir, run_dir)
-                code = self._engine_steps(job, folder, run_dir)
-        except SynthError as error:
+                code = self._engine_steps(job, folder, run_dir, target_environ)
+        except (SynthError, CredentialError) as error:
             job.error = str(error)
         except Exception as error:  # noqa: BLE001 - a job never takes the process down
             job.error = f"{type(error).__name__}: {error}"
@@ -531,7 +534,7 @@ class JobManager:
             return None
         return f"{engine.name} {engine.version}"
 
-    def _engine_steps(self, job: Job, folder: Path, run_dir: Path) -> int:
+    def _engine_steps(self, job: Job, folder: Path, run_dir: Path, target_environ: dict[str, str]) -> int:
         """init (with the instance's lock file, kept again after), then the action and what it reads back."""
         lock_key = Store.instance_prefix(job.client, job.instance) + LOCK_FILE
         kept_lock = self.store.objects.get(lock_key)
@@ -539,7 +542,7 @@ class JobManager:
             (run_dir / LOCK_FILE).write_bytes(kept_lock)
         cli_config = folder / "cli.tfrc"
         cli_config.write_text(self.toolchain.cli_config())
-        environ = self.toolchain.environment(self.environ, cli_config, self.vault.for_job(job.client, job.instance))
+        environ = self.toolchain.environment(self.environ, cli_config, self.vault.for_job(job.client, job.instance), target_environ)
         init = ["init", "-input=false", "-no-color"]
         backend_config = self.toolchain.backend_config()
         if backend_config is not None and self.state.get("kind") == "s3":

@@ -6,8 +6,9 @@ the engine's version, then the containers labelled ``spawnit.instance=<client>-<
 labels every container of the target carries), each with its state (``running``, ``restarting``,
 ``exited``...) and, where the container has a health check, its health (``healthy``,
 ``unhealthy``, ``starting``). A container the service declares but the engine does not have is
-``missing``. For ``aws`` and ``proxmox`` reachability says whether credentials and an endpoint are
-configured, without calling anything; nothing here ever prints a credential.
+``missing``. For ``aws`` reachability is STS's answer to GetCallerIdentity, for ``proxmox`` the
+cluster's version, each asked with exactly the credentials a job on that target receives; nothing
+here ever prints a credential.
 """
 
 from __future__ import annotations
@@ -16,22 +17,26 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .credentials import CredentialError, TargetAccess
+
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 TIMEOUT_SECONDS = 5
 
 
-def _docker(host: str):  # noqa: ANN202 - a docker.DockerClient
+def _docker(host: str, settings: Mapping[str, str] | None = None):  # noqa: ANN202 - a docker.DockerClient
     import docker
 
+    if settings and settings.get("DOCKER_CERT_PATH"):  # TLS client certificates, as a job's provider uses them
+        return docker.from_env(environment={**settings, "DOCKER_HOST": host}, timeout=TIMEOUT_SECONDS)
     return docker.DockerClient(base_url=host, timeout=TIMEOUT_SECONDS)
 
 
-def docker_reachability(host: str) -> dict[str, Any]:
+def docker_reachability(host: str, settings: Mapping[str, str] | None = None) -> dict[str, Any]:
     """{"reachable": bool, "detail": "<engine version>" or why not} for a Docker host."""
     from docker.errors import DockerException
 
     try:
-        client = _docker(host)
+        client = _docker(host, settings)
         try:
             version = client.version()
         finally:
@@ -42,24 +47,79 @@ def docker_reachability(host: str) -> dict[str, Any]:
 
 
 def reachability(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Each target as this process can reach it with its own settings: one entry per target."""
+    """Each target as a job of this process would reach it, with the credentials configured for that
+    target (:class:`.credentials.TargetAccess`): one entry per target, with where the credentials come
+    from and what the target answered, never a credential."""
     environ = os.environ if environ is None else environ
-    result = {"docker": docker_reachability(environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)}
-    aws_credentials = bool(environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY")) or bool(environ.get("AWS_PROFILE"))
-    aws_credentials = aws_credentials or bool(environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") or environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
+    try:
+        access = TargetAccess.from_environment(environ)
+    except CredentialError as error:
+        return {target: {"reachable": False, "detail": str(error)} for target in ("docker", "aws", "proxmox")}
+    docker = docker_reachability(access.docker.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST, access.docker)
+    docker["detail"] = f"{access.sources['docker']}; {docker['detail']}"
+    return {"docker": docker, "aws": aws_reachability(access, environ), "proxmox": proxmox_reachability(access, environ)}
+
+
+def aws_reachability(access: TargetAccess, environ: Mapping[str, str]) -> dict[str, Any]:
+    """STS GetCallerIdentity with exactly a job's ``aws`` environment, in a process of its own."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
     endpoint = environ.get("SPAWNIT_AWS_ENDPOINT")
-    result["aws"] = {
-        "reachable": aws_credentials,
-        "detail": ("credentials from the environment" if aws_credentials else "no AWS credentials in the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role)")
-        + (f", endpoint {endpoint}" if endpoint else ""),
-    }
-    proxmox = environ.get("PROXMOX_VE_ENDPOINT")
-    token = bool(environ.get("PROXMOX_VE_API_TOKEN") or (environ.get("PROXMOX_VE_USERNAME") and environ.get("PROXMOX_VE_PASSWORD")))
-    result["proxmox"] = {
-        "reachable": bool(proxmox and token),
-        "detail": f"{proxmox}, {'credentials set' if token else 'no PROXMOX_VE_API_TOKEN'}" if proxmox else "PROXMOX_VE_ENDPOINT not set",
-    }
-    return result
+    program = (
+        "import sys, boto3\n"
+        "try:\n"
+        "    from botocore.config import Config\n"
+        "    config = Config(connect_timeout=5, read_timeout=10, retries={'max_attempts': 1})\n"
+        "    print(boto3.client('sts', region_name='us-east-1', endpoint_url=sys.argv[1] or None, config=config).get_caller_identity()['Arn'])\n"
+        "except Exception as error:\n"
+        "    print(f'{type(error).__name__}: {error}'[:200]); sys.exit(1)\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="spawnit-aws-check-") as folder:
+        job = access.for_job("aws", {}, Path(folder))
+        base = {key: value for key, value in environ.items() if key in ("PATH", "HOME", "LANG")}
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", program, endpoint or ""], env={**base, **job},
+                capture_output=True, text=True, timeout=TIMEOUT_SECONDS * 6,
+            )
+            answer = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()[-200:]
+            reachable = result.returncode == 0
+        except subprocess.TimeoutExpired:
+            answer, reachable = "STS did not answer in time", False
+    where = f", endpoint {endpoint}" if endpoint else ""
+    return {"reachable": reachable, "detail": f"{access.sources['aws']}{where}; " + (f"signed in as {answer}" if reachable else answer)}
+
+
+def proxmox_reachability(access: TargetAccess, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The cluster's version, asked with a job's ``proxmox`` credentials (the token, else the password)."""
+    endpoint = access.proxmox_common.get("PROXMOX_VE_ENDPOINT")
+    if not endpoint:
+        return {"reachable": False, "detail": f"{access.sources['proxmox']}; no endpoint (SPAWNIT_PROXMOX_ENDPOINT)"}
+    token = access.proxmox_token.get("PROXMOX_VE_API_TOKEN")
+    login = access.proxmox_password
+    if not token and not login:
+        return {"reachable": False, "detail": f"{access.sources['proxmox']}; no API token nor password (SPAWNIT_PROXMOX_TOKEN_ID/SECRET or USERNAME/PASSWORD)"}
+    from urllib.parse import urlparse
+
+    from proxmoxer import ProxmoxAPI
+
+    address = urlparse(endpoint)
+    verify: bool | str = environ.get("SPAWNIT_PROXMOX_CA_FILE") or access.proxmox_common.get("PROXMOX_VE_INSECURE") != "true"
+    options: dict[str, Any] = {"port": address.port or 8006, "verify_ssl": verify, "timeout": TIMEOUT_SECONDS, "service": "PVE"}
+    try:
+        if token:
+            token_id, _, secret = token.partition("=")
+            user, _, name = token_id.partition("!")
+            api = ProxmoxAPI(address.hostname, user=user, token_name=name, token_value=secret, **options)
+        else:
+            api = ProxmoxAPI(address.hostname, user=login["PROXMOX_VE_USERNAME"], password=login["PROXMOX_VE_PASSWORD"], **options)
+        version = api.version.get()
+    except Exception as error:  # noqa: BLE001 - every failure is a reason, one line
+        return {"reachable": False, "detail": f"{access.sources['proxmox']}; {type(error).__name__}: {str(error)[:160]}"}
+    return {"reachable": True, "detail": f"{access.sources['proxmox']}; Proxmox VE {version.get('version', '?')}"}
 
 
 def describe_reachability(found: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from .engine import LocalEngine, RedisEngine
 from .jobs import Conflict, Job, JobManager, now
@@ -61,7 +61,16 @@ class Metrics:
             "spawnit_job_duration_seconds", "Duration of finished jobs", ["action"], registry=self.registry, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800)
         )
         self.drift_checks = Counter("spawnit_drift_checks_total", "Drift checks, by result", ["result"], registry=self.registry)
+        self.targets = Gauge(
+            "spawnit_target_reachable", "1 when this process reaches the target with the credentials configured for it", ["target"], registry=self.registry
+        )
+        self.target_details = Info("spawnit_target", "Why each target is reachable or not (no credential)", ["target"], registry=self.registry)
         self._started: dict[str, float] = {}
+
+    def on_reachability(self, found: dict[str, dict[str, Any]]) -> None:
+        for target, item in found.items():
+            self.targets.labels(target).set(1 if item["reachable"] else 0)
+            self.target_details.labels(target).info({"detail": str(item["detail"])})
 
     def on_event(self, job: Job, event: dict[str, Any]) -> None:
         if event["event"] == "status" and event["data"] == "running":

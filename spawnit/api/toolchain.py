@@ -14,25 +14,27 @@ an error naming the variable, its value and what is allowed):
   bindings' (default: the bindings' versions).
 - ``SPAWNIT_AWS_ENDPOINT``: one URL for every AWS API of the ``aws`` target (LocalStack, moto);
   never set by default.
-- ``SPAWNIT_S3_ACCESS_KEY_ID`` / ``SPAWNIT_S3_SECRET_ACCESS_KEY``: the store's own credentials. The
-  S3 backend of every job gets them in a backend configuration file; the job's process never sees
-  them, so a provider signs with its target's credentials only.
+- ``SPAWNIT_S3_ACCESS_KEY_ID`` / ``SPAWNIT_S3_SECRET_ACCESS_KEY``: the store's own credentials (default:
+  the server's own ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``). The S3 backend of every job gets
+  them in a backend configuration file; the job's process never sees them, so a provider signs with
+  its target's credentials only.
 
-A job's environment is the server's, less every ``SPAWNIT_*`` setting and any ``TF_VAR_*`` or
-``TF_CLI_CONFIG_FILE`` of the server's own, plus the job's CLI configuration and the instance's
-secrets as ``TF_VAR_<name>``.
+A job's environment is the server's, less every ``SPAWNIT_*`` setting, any ``TF_VAR_*`` or
+``TF_CLI_CONFIG_FILE`` of the server's own and every variable a provider reads credentials from
+(``AWS_*``, ``DOCKER_*``, ``PROXMOX_VE_*``, ``SSH_AUTH_SOCK``), plus the job's CLI configuration, its
+target's credentials (:mod:`.credentials`) and the instance's secrets as ``TF_VAR_<name>``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .credentials import store_credentials_fallback, without_provider_variables
 
 SOURCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$")
 CONSTRAINT = re.compile(r"^[0-9A-Za-z.,~<>=!\s-]{1,64}$")
@@ -68,7 +70,7 @@ class Toolchain:
     provider_mirror: str | None = None
     provider_versions: dict[str, str] = field(default_factory=dict)
     aws_endpoint: str | None = None
-    store_credentials: tuple[str, str] | None = None
+    store_credentials: tuple[str, str, str | None] | None = None  # key, secret, session token
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], data_dir: Path) -> Toolchain:
@@ -89,7 +91,7 @@ class Toolchain:
             provider_mirror=mirror,
             provider_versions=parse_provider_versions(environ.get("SPAWNIT_PROVIDER_VERSIONS", "")),
             aws_endpoint=endpoint,
-            store_credentials=(key, secret) if key and secret else None,
+            store_credentials=(key, secret, None) if key and secret else store_credentials_fallback(environ),
         )
 
     def cli_config(self) -> str:
@@ -104,17 +106,19 @@ class Toolchain:
         """The S3 backend's credentials (the store's), as a ``-backend-config`` file, or None."""
         if self.store_credentials is None:
             return None
-        key, secret = self.store_credentials
-        return f"access_key = {json.dumps(key)}\nsecret_key = {json.dumps(secret)}\n"
+        key, secret, token = self.store_credentials
+        return f"access_key = {json.dumps(key)}\nsecret_key = {json.dumps(secret)}\n" + (f"token = {json.dumps(token)}\n" if token else "")
 
     def synth_options(self) -> dict[str, Any]:
         """What the synthesis of an instance needs from these settings."""
         return {"target_settings": {"aws_endpoint": self.aws_endpoint}, "provider_versions": self.provider_versions}
 
-    def environment(self, server: Mapping[str, str], cli_config: Path, secrets: Mapping[str, str]) -> dict[str, str]:
-        """A job's process environment: the server's without its own settings, the job's CLI
-        configuration and plugin cache, and the instance's secrets as ``TF_VAR_<name>``."""
-        environ = {key: value for key, value in server.items() if not key.startswith(_SERVER_ONLY) and key not in _SERVER_ONLY_NAMES}
+    def environment(self, server: Mapping[str, str], cli_config: Path, secrets: Mapping[str, str], target: Mapping[str, str]) -> dict[str, str]:
+        """A job's process environment: the server's without its own settings nor any provider's
+        credentials, the job's CLI configuration and plugin cache, the ``target``'s credentials
+        (:meth:`.credentials.TargetAccess.for_job`) and the instance's secrets as ``TF_VAR_<name>``."""
+        environ = {key: value for key, value in without_provider_variables(server).items() if not key.startswith(_SERVER_ONLY) and key not in _SERVER_ONLY_NAMES}
+        environ |= dict(target)
         environ |= {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": str(cli_config)}
         environ |= {f"TF_VAR_{name}": value for name, value in secrets.items()}
         return environ
@@ -122,10 +126,3 @@ class Toolchain:
     def prepare(self) -> None:
         self.plugin_cache.mkdir(parents=True, exist_ok=True)
 
-
-def write_private(path: Path, text: str) -> Path:
-    """A file only its owner can read (a backend configuration with credentials)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    return path

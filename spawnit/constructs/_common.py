@@ -64,6 +64,11 @@ def sensitive_variable(stack: Construct, name: str, description: str) -> Terrafo
     return TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, description=f"{description} (TF_VAR_{name})")
 
 
+def optional_sensitive_variable(stack: Construct, name: str, description: str) -> TerraformVariable:
+    """A secret that may be left out (``TF_VAR_<name>``, default empty): sensitive, never a value in the JSON."""
+    return TerraformVariable(stack, name, type="string", sensitive=True, nullable=False, default="", description=f"{description} (TF_VAR_{name}, optional)")
+
+
 def account_key(scope: Construct, id: str, *, description: str, statements: Sequence[Mapping[str, Any]] = ()) -> KmsKey:
     """A customer-managed KMS key, rotated yearly, whose policy lets the account administer it
     (IAM policies then decide who uses it) plus ``statements`` for the services that need it."""

@@ -100,6 +100,20 @@ class Mount:
     read_only: bool = False
 
 
+@dataclass(frozen=True)
+class HostMount:
+    """A file or folder of the Docker host (``host_path``, absolute) mounted at ``path``: a bind mount, such
+    as the engine's own socket for a container that drives the engine."""
+
+    host_path: str
+    path: str
+    read_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.host_path.startswith("/"):
+            raise ValueError(f"HostMount host_path: {self.host_path!r} is not allowed; allowed: an absolute path on the Docker host")
+
+
 HealthCheck = Health  # one definition for constructs and catalog services
 
 
@@ -146,7 +160,8 @@ class DockerService(Construct):
         aliases: Sequence[str] = (),
         ports: Sequence[PortMapping] = (),
         env: Mapping[str, str] | None = None,
-        mounts: Sequence[Mount] = (),
+        mounts: Sequence[Mount | HostMount] = (),
+        group_add: Sequence[str] = (),
         command: Sequence[str] | None = None,
         restart: str = "unless-stopped",
         health: HealthCheck | None = None,
@@ -182,10 +197,13 @@ class DockerService(Construct):
             env=[f"{key}={literal(value)}" for key, value in sorted(env.items())] or None,
             ports=[ContainerPorts(internal=p.internal, external=p.external, protocol=p.protocol, ip=p.host_ip) for p in ports] or None,
             volumes=[
-                ContainerVolumes(volume_name=m.volume if isinstance(m.volume, str) else m.volume.name, container_path=m.path, read_only=m.read_only)
+                ContainerVolumes(host_path=m.host_path, container_path=m.path, read_only=m.read_only)
+                if isinstance(m, HostMount)
+                else ContainerVolumes(volume_name=m.volume if isinstance(m.volume, str) else m.volume.name, container_path=m.path, read_only=m.read_only)
                 for m in mounts
             ]
             or None,
+            group_add=list(group_add) or None,
             networks_advanced=[ContainerNetworksAdvanced(name=network if isinstance(network, str) else network.name, aliases=list(aliases) or None)]
             if network is not None
             else None,

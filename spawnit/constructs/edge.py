@@ -192,9 +192,11 @@ class SiteCertificate(Construct):
                 f"validation-{id}",
                 for_each=options,
                 zone_id=edge.zone_id,
-                name=options.get_string("resource_record_name"),
+                # ACM gives fully-qualified names with a trailing dot; Cloudflare stores them without it, so
+                # written as ACM gives them every plan would show an update (cloudflare/terraform-provider-cloudflare#154, #7286)
+                name=Fn.trimsuffix(options.get_string("resource_record_name"), "."),
                 type=options.get_string("resource_record_type"),
-                content=options.get_string("resource_record_value"),
+                content=Fn.trimsuffix(options.get_string("resource_record_value"), "."),
                 proxied=False,
                 ttl=60,
                 comment="SpawnIt: ACM validation of the origin certificate",

@@ -15,7 +15,6 @@ from cdktf import Fn, TerraformStack
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_eks_cluster import DataAwsEksCluster
 from cdktf_cdktf_provider_aws.data_aws_eks_cluster_auth import DataAwsEksClusterAuth
-from cdktf_cdktf_provider_aws.ec2_tag import Ec2Tag
 from cdktf_cdktf_provider_aws.eks_cluster import EksCluster, EksClusterAccessConfig, EksClusterEncryptionConfig, EksClusterEncryptionConfigProvider, EksClusterVpcConfig
 from cdktf_cdktf_provider_aws.eks_node_group import EksNodeGroup, EksNodeGroupScalingConfig, EksNodeGroupUpdateConfig
 from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvider
@@ -131,8 +130,7 @@ class KubernetesCluster(Construct):
         )
         issuer = self.cluster.identity.get(0).oidc.get(0).issuer
         self.oidc_provider = IamOpenidConnectProvider(self, "oidc", url=issuer, client_id_list=["sts.amazonaws.com"], tags={"Name": f"{name}-oidc"})
-        for index, subnet_id in enumerate(network.public_subnet_ids):
-            Ec2Tag(self, f"elb-subnet-{index}", resource_id=subnet_id, key="kubernetes.io/role/elb", value="1")
+        network.tag_subnets("public", {"kubernetes.io/role/elb": "1"})  # the network owns its subnets' tags
         self.endpoint = self.cluster.endpoint
         self.arn = self.cluster.arn
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
@@ -67,6 +67,8 @@ class Network(Construct):
         self.default_security_group = DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{name}-default-deny"})
         self.internet_gateway = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": name})
 
+        self._subnet_tags: dict[str, dict[str, str]] = {}
+        self._tiers: dict[str, list[Subnet]] = {}
         self.public_subnets = self._subnets("public", public_subnet_cidrs)
         self.app_subnets = self._subnets("app", app_subnet_cidrs)
         self.data_subnets = self._subnets("data", data_subnet_cidrs)
@@ -126,8 +128,23 @@ class Network(Construct):
         """A new security group in this VPC, with no rule yet, for members in ``subnet_ids``."""
         return SecurityGroup(scope, id, vpc_id=self.vpc.id, name=name, description=description, subnet_ids=subnet_ids)
 
+    def tag_subnets(self, tier: str, tags: Mapping[str, str]) -> None:
+        """Add ``tags`` to every subnet of ``tier`` (e.g. ``kubernetes.io/role/elb`` for a cluster's load
+        balancers). The tags join the subnets' own ``tags``: a construct that needs a tag on the network's
+        subnets asks here, and never tags them itself (an ``aws_ec2_tag`` on a resource whose ``tags`` another
+        resource manages flips on every apply: the AWS provider's docs for aws_ec2_tag)."""
+        if tier not in TIERS:
+            raise ValueError(f"Network tag_subnets tier: {tier!r} is not allowed; allowed: {', '.join(TIERS)}")
+        for key in tags:
+            if key in ("Name", "Tier") and tags[key] != self._subnet_tags[tier][key]:
+                raise ValueError(f"Network tag_subnets tags: {key!r} is not allowed; allowed: any key but Name and Tier, which the network sets")
+        self._subnet_tags[tier].update(tags)
+        for zone, subnet in zip(self.availability_zones, self._tiers[tier], strict=True):
+            subnet.tags = {"Name": f"{self.name}-{tier}-{zone}", **self._subnet_tags[tier]}
+
     def _subnets(self, tier: str, cidrs: Sequence[str]) -> list[Subnet]:
-        return [
+        self._subnet_tags[tier] = {"Tier": tier}
+        subnets = [
             Subnet(
                 self,
                 f"{tier}-{zone}",
@@ -139,6 +156,8 @@ class Network(Construct):
             )
             for zone, cidr in zip(self.availability_zones, cidrs, strict=True)
         ]
+        self._tiers[tier] = subnets
+        return subnets
 
     def _route_table(self, label: str, subnets: Sequence[Subnet]) -> RouteTable:
         table = RouteTable(self, f"{label}-routes", vpc_id=self.vpc.id, tags={"Name": f"{self.name}-{label}"})

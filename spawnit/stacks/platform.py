@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cdktf import Fn, TerraformOutput, TerraformStack
+from cdktf import Fn, Op, TerraformOutput, TerraformStack, Token
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
@@ -18,9 +18,9 @@ from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
 from ..config import PlatformSettings
-from ..constructs._common import SpawnitStack, sensitive_variable
+from ..constructs._common import SpawnitStack, optional_sensitive_variable, sensitive_variable
 from ..constructs.storage import tidy_lifecycle
-from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, ImageBuildSpec, built_image, Mount, PortMapping, docker_provider
+from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HostMount, ImageBuildSpec, Mount, PortMapping, built_image, docker_provider
 from ..platform import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
 from ..shared import MINIO_COMMAND, Health, keycloak_health, minio_health
 
@@ -164,6 +164,9 @@ class PlatformInstancesStack(SpawnitStack):
             "SPAWNIT_REDIS_URL": f"redis://:{Fn.urlencode(valkey_password.string_value)}@valkey:6379/0",
         }
         image = built_image(self, "platform-image", ImageBuildSpec(context=settings.build_context or str(Path.cwd()), tag=PLATFORM_IMAGE))
+        worker_env, worker_mounts, worker_groups = self._target_access(settings)
+        # the API reads the cluster (pre-flight, live status) with the token; deploying is the workers' work
+        api_proxmox = {key: value for key, value in worker_env.items() if key.startswith(("SPAWNIT_PROXMOX_ENDPOINT", "SPAWNIT_PROXMOX_TOKEN_"))}
         self.workers = [
             DockerService(
                 self,
@@ -171,7 +174,9 @@ class PlatformInstancesStack(SpawnitStack):
                 name=f"{settings.network}-worker-{index}",
                 image=image,
                 network=net,
-                env=env,
+                env={**env, **worker_env},
+                mounts=worker_mounts,
+                group_add=worker_groups,
                 command=["spawnit", "worker", "--concurrency", str(settings.worker_concurrency)],
                 # healthy while the worker can reach its queue
                 health=Health(("CMD", "python3", "-c", "import os, redis; redis.Redis.from_url(os.environ['SPAWNIT_REDIS_URL']).ping()")),
@@ -192,6 +197,7 @@ class PlatformInstancesStack(SpawnitStack):
                 ports=[] if fronted else [PortMapping(8000, settings.api_port, host_ip=bind)],
                 env={
                     **env,
+                    **api_proxmox,
                     "SPAWNIT_OIDC_ISSUER": issuer,
                     "SPAWNIT_OIDC_JWKS_URL": f"http://keycloak:8080/realms/{settings.realm}/protocol/openid-connect/certs",
                     "SPAWNIT_OIDC_AUDIENCE": API_CLIENT,
@@ -222,6 +228,35 @@ class PlatformInstancesStack(SpawnitStack):
         TerraformOutput(self, "minio_console", value=f"http://{bind}:{settings.minio_console_port}")
         TerraformOutput(self, "oidc_issuer", value=issuer)
         TerraformOutput(self, "web_ui", value=f"http://localhost:{settings.api_port}")
+
+
+    def _target_access(self, settings: PlatformSettings) -> tuple[dict[str, str], list[HostMount], list[str]]:
+        """What the workers need to deploy to each target, and nothing the store uses (see
+        :mod:`spawnit.api.credentials`): the Docker engine's socket (``docker``), the target account's keys
+        (``aws``), the cluster's endpoint, token and root@pam login (``proxmox``). A target left unset
+        answers "not reachable" in the worker's start lines and metrics."""
+        env: dict[str, str] = {}
+        mounts: list[HostMount] = []
+        groups: list[str] = []
+        if settings.docker_host.startswith("unix://"):  # the engine the platform runs on deploys the docker target
+            socket = settings.docker_host.removeprefix("unix://")
+            mounts.append(HostMount(socket, "/var/run/docker.sock"))
+            groups.append(str(settings.docker_socket_group))  # the socket's group: the image's user is not root
+        aws_key = optional_sensitive_variable(self, "target_aws_access_key_id", "Access key of the AWS account the aws target deploys to")
+        aws_secret = optional_sensitive_variable(self, "target_aws_secret_access_key", "Secret key of the AWS account the aws target deploys to")
+        env |= {"SPAWNIT_AWS_ACCESS_KEY_ID": aws_key.string_value, "SPAWNIT_AWS_SECRET_ACCESS_KEY": aws_secret.string_value}
+        if settings.target_aws_role_arn:
+            env["SPAWNIT_AWS_ROLE_ARN"] = settings.target_aws_role_arn
+        if settings.proxmox_endpoint:
+            env["SPAWNIT_PROXMOX_ENDPOINT"] = settings.proxmox_endpoint
+            token = optional_sensitive_variable(self, "proxmox_token_secret", "Secret of the Proxmox API token the proxmox target uses")
+            password = optional_sensitive_variable(self, "proxmox_root_password", "Password of root@pam, needed for LXC guests (Proxmox refuses their flags to tokens)")
+            env |= {"SPAWNIT_PROXMOX_TOKEN_SECRET": token.string_value, "SPAWNIT_PROXMOX_PASSWORD": password.string_value}
+            if settings.proxmox_token_id:
+                env["SPAWNIT_PROXMOX_TOKEN_ID"] = settings.proxmox_token_id
+            # root@pam only with its password: a login without one is a setting error for the worker
+            env["SPAWNIT_PROXMOX_USERNAME"] = Token.as_string(Fn.conditional(Op.lt(Fn.length_of(password.string_value), 1), "", "root@pam"))  # cdktf renders Op.eq(x, "" or 0) as "== undefined"
+        return env, mounts, groups
 
 
 class PlatformConfigsStack(SpawnitStack):
