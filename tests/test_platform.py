@@ -13,6 +13,8 @@ from spawnit.constructs._common import asset
 from spawnit.constructs.app import AppRelease
 from spawnit.platform import API_CLIENT, WEB_CLIENT, realm_document
 
+ROOT = Path(__file__).resolve().parents[1]
+
 PLATFORM = ("platform-network", "platform-volumes", "platform-instances", "platform-configs")
 
 
@@ -137,15 +139,73 @@ def test_ports_are_published_on_loopback_by_default(instances):
 REDIS_URL = "SPAWNIT_REDIS_URL=redis://:${urlencode(var.valkey_password)}@valkey:6379/0"
 
 
-def test_valkey_keeps_its_data_requires_the_password_and_never_evicts(instances):
+def test_valkey_keeps_its_data_and_runs_as_the_images_own_user(instances):
     valkey = containers(instances)["spawnit-valkey"]
     assert image_name(instances, valkey).startswith("valkey/valkey:8")
     assert valkey["env"] == ["VALKEY_PASSWORD=${var.valkey_password}"] and instances.document["variable"]["valkey_password"]["sensitive"] is True
-    script = valkey["command"][-1]
-    assert "--appendonly yes" in script and "--maxmemory-policy noeviction" in script and '--requirepass "$VALKEY_PASSWORD"' in script
+    # The image's entrypoint (valkey-container's docker-entrypoint.sh) runs a first argument ending in .conf as
+    # `valkey-server FILE` after setpriv to the valkey user; `sh -c ...` bypassed that and ran as root. The image
+    # cannot be pulled here: the entrypoint's rule was read in its source, the config is run below by a real server.
+    assert valkey["command"] == ["/usr/local/etc/valkey/spawnit.conf"]
+    assert valkey["memory"] == 256 + 128
     (volume,) = valkey["volumes"]
     assert volume["container_path"] == "/data" and volume["volume_name"].startswith("${data.terraform_remote_state.cross-stack-reference-input-platform-volumes.")
     assert valkey["healthcheck"]["test"] == ["CMD-SHELL", 'VALKEYCLI_AUTH="$VALKEY_PASSWORD" valkey-cli ping | grep -q PONG'] and valkey["wait"] is True
+
+
+def test_valkey_never_evicts_within_its_memory_bound_and_its_password_is_never_on_a_command_line(instances, tmp_path):
+    """The config the container gets, rendered by the real Terraform core with a password holding quotes,
+    backslashes and a newline, then run by a real server (Debian's redis-server: Valkey reads the same
+    directives): maxmemory set (without it noeviction never applies), noeviction, append-only, the password
+    required, and not in the process list."""
+    import shutil
+    import subprocess
+    import sys
+
+    import redis
+
+    from conftest import free_port, wait_until
+    from tfcheck.core import prepare
+
+    valkey = containers(instances)["spawnit-valkey"]
+    (upload,) = valkey["upload"]
+    assert upload["file"] == "/usr/local/etc/valkey/spawnit.conf"
+    password = 'pa"ss\\word\nwith $pecial'
+    # the content is a template in Terraform's JSON syntax: evaluated as a local of a .tf.json file
+    (tmp_path / "render.tf.json").write_text(json.dumps({"variable": {"valkey_password": {"type": "string"}}, "locals": {"config": upload["content"]}}))
+    core = prepare()
+    rendered = subprocess.run(
+        [sys.executable, "-m", "tfcheck.terraform", "console", f"-var=valkey_password={password}"], input="jsonencode(local.config)\n",
+        cwd=tmp_path, env={**core.environment, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout.strip(), rendered.stderr
+    config = json.loads(json.loads(rendered.stdout.strip()))
+    assert password not in config.splitlines()  # escaped, not raw
+    port = free_port()
+    conf = tmp_path / "spawnit.conf"
+    conf.write_text(config + f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n")
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", str(conf)], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, password=password)
+
+        def answers() -> bool:
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, 30, "redis-server with the platform's config")
+        assert client.config_get("maxmemory") == {"maxmemory": str(256 * 1024 * 1024)}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+        command_line = Path(f"/proc/{server.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert "pecial" not in command_line and "redis-server" in command_line
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def test_api_and_workers_share_valkey_and_only_the_workers_run_jobs(instances):

@@ -29,7 +29,6 @@ from constructs import Construct
 
 from ._common import assume_role_policy, policy_document
 from .network import Network
-from .security import ANYWHERE
 from .web import LoadBalancer
 
 # Task sizes Fargate accepts (ECS developer guide, "Task CPU and memory"; RegisterTaskDefinition answers

@@ -143,10 +143,14 @@ class PlatformInstancesStack(SpawnitStack):
             image=settings.valkey_image,
             network=net,
             aliases=["valkey"],
-            env={"VALKEY_PASSWORD": valkey_password.string_value},
+            env={"VALKEY_PASSWORD": valkey_password.string_value},  # for the health check's valkey-cli only
             mounts=[Mount(volumes.valkey_data.name, "/data")],
-            # A queue and its leases must never be evicted: noeviction makes a full Valkey refuse writes instead.
-            command=["sh", "-c", 'exec valkey-server --appendonly yes --maxmemory-policy noeviction --requirepass "$VALKEY_PASSWORD"'],
+            # The image's entrypoint runs a first argument ending in .conf as `valkey-server FILE`, after
+            # dropping root for the image's valkey user (valkey-container's docker-entrypoint.sh); the password
+            # is in that file, never on a command line (`ps` shows every argument).
+            command=[VALKEY_CONF],
+            files={VALKEY_CONF: valkey_config(settings.valkey_maxmemory_mb, _config_quoted(valkey_password.string_value))},
+            memory_mb=settings.valkey_maxmemory_mb + VALKEY_OVERHEAD_MB,
             # valkey-cli reads the password from VALKEYCLI_AUTH (valkey.io/topics/cli), not from its command line
             health=Health(("CMD-SHELL", 'VALKEYCLI_AUTH="$VALKEY_PASSWORD" valkey-cli ping | grep -q PONG')),
             labels={"spawnit.platform": "valkey"},
@@ -257,6 +261,32 @@ class PlatformInstancesStack(SpawnitStack):
             # root@pam only with its password: a login without one is a setting error for the worker
             env["SPAWNIT_PROXMOX_USERNAME"] = Token.as_string(Fn.conditional(Op.lt(Fn.length_of(password.string_value), 1), "", "root@pam"))  # cdktf renders Op.eq(x, "" or 0) as "== undefined"
         return env, mounts, groups
+
+
+VALKEY_CONF = "/usr/local/etc/valkey/spawnit.conf"
+VALKEY_OVERHEAD_MB = 128  # the container's limit above maxmemory: the server's own memory, AOF rewrites' buffers
+
+
+def _config_quoted(value: str) -> str:
+    """A Terraform expression: ``value`` escaped for a double-quoted string of a Valkey config file, whose
+    parser reads backslash, quote and newline escapes there. ``Fn.raw_string`` escapes the quotes of its
+    text but nothing else, so backslashes and newlines below are already in HCL's own escapes."""
+    raw = Fn.raw_string
+    backslashes = Fn.replace(value, raw("\\\\"), raw("\\\\\\\\"))  # a backslash -> two
+    quotes = Fn.replace(backslashes, raw('"'), raw('\\\\"'))  # a quote -> backslash, quote
+    return Fn.replace(quotes, raw("\\n"), raw("\\\\n"))  # a newline -> backslash, n
+
+
+def valkey_config(maxmemory_mb: int, password: str) -> str:
+    """The orchestrator's Valkey: a queue and its leases must never be evicted (noeviction makes a full
+    Valkey refuse writes instead), bounded by ``maxmemory`` so that noeviction ever applies, its data kept
+    (append-only file), a password required."""
+    return (
+        "appendonly yes\n"
+        f"maxmemory {maxmemory_mb}mb\n"
+        "maxmemory-policy noeviction\n"
+        f'requirepass "{password}"\n'
+    )
 
 
 class PlatformConfigsStack(SpawnitStack):
