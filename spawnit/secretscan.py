@@ -1,13 +1,14 @@
 """Finds secret literals in synthesized Terraform JSON: passwords, keys and tokens written as plain values.
 
 A reference (``${...}``) is never a literal; a boolean or number is never a
-secret. User data is decoded from base64 and read too.
+secret. User data is decoded from base64 (and gzip, when compressed) and read too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ def _scan_text(text: str, path: str) -> Iterator[Finding]:
 
 def _decode(value: str) -> str:
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = base64.b64decode(value, validate=True)
+        if raw[:2] == b"\x1f\x8b":  # gzip-compressed user data (over EC2's 16 KB)
+            raw = gzip.decompress(raw)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError, OSError, EOFError):
         return value

@@ -94,6 +94,7 @@ class FakeEc2Host(ThreadingHTTPServer):
         self.instance_id = ""
         self.primary_macs: dict[str, str] = {}
         self.attachable_macs: dict[str, str] = {}  # mac -> ENI id, seen only while attached here
+        self.metadata: dict[str, str] = {}  # other items (public-hostname, public-ipv4...)
         self.attach_calls = 0
         self.refused_attach_calls = 0
 
@@ -141,6 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
         item = self.path.removeprefix("/latest/meta-data/")
         if item == "instance-id":
             return self._send(200, self.server.instance_id.encode())
+        if item in self.server.metadata:
+            return self._send(200, self.server.metadata[item].encode())
         parts = item.split("/")
         if len(parts) == 5 and parts[:3] == ["network", "interfaces", "macs"] and parts[4] == "interface-id":
             interface = self.server.interface_of(parts[3])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+from spawnit.constructs._common import user_data_text
 import json
 import re
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ def written_files(host: dict[str, Any]) -> dict[str, str]:
     (``user_data``) or an instance (``user_data_base64``)."""
     import yaml
 
-    document = yaml.safe_load(base64.b64decode(host.get("user_data") or host["user_data_base64"]).decode())
+    document = yaml.safe_load(user_data_text(host.get("user_data") or host["user_data_base64"]))
     return {entry["path"]: entry["content"] for entry in document["write_files"]}
 
 

@@ -18,6 +18,7 @@ import boto3
 import pytest
 import yaml
 from hosts import FakeEc2Host, aws_cli_environment, echo_server, ip, mac_of, run_isolated, serving, stand_ins
+from spawnit.constructs._common import user_data_text
 from stackjson import StackJson, written_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -474,3 +475,67 @@ def test_the_dev_database_and_its_password_survive_a_new_instance(tmp_path, dev,
         assert (media.st_uid, media.st_gid, media.st_mode & 0o777) == (1000, 1000, 0o755)
     finally:
         subprocess.run(["umount", str(mounted)], check=True)
+
+
+def _dev_boot(tmp_path: Path, dev: StackJson, name: str, environ: dict[str, str]) -> tuple[dict[str, str], str]:
+    """The dev box's boot script, its data volume left out (its own test above mounts one)."""
+    files = written_files(dev.only("aws_instance"))
+    root = tmp_path / name / "opt-spawnit"
+    lay_out(files, root)
+    (root / "boot.conf").write_text((root / "boot.conf").read_text().replace("DATA_DEVICE='/dev/sdf'", "DATA_DEVICE=''"))
+    script = tmp_path / name / "spawnit-app.sh"
+    script.write_text(files["/var/lib/cloud/scripts/per-boot/spawnit-app.sh"])
+    log = tmp_path / name / "user-data.log"
+    tools = stand_ins(tmp_path / name / "bin", tmp_path / name / "tools.log")
+    base = {"PATH": f"{tools}:/usr/sbin:/usr/bin:/sbin:/bin", "SPAWNIT_ROOT": str(root), "SPAWNIT_LOG": str(log), "RETRY_DELAY_SECONDS": "1"}
+    result = run_isolated(["bash", str(script)], env={**base, **environ})
+    assert result.returncode == 0, log.read_text() + result.stderr
+    return dict(line.split("=", 1) for line in (root / "app" / ".env").read_text().splitlines()), log.read_text()
+
+
+def test_the_dev_box_links_its_uploads_to_its_public_address_from_the_instance_metadata(tmp_path, dev):
+    """Without a bucket Medusa writes upload links under MEDUSA_FILE_URL, else http://localhost/static: a
+    browser elsewhere never loads them. The boot reads the box's public name (IMDSv2) from a fake metadata service."""
+    with serving(FakeEc2Host(("127.0.0.1", 0), emulator="", ec2=None)) as imds:
+        imds.metadata["public-hostname"] = "ec2-203-0-113-7.eu-west-3.compute.amazonaws.com"
+        env, _ = _dev_boot(tmp_path, dev, "named", {"IMDS_ENDPOINT": imds.url})
+        assert env["MEDUSA_FILE_URL"] == "http://ec2-203-0-113-7.eu-west-3.compute.amazonaws.com/static"
+        del imds.metadata["public-hostname"]  # a VPC without DNS hostnames: the public IPv4
+        imds.metadata["public-ipv4"] = "203.0.113.7"
+        env, _ = _dev_boot(tmp_path, dev, "address", {"IMDS_ENDPOINT": imds.url})
+        assert env["MEDUSA_FILE_URL"] == "http://203.0.113.7/static"
+
+
+def test_without_an_answer_from_the_metadata_the_dev_box_says_so_and_the_links_stay_local(tmp_path, dev):
+    env, log = _dev_boot(tmp_path, dev, "silent", {"IMDS_ENDPOINT": f"http://127.0.0.1:{free_port_here()}"})
+    assert env["MEDUSA_FILE_URL"] == "" and "no public address from the instance metadata" in log
+
+
+def free_port_here() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_user_data_over_ec2s_16_kb_is_compressed_and_cloud_init_reads_it_as_its_cloud_config(dev, tmp_path):
+    """The dev box's document (the app, the dev services, the boot script) is over the 16 KB EC2 accepts:
+    it goes gzip-compressed, which Debian's real cloud-init turns back into the same cloud-config."""
+    import base64
+
+    encoded = dev.only("aws_instance")["user_data_base64"]
+    raw = base64.b64decode(encoded)
+    assert raw[:2] == b"\x1f\x8b" and len(raw) <= 16 * 1024
+    (tmp_path / "user-data").write_bytes(raw)
+    program = (
+        "import sys; from cloudinit import user_data\n"
+        "message = user_data.UserDataProcessor({}).process(open(sys.argv[1], 'rb').read())\n"
+        "parts = [part for part in message.walk() if not part.is_multipart()]\n"
+        "print(parts[0].get_content_type()); sys.stdout.write(parts[0].get_payload(decode=True).decode())\n"
+    )
+    result = subprocess.run(["/usr/bin/python3", "-c", program, str(tmp_path / "user-data")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    content_type, _, document = result.stdout.partition("\n")
+    assert content_type == "text/cloud-config"
+    assert yaml.safe_load(document)["write_files"] == yaml.safe_load(user_data_text(encoded))["write_files"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 
 import pytest
+
+from spawnit.constructs._common import user_data_text
 import yaml
 
 ZONES = ("eu-west-3a", "eu-west-3b")
@@ -19,7 +20,7 @@ def nat_group(stack, zone):
 
 
 def user_data(template) -> dict:
-    text = base64.b64decode(template["user_data"]).decode()
+    text = user_data_text(template["user_data"])
     assert text.startswith("#cloud-config\n")
     return yaml.safe_load(text)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
+
+from spawnit.constructs._common import user_data_text
 import yaml
 
 from conftest import PLATFORM_VARIANTS, ROOT, VARIANTS, run_checkov
@@ -86,7 +87,7 @@ def test_imds_tokens_reach_containers_on_app_hosts_and_go_no_further_than_the_ho
     whose containers use the instance role (media uploads) need 2. The NAT runs no container: 1."""
     found = list(every(all_stacks, "aws_launch_template")) + list(every(all_stacks, "aws_instance"))
     for name, body in found:
-        runs_containers = "nat" not in body.get("name", "") and "docker" in base64.b64decode(body.get("user_data") or body.get("user_data_base64")).decode()
+        runs_containers = "nat" not in body.get("name", "") and "docker" in user_data_text(body.get("user_data") or body.get("user_data_base64"))
         expected = 2 if runs_containers else 1
         assert body["metadata_options"]["http_put_response_hop_limit"] == expected, name
     assert {b["metadata_options"]["http_put_response_hop_limit"] for _, b in found} == {1, 2}

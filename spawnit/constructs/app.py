@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..shared import GREENLEAF_BACKEND_IMAGE, GREENLEAF_CADDY_IMAGE, GREENLEAF_STOREFRONT_IMAGE
-from ._common import PER_BOOT_DIR, USER_DATA_LIMIT, asset, cloud_config, shell_assignments
+from ._common import PER_BOOT_DIR, asset, cloud_config, shell_assignments, user_data
 
 APP_DIR = "/opt/spawnit/app"
 BOOT_SCRIPT = "spawnit-app.sh"  # cloud-init runs it at every boot from PER_BOOT_DIR
@@ -65,6 +65,7 @@ class AppSettings:
     redis_url: str = "redis://redis:6379"
     app_secret_arn: str = ""
     s3: Mapping[str, str] = field(default_factory=lambda: {"S3_BUCKET": "", "S3_REGION": "", "S3_ENDPOINT": "", "S3_URL": "", "S3_KEYS_SECRET_ARN": ""})
+    public_url: str = ""  # the site's address (https://shop.example), for uploads' links when there is no bucket
 
     def as_shell(self) -> dict[str, str]:
         return {
@@ -74,6 +75,7 @@ class AppSettings:
             "DB_NAME": self.db_name,
             "REDIS_URL": self.redis_url,
             "APP_SECRET_ARN": self.app_secret_arn,
+            "PUBLIC_URL": self.public_url,
             **self.s3,
         }
 
@@ -120,8 +122,6 @@ def app_user_data(
     }
     if settings is not None:
         files["/opt/spawnit/app.conf"] = shell_assignments(settings.as_shell())
-    user_data = cloud_config(files=files, boot_script=(BOOT_SCRIPT, asset("scripts/app-boot.sh")))
-    size = len(user_data.encode())
-    if size > USER_DATA_LIMIT:
-        raise ValueError(f"AppRelease files: user data would be {size} bytes; allowed: {USER_DATA_LIMIT} bytes at most")
-    return user_data
+    document = cloud_config(files=files, boot_script=(BOOT_SCRIPT, asset("scripts/app-boot.sh")))
+    user_data(document, owner="AppRelease files:")  # refused here, by the release, when even compressed it is too big
+    return document

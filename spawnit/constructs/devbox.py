@@ -16,7 +16,7 @@ from cdktf_cdktf_provider_aws.instance import (
 from cdktf_cdktf_provider_aws.volume_attachment import VolumeAttachment
 from constructs import Construct
 
-from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, base64_text
+from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, user_data
 from .app import AppRelease, AppSettings, app_user_data
 from .network import Network
 from .security import ANYWHERE
@@ -54,6 +54,7 @@ class DevBox(Construct):
         spot: bool = True,
         root_volume_gb: int = 30,
         data_volume_gb: int = 20,
+        public_url: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not 1 <= data_volume_gb <= 16384:
@@ -70,7 +71,9 @@ class DevBox(Construct):
         self.security_group.allow_from_cidrs([str(cidr) for cidr in ssh_cidrs], port=SSH_PORT, description="SSH from an allowed network")
         self.security_group.allow_to_internet(port=None, description="packages, images and AWS APIs")
         self.role = InstanceRole(self, "role", name=f"{name}-devbox")
-        self.user_data = app_user_data(self.release, region=network.region, settings=AppSettings(), data_device=DATA_DEVICE)
+        # Uploads are served by the box itself: their links use public_url, else the box's public address
+        # read from the instance metadata at every boot (the boot script)
+        self.user_data = app_user_data(self.release, region=network.region, settings=AppSettings(public_url=public_url or ""), data_device=DATA_DEVICE)
         market = (
             InstanceInstanceMarketOptions(
                 market_type="spot",
@@ -88,7 +91,7 @@ class DevBox(Construct):
             associate_public_ip_address=True,
             vpc_security_group_ids=[self.security_group.id],
             iam_instance_profile=self.role.instance_profile.name,
-            user_data_base64=base64_text(self.user_data),
+            user_data_base64=user_data(self.user_data, owner="DevBox"),
             user_data_replace_on_change=True,
             instance_market_options=market,
             metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=CONTAINER_HOST_HOP_LIMIT),

@@ -18,7 +18,7 @@ from cdktf_cdktf_provider_aws.network_interface import NetworkInterface
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from constructs import Construct
 
-from ._common import HOST_ONLY_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, asset, base64_text, cloud_config, shell_assignments
+from ._common import HOST_ONLY_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, asset, user_data, cloud_config, shell_assignments
 from .security import SecurityGroup
 
 NAT_INSTANCE_TYPES = ("t4g.nano", "t3.nano")
@@ -102,7 +102,7 @@ class NatInstance(Construct):
             name=name,
             image_id=amazon_linux_2023_ami(self, instance_type),
             instance_type=instance_type,
-            user_data=base64_text(self.user_data),
+            user_data=user_data(self.user_data, owner="NatInstance"),
             update_default_version=True,
             iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=self.role.instance_profile.arn),
             metadata_options=LaunchTemplateMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=HOST_ONLY_HOP_LIMIT),

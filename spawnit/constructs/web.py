@@ -37,7 +37,7 @@ from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
 from ..shared import AMI_ID_PATTERN
-from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, base64_text, shell_assignments
+from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, user_data, shell_assignments
 from .app import AppRelease, AppSettings, app_user_data
 from .data import Cache, Database
 from .network import Network
@@ -260,7 +260,7 @@ class AppFleet(Construct):
             instance_type=instance_type,
             vpc_security_group_ids=[self.security_group.id],
             iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=self.role.instance_profile.arn),
-            user_data=base64_text(self.user_data),
+            user_data=user_data(self.user_data, owner="AppFleet"),
             update_default_version=True,
             metadata_options=LaunchTemplateMetadataOptions(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=CONTAINER_HOST_HOP_LIMIT

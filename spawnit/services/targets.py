@@ -152,7 +152,7 @@ class Ec2Target(Target):
         from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
         from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 
-        from ..constructs._common import InstanceRole, amazon_linux_2023_ami, base64_text, cloud_config
+        from ..constructs._common import InstanceRole, amazon_linux_2023_ami, cloud_config, user_data
         from ..constructs.security import SecurityGroup
 
         ports = published_ports(containers)
@@ -204,7 +204,7 @@ class Ec2Target(Target):
             associate_public_ip_address=True,
             vpc_security_group_ids=[group.id],
             iam_instance_profile=role.instance_profile.name,
-            user_data_base64=base64_text(self.user_data),
+            user_data_base64=user_data(self.user_data, owner="the aws target's"),
             user_data_replace_on_change=True,
             metadata_options=InstanceMetadataOptions(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
             root_block_device=InstanceRootBlockDevice(volume_size=parameters.root_volume_gb, volume_type="gp3", encrypted=True),

@@ -70,6 +70,7 @@ class EnvironmentStack(SpawnitStack):
             release=release,
             instance_type=spec.devbox_instance_type,
             ssh_cidrs=[str(cidr) for cidr in spec.ssh_cidrs],
+            public_url=f"http://{spec.domain}" if spec.domain else None,
         )
         TerraformOutput(self, "devbox_public_ip", value=self.devbox.public_ip, description="Open http://<ip>/ in a browser")
 

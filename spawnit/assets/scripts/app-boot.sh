@@ -35,6 +35,20 @@ retry() {  # retry ATTEMPTS COMMAND...: runs COMMAND until it succeeds, waiting 
   done
 }
 
+IMDS=${IMDS_ENDPOINT:-http://169.254.169.254}
+imds() {  # imds ITEM: one item of the instance metadata (IMDSv2: a session token first)
+  local token
+  token=$(curl -sf --max-time 2 -X PUT "$IMDS/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 60") &&
+    curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/$1"
+}
+
+public_address() {  # the host's public DNS name, else its public IPv4 (a spot box gets new ones at each start)
+  local found
+  found=$(imds public-hostname 2>/dev/null) && [ -n "$found" ] && { echo "$found"; return 0; }
+  found=$(imds public-ipv4 2>/dev/null) && [ -n "$found" ] && { echo "$found"; return 0; }
+  return 1
+}
+
 mount_data_volume() {  # the dev box keeps its database and secrets on a volume of its own
   local device=$DATA_DEVICE
   log "waiting for the data volume $device"
@@ -120,6 +134,22 @@ if [ -n "${S3_KEYS_SECRET_ARN:-}" ]; then  # media on an S3-compatible service (
   S3_SECRET_ACCESS_KEY=$(field secret_access_key <<<"$media_keys")
 fi
 
+# Without a bucket the backend serves uploads itself, under /static of the site: the links it writes
+# need the site's public address (the domain when set, else this host's), or they point at localhost.
+MEDUSA_FILE_URL=''
+if [ -z "$S3_BUCKET" ]; then
+  if [ -n "${PUBLIC_URL:-}" ]; then
+    MEDUSA_FILE_URL="${PUBLIC_URL%/}/static"
+  elif address=$(retry 3 public_address); then
+    MEDUSA_FILE_URL="http://$address/static"
+  elif [ -f .env ] && grep -q '^MEDUSA_FILE_URL=.' .env; then
+    MEDUSA_FILE_URL=$(sed -n 's/^MEDUSA_FILE_URL=//p' .env)
+    log "no public address from the instance metadata: keeping $MEDUSA_FILE_URL"
+  else
+    log "no public address from the instance metadata: uploads' links will point at localhost"
+  fi
+fi
+
 cat >.env.new <<ENV
 BACKEND_IMAGE=$BACKEND_IMAGE
 STOREFRONT_IMAGE=$STOREFRONT_IMAGE
@@ -135,6 +165,7 @@ S3_BUCKET=$S3_BUCKET
 S3_REGION=$S3_REGION
 S3_ENDPOINT=$S3_ENDPOINT
 S3_URL=$S3_URL
+MEDUSA_FILE_URL=$MEDUSA_FILE_URL
 S3_ACCESS_KEY_ID=$S3_ACCESS_KEY_ID
 S3_SECRET_ACCESS_KEY=$S3_SECRET_ACCESS_KEY
 MEDUSA_PUBLISHABLE_KEY=${MEDUSA_PUBLISHABLE_KEY:-}
