@@ -242,7 +242,7 @@ def test_spotilike_prices_every_resource_with_stated_usage_and_lists_none_unpric
     assert items["api/service"].monthly_usd == pytest.approx((0.25 * 0.04656 + 0.5 * 0.00511) * 730, abs=0.01)
     assert items["eks/cluster"].monthly_usd == pytest.approx(0.10 * 730, abs=0.01)
     assert items["eks/nodes"].detail == "2 x t3.medium nodes, 20 GB each"
-    assert items["static/distribution"].detail == "50 GB out, 1,000,000 HTTPS requests"
+    assert items["static/cdn/distribution"].detail == "50 GB out, 1,000,000 HTTPS requests"
     assert items["backup/vault"].detail == "20 GB of database snapshots"
     assert items["frontend/service"].detail.startswith("Network Load Balancer made by the cluster")  # the Service of type LoadBalancer
     assert "CloudFront distribution" in report.assumptions.describe()

@@ -5,6 +5,7 @@ loads, and nothing secret in the JSON. The real Terraform core validates these r
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,47 @@ def test_plain_http_only_when_chosen(prod_http_only):
 def test_edge_settings_that_do_not_fit_are_refused_naming_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_spec("prod", config_file=None, environ={}, overrides=overrides)
+
+
+def _reads_through(stack, url: str) -> list[str]:
+    """What a browser needs to read ``<url>/<key>`` of a private media bucket, missing from ``stack``: the
+    URL is a CloudFront distribution's, whose origin is the bucket through an origin access control, and the
+    bucket's policy lets CloudFront (this distribution only) get its objects. S3 bucket policies are not
+    evaluated by any emulator here, so this reads the policy as AWS documents it (CloudFront developer
+    guide, "Restrict access to an Amazon S3 origin")."""
+    missing = []
+    match = re.fullmatch(r"https://\$\{aws_cloudfront_distribution\.([A-Za-z0-9_-]+)\.domain_name\}", url)
+    if not match:
+        return [f"S3_URL {url!r} is not a CloudFront distribution's address (the bucket blocks public access: a browser gets 403)"]
+    distribution = stack.resources("aws_cloudfront_distribution")[match.group(1)]
+    origin = distribution["origin"][0]
+    bucket_key = re.fullmatch(r"\$\{aws_s3_bucket\.([A-Za-z0-9_-]+)\.bucket_regional_domain_name\}", origin["domain_name"]).group(1)
+    if not origin.get("origin_access_control_id", "").startswith("${aws_cloudfront_origin_access_control."):
+        missing.append("the distribution signs no request (no origin access control)")
+    policies = [json.loads(body["policy"]) for body in stack.resources("aws_s3_bucket_policy").values() if body["bucket"] == f"${{aws_s3_bucket.{bucket_key}.id}}"]
+    allowed = [
+        statement for policy in policies for statement in policy["Statement"]
+        if statement["Effect"] == "Allow" and statement["Principal"] == {"Service": "cloudfront.amazonaws.com"} and statement["Action"] == "s3:GetObject"
+        and statement["Resource"] == f"${{aws_s3_bucket.{bucket_key}.arn}}/*"
+        and statement["Condition"] == {"StringEquals": {"AWS:SourceArn": f"${{aws_cloudfront_distribution.{match.group(1)}.arn}}"}}
+    ]
+    if not allowed:
+        missing.append("the bucket's policy does not let this distribution get its objects")
+    return missing
+
+
+def test_without_the_edge_product_images_are_read_through_cloudfront_which_the_private_bucket_admits(prod_http_only):
+    """Defect: S3_URL was the bucket's own regional address while the bucket blocks public access and
+    uploads carry no ACL: every image was a 403."""
+    url = app_settings(prod_http_only)["S3_URL"].strip("'\"")
+    assert _reads_through(prod_http_only, url) == []
+    planted = app_settings(prod_http_only)["S3_BUCKET"].strip("'\"").replace(".bucket}", ".bucket_regional_domain_name}")
+    assert _reads_through(prod_http_only, f"https://{planted}")[0].endswith("a browser gets 403)")
+
+
+def test_spotilike_media_links_are_read_through_cloudfront_too(all_stacks):
+    spotilike = all_stacks["spotilike"]
+    task = spotilike.only("aws_ecs_task_definition")["container_definitions"]
+    url = re.search(r'\{"name" = "MEDIA_URL", "value" = "(https://\$\{aws_cloudfront_distribution\.[A-Za-z0-9_-]+\.domain_name\})"\}', task)
+    assert url, task
+    assert _reads_through(spotilike, url.group(1)) == []

@@ -89,7 +89,7 @@ def test_an_unknown_instance_type_is_reported_not_zero(documents):
 
 def test_managed_services_are_named_as_not_estimated(report):
     (spotilike,) = [stack for stack in report.stacks if stack.name == "spotilike"]
-    assert {"eks/cluster (EKS control plane)", "static/distribution (CDN)", "alb/alb (load balancer)"} <= set(spotilike.not_estimated)
+    assert {"eks/cluster (EKS control plane)", "static/cdn/distribution (CDN)", "alb/alb (load balancer)"} <= set(spotilike.not_estimated)
     assert items(report, "spotilike")["api/service"].detail == "1 x Fargate task 0.25 vCPU, as 0.125 of an m5.large"
 
 

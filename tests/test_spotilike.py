@@ -172,14 +172,14 @@ def test_media_and_static_buckets_are_encrypted_and_private(spotilike):
 
 
 def test_cloudfront_reads_the_static_bucket_only_through_origin_access_control_over_https(spotilike):
-    distribution_key, distribution = next(iter(spotilike.resources("aws_cloudfront_distribution").items()))
-    oac = spotilike.only("aws_cloudfront_origin_access_control")
+    distribution_key, distribution = next((key, body) for key, body in spotilike.resources("aws_cloudfront_distribution").items() if body.get("default_root_object"))
+    oac = next(body for body in spotilike.resources("aws_cloudfront_origin_access_control").values() if body["name"] == "spotilike-static")
     assert (oac["origin_access_control_origin_type"], oac["signing_behavior"], oac["signing_protocol"]) == ("s3", "always", "sigv4")
     origin = distribution["origin"][0]
     assert origin["origin_access_control_id"].startswith("${aws_cloudfront_origin_access_control.") and "s3_origin_config" not in origin
     assert distribution["default_cache_behavior"]["viewer_protocol_policy"] == "redirect-to-https" and distribution["default_root_object"] == "index.html"
     policies = [json.loads(policy["policy"]) for policy in spotilike.resources("aws_s3_bucket_policy").values()]
-    (static_policy,) = [policy for policy in policies if policy["Statement"][0].get("Sid") == "CloudFrontReadsThroughOriginAccessControl"]
+    (static_policy,) = [policy for policy in policies if policy["Statement"][0].get("Condition", {}).get("StringEquals", {}).get("AWS:SourceArn", "").endswith(f"{distribution_key}.arn}}")]
     allow = static_policy["Statement"][0]
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
     assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": f"${{aws_cloudfront_distribution.{distribution_key}.arn}}"}}

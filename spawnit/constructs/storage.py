@@ -45,7 +45,9 @@ class MediaBucket(Construct):
 
     ``endpoint`` names an S3-compatible service the application should use
     instead (for example Cloudflare R2, free of egress fees); it reaches the app
-    as ``S3_ENDPOINT`` through :attr:`app_settings`.
+    as ``S3_ENDPOINT`` through :attr:`app_settings`. ``public_url`` is where browsers read the media
+    (``S3_URL``); without it, and without an endpoint, a CloudFront distribution reads the private
+    bucket through an origin access control and its address is the media's public URL.
     """
 
     def __init__(
@@ -63,8 +65,18 @@ class MediaBucket(Construct):
         if noncurrent_version_days < 1:
             raise ValueError(f"MediaBucket noncurrent_version_days: {noncurrent_version_days} is not allowed; allowed: 1 or more")
         self.bucket, public_access = private_bucket(self, bucket_name=bucket_name, noncurrent_version_days=noncurrent_version_days)
+        statements = [deny_without_tls(self.bucket)]
+        self.cdn = None
+        if public_url is None and endpoint is None:
+            # The bucket is private: a browser reads the media through CloudFront, which the bucket's policy
+            # admits (origin access control), never from the bucket's own address (403: public access blocked).
+            from .cdn import BucketDistribution  # cdn builds on this module's private_bucket
+
+            self.cdn = BucketDistribution(self, "cdn", bucket=self.bucket, name=bucket_name, comment=f"{bucket_name}: media")
+            statements.insert(0, self.cdn.read_statement)
+            public_url = self.cdn.url
         self.tls_only_policy = S3BucketPolicy(
-            self, "tls-only", bucket=self.bucket.id, policy=policy_document(deny_without_tls(self.bucket)), depends_on=[public_access]
+            self, "tls-only", bucket=self.bucket.id, policy=policy_document(*statements), depends_on=[public_access]
         )
         self.name = self.bucket.bucket
         self.arn = self.bucket.arn

@@ -90,6 +90,7 @@ class SpotilikeStack(SpawnitStack):
                 "DB_NAME": self.database.database_name,
                 "DB_SSLMODE": "verify-full",
                 "MEDIA_BUCKET": self.media.name,
+                "MEDIA_URL": self.media.app_settings["S3_URL"],  # where browsers read the media (CloudFront)
                 "AWS_REGION": spec.region,
                 "STATIC_URL": self.static_site.url,
             },
