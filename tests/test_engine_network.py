@@ -83,3 +83,47 @@ def test_a_tag_written_beside_the_subnets_own_tags_flips_on_every_plan(spotilike
     result = _second_plan(real_engine, tmp_path / "beside", config)
     assert result.returncode == 2, result.stdout
     assert f'- "{ELB_TAG}" = "1"' in result.stdout.replace("  ", " ") or ELB_TAG in result.stdout
+
+
+def _adopting(emulator: Emulator, real_engine: dict) -> dict:
+    """The pattern the edge uses to adopt a zone's WAF entry point (an import block whose for_each is a
+    lookup filtered to at most one match, into one resource), on a resource the emulator has: a VPC."""
+    return {
+        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": real_engine["aws_version"]}}},
+        "provider": {"aws": [{
+            "region": REGION, "access_key": "testing", "secret_key": "testing", "skip_credentials_validation": True,
+            "skip_requesting_account_id": True, "skip_metadata_api_check": "true", "endpoints": [{"ec2": emulator.endpoint, "sts": emulator.endpoint}],
+        }]},
+        "data": {"aws_vpcs": {"existing": {"tags": {"Name": "entry-point"}}}},
+        "import": [{"for_each": '${{ for id in data.aws_vpcs.existing.ids : id => id if length(id) > 0 }}', "to": "aws_vpc.entry", "id": "${each.key}"}],
+        "resource": {"aws_vpc": {"entry": {"cidr_block": "10.9.0.0/16", "tags": {"Name": "entry-point"}}}},
+    }
+
+
+def test_an_import_over_a_lookup_adopts_what_exists_and_creates_what_does_not(emulator, real_engine, tmp_path, prod):
+    """The edge's WAF ruleset would fail to create on a zone that already has the phase's entry point
+    (cloudflare/terraform-provider-cloudflare#1394): prod adopts it with this pattern, proven here with the
+    real engine on a resource moto has (no Cloudflare provider or API can be had here)."""
+    emulator.reset()
+    config = _adopting(emulator, real_engine)
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    (folder / "main.tf.json").write_text(json.dumps(config))
+    assert _engine(real_engine, folder, "init", "-input=false").returncode == 0
+    fresh = _engine(real_engine, folder, "plan", "-input=false")
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in fresh.stdout, fresh.stdout + fresh.stderr
+    existing = emulator.client("ec2").create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "entry-point"}]}])
+    adopted = _engine(real_engine, folder, "apply", "-input=false", "-auto-approve")
+    assert "Apply complete! Resources: 1 imported, 0 added" in adopted.stdout, adopted.stdout + adopted.stderr
+    assert f"aws_vpc.entry: Import complete [id={existing['Vpc']['VpcId']}]" in adopted.stdout
+    again = _engine(real_engine, folder, "plan", "-input=false", "-detailed-exitcode")
+    assert again.returncode == 0, again.stdout  # adopted once, then simply managed
+    # prod's own import block has the same shape: the zone's rulesets of the WAF's kind and phase, into the WAF
+    (block,) = prod.document["import"]
+    (waf_key,) = prod.resources("cloudflare_ruleset")
+    (lookup_key,) = prod.data("cloudflare_rulesets")
+    assert block["to"] == f"cloudflare_ruleset.{waf_key}"
+    assert block["for_each"] == (
+        f'${{{{ for r in data.cloudflare_rulesets.{lookup_key}.result : r.id => r if r.kind == "zone" && r.phase == "http_request_firewall_managed" }}}}'
+    )
+    assert block["id"] == "zones/${data.cloudflare_zone.edge_zone_0AE99B69.id}/${each.key}"

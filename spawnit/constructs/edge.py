@@ -16,6 +16,7 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 from cdktf_cdktf_provider_cloudflare.data_cloudflare_ip_ranges import DataCloudflareIpRanges
 from cdktf_cdktf_provider_cloudflare.data_cloudflare_zone import DataCloudflareZone, DataCloudflareZoneFilter
+from cdktf_cdktf_provider_cloudflare.data_cloudflare_rulesets import DataCloudflareRulesets
 from cdktf_cdktf_provider_cloudflare.dns_record import DnsRecord
 from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
 from cdktf_cdktf_provider_cloudflare.r2_bucket import R2Bucket
@@ -33,6 +34,33 @@ WAF_RULESETS = {"free": "77454fe2d30c4220b5701f6fdfb893ba", "managed": "efb7b8c9
 # Zone settings the edge enforces (cloudflare_zone_setting ids): TLS to the origin checked against a
 # publicly trusted certificate ("Full (strict)"), every http:// request redirected, TLS 1.2 at least.
 ZONE_SETTINGS = {"ssl": "strict", "always_use_https": "on", "min_tls_version": "1.2"}
+WAF_PHASE = "http_request_firewall_managed"
+
+
+def adopt_entry_point(ruleset: Ruleset, *, zone_id: str, phase: str) -> None:
+    """Take over the zone's entry point ruleset of ``phase`` if one exists, else create it.
+
+    A zone has at most one entry point ruleset per phase (Cloudflare's ruleset engine docs): when one was
+    made in the dashboard or by a former tool, creating ours fails (cloudflare/terraform-provider-cloudflare
+    #1394). An ``import`` block whose ``for_each`` is the zone's rulesets of that kind and phase (a lookup at
+    plan time: none, or that one) imports it into ``ruleset``, whose rules then replace the old ones on apply;
+    with none, the import block does nothing and the ruleset is created (OpenTofu 1.7+ and Terraform 1.7+;
+    the import id is ``zones/<zone id>/<ruleset id>``, the provider's own import format)."""
+    stack = TerraformStack.of(ruleset)
+    lookup = DataCloudflareRulesets(ruleset.node.scope, f"{ruleset.node.id}-existing", zone_id=zone_id)
+    rulesets = f"data.{lookup.terraform_resource_type}.{stack.get_logical_id(lookup)}.result"
+    stack.add_override(
+        "import",
+        [
+            {
+                "for_each": f'${{{{ for r in {rulesets} : r.id => r if r.kind == "zone" && r.phase == "{phase}" }}}}',
+                "to": f"{ruleset.terraform_resource_type}.{stack.get_logical_id(ruleset)}",
+                "id": f"zones/{zone_id}/${{each.key}}",
+            }
+        ],
+    )
+
+
 R2_LOCATIONS = ("weur", "eeur", "wnam", "enam", "apac", "oc")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -93,7 +121,7 @@ class Edge(Construct):
                 "waf",
                 zone_id=self.zone_id,
                 kind="zone",
-                phase="http_request_firewall_managed",
+                phase=WAF_PHASE,
                 name="SpawnIt managed WAF",
                 description=f"Cloudflare's {waf} managed ruleset on every request",
                 rules=[
@@ -106,6 +134,7 @@ class Edge(Construct):
                     )
                 ],
             )
+            adopt_entry_point(self.waf, zone_id=self.zone_id, phase=WAF_PHASE)
         self.ipv4_ranges = CidrList("cloudflare", DataCloudflareIpRanges(self, "ranges").ipv4_cidrs)
         self.media_endpoint = self.media_url = self.media_bucket_name = None
         if media_bucket is not None and media_hostname is not None:
