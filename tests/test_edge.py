@@ -142,11 +142,51 @@ def test_no_cloudflare_or_r2_secret_is_in_any_stack(all_stacks):
     for name, stack in all_stacks.items():
         for provider in stack.document.get("provider", {}).get("cloudflare", []):
             assert not {"api_token", "api_key", "email", "api_user_service_key"} & set(provider), name  # CLOUDFLARE_API_TOKEN from the environment
-    prod = all_stacks["prod"]
-    variables = prod.document["variable"]
-    assert variables["r2_access_key_id"]["sensitive"] is True and variables["r2_secret_access_key"]["sensitive"] is True
-    (version,) = [body for body in prod.resources("aws_secretsmanager_secret_version").values() if "r2_" in body["secret_string"]]
-    assert version["secret_string"] == '${jsonencode({"access_key_id" = var.r2_access_key_id, "secret_access_key" = var.r2_secret_access_key})}'
+        assert not {key for key in stack.document.get("variable", {}) if key.startswith("r2_")}, name  # no account-wide key handed in
+
+
+def _console(expression: str, locals_: dict, tmp_path: Path) -> object:
+    """``expression`` evaluated by the real Terraform core, with ``locals_`` as ``local.*``."""
+    import subprocess
+    import sys
+
+    from tfcheck.core import prepare
+
+    (tmp_path / "values.tf.json").write_text(json.dumps({"locals": locals_}))
+    core = prepare()
+    result = subprocess.run([sys.executable, "-m", "tfcheck.terraform", "console"], input=f"jsonencode({expression})\n", cwd=tmp_path,
+                            env={**core.environment, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(json.loads(result.stdout.strip()))
+
+
+def test_the_r2_key_pair_is_a_token_the_stack_makes_limited_to_the_media_bucket(prod, tmp_path):
+    """Defect: the R2 keys were variables needed before the bucket existed, so users gave an account-wide
+    key to every host. The stack makes an account token with the bucket-item write permission on this bucket
+    only; R2's S3 keys are its id and the SHA-256 of its value (R2 docs, "Authentication"). Both expressions
+    are evaluated by the real Terraform core."""
+    import hashlib
+
+    (token_key, token), = prod.resources("cloudflare_account_token").items()
+    (lookup_key, lookup), = prod.data("cloudflare_account_api_token_permission_groups_list").items()
+    assert lookup["name"] == "Workers R2 Storage Bucket Item Write"
+    (policy,) = token["policies"]
+    assert policy["effect"] == "allow" and policy["permission_groups"] == [{"id": f"${{data.cloudflare_account_api_token_permission_groups_list.{lookup_key}.result[0].id}}"}]
+    (bucket_key,) = prod.resources("cloudflare_r2_bucket")
+    values = {"account": "0123456789abcdef0123456789abcdef", "bucket": "greenleaf-prod-media", "token_id": "f1e2d3c4b5a6", "token_value": "t0k3n-v4lu3"}
+    template = policy["resources"].replace("${data.cloudflare_zone.edge_zone_0AE99B69.account.id}", "${local.account}").replace(
+        f"${{cloudflare_r2_bucket.{bucket_key}.name}}", "${local.bucket}"
+    )
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "template.tf.json").write_text(json.dumps({"locals": {"resources": template}}))
+    rendered = _console("local.resources", values, tmp_path / "resources")
+    assert json.loads(rendered) == {"com.cloudflare.edge.r2.bucket.0123456789abcdef0123456789abcdef_default_greenleaf-prod-media": "*"}
+    (version,) = [body for body in prod.resources("aws_secretsmanager_secret_version").values() if "cloudflare_account_token" in body["secret_string"]]
+    expression = version["secret_string"].removeprefix("${").removesuffix("}")
+    expression = expression.replace(f"cloudflare_account_token.{token_key}.id", "local.token_id").replace(f"cloudflare_account_token.{token_key}.value", "local.token_value")
+    (tmp_path / "secret").mkdir()
+    keys = json.loads(_console(expression, values, tmp_path / "secret"))
+    assert keys == {"access_key_id": "f1e2d3c4b5a6", "secret_access_key": hashlib.sha256(b"t0k3n-v4lu3").hexdigest()}
 
 
 def test_without_the_edge_the_origin_keeps_its_own_certificate_and_cidrs(prod_custom):

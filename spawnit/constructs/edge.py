@@ -1,21 +1,23 @@
 """A site's edge on Cloudflare, and the ACM certificate its load balancer presents.
 
 Cloudflare credentials never reach the synthesized JSON: the provider reads
-``CLOUDFLARE_API_TOKEN`` from the environment OpenTofu runs in. R2's S3 keys
-reach the application as sensitive variables kept in Secrets Manager.
+``CLOUDFLARE_API_TOKEN`` from the environment OpenTofu runs in. R2's S3 keys are a
+token the stack makes, limited to the media bucket, kept in Secrets Manager for the application.
 """
 
 from __future__ import annotations
 
 import re
 
-from cdktf import Fn, TerraformIterator, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from cdktf import Fn, TerraformIterator, TerraformOutput, TerraformResourceLifecycle, TerraformStack, Token
 from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate
 from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 from cdktf_cdktf_provider_cloudflare.data_cloudflare_ip_ranges import DataCloudflareIpRanges
 from cdktf_cdktf_provider_cloudflare.data_cloudflare_zone import DataCloudflareZone, DataCloudflareZoneFilter
+from cdktf_cdktf_provider_cloudflare.account_token import AccountToken, AccountTokenPolicies, AccountTokenPoliciesPermissionGroups
+from cdktf_cdktf_provider_cloudflare.data_cloudflare_account_api_token_permission_groups_list import DataCloudflareAccountApiTokenPermissionGroupsList
 from cdktf_cdktf_provider_cloudflare.data_cloudflare_rulesets import DataCloudflareRulesets
 from cdktf_cdktf_provider_cloudflare.dns_record import DnsRecord
 from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
@@ -25,7 +27,6 @@ from cdktf_cdktf_provider_cloudflare.ruleset import Ruleset, RulesetRules, Rules
 from cdktf_cdktf_provider_cloudflare.zone_setting import ZoneSetting
 from constructs import Construct
 
-from ._common import sensitive_variable
 from .security import CidrList
 
 # Managed WAF rulesets by plan (Cloudflare WAF docs, "Managed rules"): the Free Managed Ruleset is
@@ -165,21 +166,45 @@ class Edge(Construct):
         return {"S3_BUCKET": self.media_bucket_name, "S3_REGION": "auto", "S3_ENDPOINT": self.media_endpoint, "S3_URL": self.media_url}
 
 
-class MediaKeys(Construct):
-    """R2's S3 access key pair for the application, from sensitive variables (an R2 API token's id and
-    secret), kept in a Secrets Manager secret the application hosts read: never in the JSON."""
+R2_BUCKET_WRITE = "Workers R2 Storage Bucket Item Write"  # the permission group of a token scoped to buckets
 
-    def __init__(self, scope: Construct, id: str, *, name: str) -> None:
+
+class MediaKeys(Construct):
+    """R2's S3 key pair for the application, limited to the edge's media bucket, made by the stack itself and
+    kept in a Secrets Manager secret the application hosts read: never a variable, never in the JSON.
+
+    An account API token with the *Workers R2 Storage Bucket Item Write* permission on this bucket only
+    (resource ``com.cloudflare.edge.r2.bucket.<account id>_default_<bucket>``); R2's S3 access key id is the
+    token's id and its secret access key the SHA-256 of the token's value (R2 docs, "Authentication"). The
+    token deploying the stack needs *Account API Tokens: Edit* to create it.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, name: str, edge: Edge) -> None:
         super().__init__(scope, id)
-        stack = TerraformStack.of(self)
-        key_id = sensitive_variable(stack, "r2_access_key_id", "Access key id of an R2 API token allowed to read and write the media bucket")
-        secret = sensitive_variable(stack, "r2_secret_access_key", "Secret access key of that R2 API token")
+        if edge.media_bucket_name is None:
+            raise ValueError("MediaKeys edge: this edge has no R2 media (give media_bucket and media_hostname)")
+        group = DataCloudflareAccountApiTokenPermissionGroupsList(self, "bucket-write", account_id=edge.account_id, name=R2_BUCKET_WRITE)
+        bucket_resource = f"com.cloudflare.edge.r2.bucket.{edge.account_id}_default_{edge.media_bucket_name}"
+        self.token = AccountToken(
+            self,
+            "token",
+            account_id=edge.account_id,
+            name=f"{name} media (R2, {edge.media_bucket_name} only)",
+            policies=[
+                AccountTokenPolicies(
+                    effect="allow",
+                    permission_groups=[AccountTokenPoliciesPermissionGroups(id=Token.as_string(group.result.get(0).id))],
+                    # a JSON object as the provider wants it; its key holds no quote (an account id, a bucket name)
+                    resources=f'{{"{bucket_resource}":"*"}}',
+                )
+            ],
+        )
         self.secret = SecretsmanagerSecret(self, "secret", name=f"{name}/media-keys", description=f"{name}: R2 S3 keys of the media bucket", recovery_window_in_days=7)
         SecretsmanagerSecretVersion(
             self,
             "value",
             secret_id=self.secret.id,
-            secret_string=Fn.jsonencode({"access_key_id": key_id.string_value, "secret_access_key": secret.string_value}),
+            secret_string=Fn.jsonencode({"access_key_id": self.token.id, "secret_access_key": Fn.sha256(self.token.value)}),
         )
         self.arn = self.secret.arn
 

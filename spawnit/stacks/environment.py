@@ -116,7 +116,7 @@ class EnvironmentStack(SpawnitStack):
         )
         self.cache = Cache(self, "cache", name=name, network=self.network, node_type=spec.cache_node_type)
         if self.edge is not None:  # R2 behind its public hostname (ticket #5): no egress fees, no ACL
-            self.media = R2Media(self.edge, MediaKeys(self, "media-keys", name=name))
+            self.media = R2Media(self.edge, MediaKeys(self, "media-keys", name=name, edge=self.edge))
         else:
             self.media = MediaBucket(self, "media", bucket_name=spec.resolved_media_bucket, region=spec.region, endpoint=spec.media_endpoint)
         self.fleet = AppFleet(
