@@ -391,7 +391,12 @@ class SpotilikeSpec(BaseModel):
     app_subnet_cidrs: SubnetPair = (Cidr("10.20.10.0/24"), Cidr("10.20.20.0/24"))
     data_subnet_cidrs: SubnetPair = (Cidr("10.20.100.0/24"), Cidr("10.20.200.0/24"))
     nat_instance_type: Literal["t4g.nano", "t3.nano"] = "t4g.nano"
-    allowed_http_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1)
+    allowed_http_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1, description="Who may reach the API's load balancer without the edge.")
+    api_domain: Hostname | None = Field("api.spotilike.example", description="The API's hostname: its ACM certificate on the load balancer (HTTPS).")
+    cloudflare_zone: Hostname | None = Field(
+        "spotilike.example", description="Cloudflare zone holding api_domain: the API goes through Cloudflare (proxied DNS, WAF) and only its ranges reach the load balancer."
+    )
+    api_http_only: bool = Field(False, description="Serve the API over plain HTTP (no api_domain): a visible choice, never a default.")
 
     api_image: Image = Field("ghcr.io/spotilike/api:1.0.0", description="The FastAPI backend's image (listens on api_port).")
     api_port: int = Field(8000, ge=1024, le=65535)
@@ -403,12 +408,17 @@ class SpotilikeSpec(BaseModel):
     web_image: Image = Field("ghcr.io/spotilike/web:1.0.0", description="The frontend's image (listens on web_port).")
     web_port: int = Field(3000, ge=1024, le=65535)
     web_replicas: int = Field(2, ge=1, le=50)
+    web_writable_paths: tuple[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]+$")], ...] = Field(
+        ("/tmp", "/app/.next/cache"), description="Folders the frontend writes (its root filesystem is read-only): each an emptyDir. Next.js caches in .next/cache."
+    )
     eks_version: Annotated[str, StringConstraints(pattern=r"^1\.(2[89]|3[0-9])$")] = "1.33"
     eks_instance_type: InstanceType = "t3.medium"
     eks_nodes_min: int = Field(1, ge=0, le=20)
     eks_nodes_desired: int = Field(2, ge=0, le=20)
     eks_nodes_max: int = Field(3, ge=1, le=20)
-    eks_public_access_cidrs: tuple[Cidr, ...] = Field((Cidr("0.0.0.0/0"),), min_length=1, description="Who may reach the Kubernetes API.")
+    eks_public_access_cidrs: tuple[Cidr, ...] = Field(
+        (), description="Who may reach the Kubernetes API from outside the VPC (your network, to apply the frontend's stack); none by default: private endpoint only."
+    )
 
     db_instance_class: DbInstanceClass = Field("db.t3.micro", description="db.t3.micro and db.t4g.micro are in the RDS free tier.")
     db_storage_gb: int = Field(20, ge=20, le=1000)
@@ -428,6 +438,12 @@ class SpotilikeSpec(BaseModel):
             if not zone.startswith(self.region):
                 raise ValueError(f"availability_zones: {zone!r} is not in region {self.region!r}; allowed: {self.region}a, {self.region}b, ...")
         check_subnet_layout(self.vpc_cidr, self.availability_zones, public=self.public_subnet_cidrs, app=self.app_subnet_cidrs, data=self.data_subnet_cidrs)
+        if self.api_domain is None and not self.api_http_only:
+            raise ValueError("api_domain: missing; allowed: the API's hostname (its certificate makes the load balancer serve HTTPS), or api_http_only = true for plain HTTP")
+        if self.api_domain is not None and self.api_http_only:
+            raise ValueError(f"api_http_only: true is not allowed with api_domain {self.api_domain!r}; allowed: false, or no api_domain")
+        if self.cloudflare_zone is not None and (self.api_domain is None or not (self.api_domain == self.cloudflare_zone or self.api_domain.endswith("." + self.cloudflare_zone))):
+            raise ValueError(f"api_domain: {self.api_domain!r} is not allowed; allowed: a name in the zone {self.cloudflare_zone!r} (cloudflare_zone is set)")
         if not self.api_min_tasks <= self.api_max_tasks:
             raise ValueError(f"api_min_tasks: {self.api_min_tasks} is more than api_max_tasks {self.api_max_tasks}; allowed: api_min_tasks <= api_max_tasks")
         if not self.eks_nodes_min <= self.eks_nodes_desired <= self.eks_nodes_max:

@@ -37,10 +37,10 @@ FREE_TYPES = frozenset(
         "aws_ecs_cluster", "aws_ecs_task_definition", "aws_appautoscaling_target", "aws_appautoscaling_policy",
         "aws_iam_openid_connect_provider", "aws_ec2_tag", "aws_cloudfront_origin_access_control", "aws_backup_plan",
         "aws_backup_selection", "kubernetes_namespace_v1", "kubernetes_deployment_v1",
-        # public ACM certificates are free; the Cloudflare zone's records, settings, Free Managed Ruleset
-        # and R2 custom domain come with the Free plan (R2 storage is priced below)
+        # public ACM certificates are free; the Cloudflare zone's records, settings, Free Managed Ruleset,
+        # R2 custom domain and API tokens come with the Free plan (R2 storage is priced below)
         "aws_acm_certificate", "aws_acm_certificate_validation", "cloudflare_dns_record", "cloudflare_zone_setting",
-        "cloudflare_ruleset", "cloudflare_r2_custom_domain",
+        "cloudflare_ruleset", "cloudflare_r2_custom_domain", "cloudflare_account_token",
     }
 )  # no charge of their own (first two budgets are free; SNS e-mail and Scheduler stay in their free tiers at this volume)
 

@@ -93,9 +93,24 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
         PlatformInstancesStack(
             app, PlatformSettings(**values), network=app.node.find_child("platform-network"), volumes=app.node.find_child("platform-volumes"), id=stack_id
         )
+    _two_workloads(app)
     app.synth()
     stacks = {child.node.id: child for child in app.node.children}
     return outdir, stacks
+
+
+def _two_workloads(app) -> None:
+    """Three workloads in one stack, two on one cluster and one on another: the provider is per cluster."""
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+    from spawnit.constructs import SpawnitStack
+    from spawnit.constructs.kubernetes import KubernetesWorkload
+
+    stack = SpawnitStack(app, "two-workloads")
+    AwsProvider(stack, "aws", region="eu-west-3")
+    KubernetesWorkload(stack, "web", cluster_name="shop", name="web", image="nginx:1.27")
+    KubernetesWorkload(stack, "admin", cluster_name="shop", name="admin", image="nginx:1.27")
+    KubernetesWorkload(stack, "tools", cluster_name="ops", name="tools", image="nginx:1.27")
 
 
 @pytest.fixture(scope="session")

@@ -231,3 +231,44 @@ def test_the_spotilike_spec_reads_its_section_and_variables(tmp_path):
     config.write_text('[spotilike]\napi_cpu = 512\napi_memory_mib = 1024\n')
     spec = load_spotilike_spec(config_file=config, environ={"SPAWNIT_SPOTILIKE_WEB_REPLICAS": "4"})
     assert (spec.api_cpu, spec.api_memory_mib, spec.web_replicas) == (512, 1024, 4)
+
+
+# From the second run-time review -----------------------------------------------------------------
+
+
+def test_the_api_is_served_over_https_through_the_edge_and_only_cloudflare_reaches_its_load_balancer(spotilike):
+    listeners = {body["port"]: body for body in spotilike.resources("aws_lb_listener").values()}
+    assert listeners[443]["protocol"] == "HTTPS" and listeners[443]["certificate_arn"].startswith("${aws_acm_certificate_validation.")
+    assert listeners[80]["default_action"][0]["type"] == "redirect"
+    ingress = [rule for rule in spotilike.resources("aws_vpc_security_group_ingress_rule").values() if "alb" in rule["security_group_id"]]
+    assert ingress and all("cloudflare_ip_ranges" in rule.get("for_each", "") for rule in ingress)  # nothing from 0.0.0.0/0
+    site = next(body for body in spotilike.resources("cloudflare_dns_record").values() if body.get("proxied"))
+    assert site["name"] == "api.spotilike.example" and site["content"].startswith("${aws_lb.")
+    assert spotilike.document["output"]["api_url"]["value"] == "https://api.spotilike.example"
+
+
+def test_the_kubernetes_api_has_no_public_endpoint_unless_networks_are_listed(spotilike):
+    vpc = spotilike.only("aws_eks_cluster")["vpc_config"]
+    assert vpc["endpoint_private_access"] is True and vpc["endpoint_public_access"] is False and "public_access_cidrs" not in vpc
+
+
+def test_the_frontend_writes_only_into_empty_dirs_beside_its_read_only_root(spotilike_web):
+    """Next.js writes its cache under .next/cache: with a read-only root filesystem and no volume there, every
+    image optimisation and ISR write fails. Each folder it writes is an emptyDir."""
+    spec = spotilike_web.only("kubernetes_deployment_v1")["spec"]["template"]["spec"]
+    (container,) = spec["container"]
+    assert container["security_context"]["read_only_root_filesystem"] is True
+    volumes = {volume["name"]: volume for volume in spec["volume"]}
+    mounts = {mount["mount_path"]: mount["name"] for mount in container["volume_mount"]}
+    assert set(mounts) == {"/tmp", "/app/.next/cache"} and all("empty_dir" in volumes[name] for name in mounts.values())
+
+
+def test_two_workloads_in_one_stack_share_their_clusters_provider_and_a_second_cluster_gets_its_own(all_stacks):
+    """Before: "There is already a Construct with name 'kubernetes'" at synth, the provider being a stack singleton."""
+    stack = all_stacks["two-workloads"]
+    providers = stack.document["provider"]["kubernetes"]
+    assert len(providers) == 2 and sorted(provider.get("alias", "") for provider in providers) == ["", "ops"]
+    deployments = {body["metadata"]["name"]: body for body in stack.resources("kubernetes_deployment_v1").values()}
+    assert set(deployments) == {"web", "admin", "tools"}
+    assert {name: body["provider"] for name, body in deployments.items()} == {"web": "kubernetes", "admin": "kubernetes", "tools": "kubernetes.ops"}
+    assert {body["name"] for body in stack.data("aws_eks_cluster").values()} == {"shop", "ops"}

@@ -44,7 +44,8 @@ class KubernetesCluster(Construct):
     - control plane: version ``version``, all five log types to CloudWatch (kept
       ``log_retention_days``), Kubernetes secrets encrypted with a KMS key of its own
       (rotated yearly), access entries (API) with the creator as administrator, the
-      public endpoint open only to ``public_access_cidrs`` (the private one always on);
+      the private endpoint always on, the public one only for ``public_access_cidrs`` (none by default:
+      the API is reached from inside the VPC, or from the networks listed);
     - a managed node group of ``instance_type`` (t3 family) between ``nodes_min`` and
       ``nodes_max`` in the app subnets, rolling one node at a time;
     - the cluster's OIDC provider in IAM, for service-account roles (IRSA);
@@ -66,7 +67,7 @@ class KubernetesCluster(Construct):
         nodes_max: int = 3,
         capacity_type: str = "ON_DEMAND",
         node_disk_gb: int = 20,
-        public_access_cidrs: Sequence[str] = ("0.0.0.0/0",),
+        public_access_cidrs: Sequence[str] = (),
         log_retention_days: int = 30,
     ) -> None:
         super().__init__(scope, id)
@@ -78,8 +79,6 @@ class KubernetesCluster(Construct):
             raise ValueError(f"KubernetesCluster nodes_min/desired/max: {nodes_min}/{nodes_desired}/{nodes_max} is not allowed; allowed: 0 <= min <= desired <= max, max >= 1")
         if capacity_type not in ("ON_DEMAND", "SPOT"):
             raise ValueError(f"KubernetesCluster capacity_type: {capacity_type!r} is not allowed; allowed: ON_DEMAND, SPOT")
-        if not public_access_cidrs:
-            raise ValueError("KubernetesCluster public_access_cidrs: [] is not allowed; allowed: one or more CIDRs that may reach the API")
         self.name = name
         self.instance_type, self.nodes_desired, self.capacity_type = instance_type, nodes_desired, capacity_type
         self.log_group = CloudwatchLogGroup(self, "logs", name=f"/aws/eks/{name}/cluster", retention_in_days=log_retention_days)
@@ -98,8 +97,8 @@ class KubernetesCluster(Construct):
             vpc_config=EksClusterVpcConfig(
                 subnet_ids=network.app_subnet_ids,
                 endpoint_private_access=True,
-                endpoint_public_access=True,
-                public_access_cidrs=list(public_access_cidrs),
+                endpoint_public_access=bool(public_access_cidrs),
+                public_access_cidrs=list(public_access_cidrs) or None,
             ),
             enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
             encryption_config=EksClusterEncryptionConfig(resources=["secrets"], provider=EksClusterEncryptionConfigProvider(key_arn=self.secrets_key.arn)),
@@ -135,6 +134,30 @@ class KubernetesCluster(Construct):
         self.arn = self.cluster.arn
 
 
+def cluster_provider(scope: Construct, cluster_name: str):  # noqa: ANN201 - a KubernetesProvider
+    """The stack's Kubernetes provider for ``cluster_name``, made once per stack and cluster (a provider is a
+    stack-level singleton: two workloads on one cluster share it; a second cluster's gets an alias), configured
+    from the cluster itself: endpoint, CA, a token from ``aws eks get-token``'s data source."""
+    from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider
+
+    stack = TerraformStack.of(scope)
+    provider_id = f"kubernetes-{cluster_name}"
+    existing = stack.node.try_find_child(provider_id)
+    if existing is not None:
+        return existing
+    others = [child for child in stack.node.children if isinstance(child, KubernetesProvider)]
+    cluster = DataAwsEksCluster(stack, f"{provider_id}-cluster", name=cluster_name)
+    auth = DataAwsEksClusterAuth(stack, f"{provider_id}-auth", name=cluster_name)
+    return KubernetesProvider(
+        stack,
+        provider_id,
+        alias=cluster_name if others else None,
+        host=cluster.endpoint,
+        cluster_ca_certificate=Fn.base64decode(cluster.certificate_authority.get(0).data),
+        token=auth.token,
+    )
+
+
 class KubernetesWorkload(Construct):
     """A stateless web workload on an EKS cluster read by name, in a namespace of its own (``namespace``,
     default: ``name``): a Deployment of ``replicas`` pods (non-root, read-only root filesystem, every
@@ -164,6 +187,7 @@ class KubernetesWorkload(Construct):
         memory_limit: str = "256Mi",
         health_path: str = "/",
         namespace: str | None = None,
+        writable_paths: Sequence[str] = ("/tmp",),
     ) -> None:
         super().__init__(scope, id)
         from cdktf_cdktf_provider_kubernetes.deployment_v1 import (
@@ -186,8 +210,9 @@ class KubernetesWorkload(Construct):
             DeploymentV1SpecTemplateSpecSecurityContext,
         )
         from cdktf_cdktf_provider_kubernetes.deployment_v1 import DeploymentV1SpecTemplateSpecContainerSecurityContextCapabilities
+        from cdktf_cdktf_provider_kubernetes.deployment_v1 import DeploymentV1SpecTemplateSpecContainerVolumeMount, DeploymentV1SpecTemplateSpecVolume
+        from cdktf_cdktf_provider_kubernetes.deployment_v1 import DeploymentV1SpecTemplateSpecVolumeEmptyDir
         from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
-        from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider
         from cdktf_cdktf_provider_kubernetes.service_v1 import ServiceV1, ServiceV1Metadata, ServiceV1Spec, ServiceV1SpecPort
 
         if not _LABEL.match(name):
@@ -198,23 +223,20 @@ class KubernetesWorkload(Construct):
             raise ValueError(f"KubernetesWorkload port: {port} is not allowed; allowed: 1-65535")
         if not health_path.startswith("/"):
             raise ValueError(f"KubernetesWorkload health_path: {health_path!r} is not allowed; allowed: a path starting with /")
-        stack = TerraformStack.of(self)
-        cluster = DataAwsEksCluster(stack, f"{id}-cluster", name=cluster_name)
-        auth = DataAwsEksClusterAuth(stack, f"{id}-cluster-auth", name=cluster_name)
-        self.provider = KubernetesProvider(
-            stack,
-            "kubernetes",
-            host=cluster.endpoint,
-            cluster_ca_certificate=Fn.base64decode(cluster.certificate_authority.get(0).data),
-            token=auth.token,
-        )
+        for path in writable_paths:
+            if not path.startswith("/") or path == "/":
+                raise ValueError(f"KubernetesWorkload writable_paths: {path!r} is not allowed; allowed: absolute folders below / (each an emptyDir)")
+        self.provider = cluster_provider(self, cluster_name)
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "spawnit"}
-        self.namespace = NamespaceV1(self, "namespace", metadata=NamespaceV1Metadata(name=namespace or name, labels=labels))
+        self.namespace = NamespaceV1(self, "namespace", metadata=NamespaceV1Metadata(name=namespace or name, labels=labels), provider=self.provider)
+        # the root filesystem is read-only: each writable folder (a framework's cache, /tmp) is an emptyDir
+        volumes = {f"writable-{index}": path for index, path in enumerate(writable_paths)}
         namespace = self.namespace.metadata.name
         probe = {"path": health_path, "port": str(port)}
         self.deployment = DeploymentV1(
             self,
             "deployment",
+            provider=self.provider,
             metadata=DeploymentV1Metadata(name=name, namespace=namespace, labels=labels),
             spec=DeploymentV1Spec(
                 replicas=str(replicas),
@@ -224,6 +246,7 @@ class KubernetesWorkload(Construct):
                     spec=DeploymentV1SpecTemplateSpec(
                         automount_service_account_token=False,
                         security_context=DeploymentV1SpecTemplateSpecSecurityContext(run_as_non_root=True, run_as_user="1000", fs_group="1000"),
+                        volume=[DeploymentV1SpecTemplateSpecVolume(name=volume, empty_dir=DeploymentV1SpecTemplateSpecVolumeEmptyDir()) for volume in volumes] or None,
                         container=[
                             DeploymentV1SpecTemplateSpecContainer(
                                 name=name,
@@ -231,6 +254,7 @@ class KubernetesWorkload(Construct):
                                 image_pull_policy="Always",
                                 port=[DeploymentV1SpecTemplateSpecContainerPort(container_port=port, name="http")],
                                 env=[DeploymentV1SpecTemplateSpecContainerEnv(name=key, value=value) for key, value in sorted((environment or {}).items())],
+                                volume_mount=[DeploymentV1SpecTemplateSpecContainerVolumeMount(name=volume, mount_path=path) for volume, path in volumes.items()] or None,
                                 resources=DeploymentV1SpecTemplateSpecContainerResources(
                                     requests={"cpu": cpu_request, "memory": memory_request}, limits={"cpu": cpu_limit, "memory": memory_limit}
                                 ),
@@ -255,6 +279,7 @@ class KubernetesWorkload(Construct):
         self.service = ServiceV1(
             self,
             "service",
+            provider=self.provider,
             metadata=ServiceV1Metadata(
                 name=name,
                 namespace=namespace,

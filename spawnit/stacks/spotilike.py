@@ -17,6 +17,7 @@ from ..config import SpotilikeSpec, load_spotilike_spec
 from ..constructs import Alerts, Database, LoadBalancer, MediaBucket, SpawnitStack
 from ..constructs.backup import DatabaseBackup
 from ..constructs.cdn import StaticSite
+from ..constructs.edge import Edge, SiteCertificate
 from ..constructs.containers import FargateService, SecretRef
 from ..constructs.kubernetes import KubernetesCluster, KubernetesWorkload
 from .networking import spec_network
@@ -46,16 +47,23 @@ class SpotilikeStack(SpawnitStack):
         _configure(self, spec, name)
         project = spec.project
         self.network = spec_network(self, spec, name=project, nat="instance", nat_instance_type=spec.nat_instance_type)
+        # HTTPS as GreenLeaf's origin has it: Cloudflare in front (WAF, its ranges only), an ACM certificate
+        self.edge = Edge(self, "edge", zone_name=spec.cloudflare_zone, hostname=spec.api_domain) if spec.cloudflare_zone else None
+        self.certificate = SiteCertificate(self, "certificate", hostname=spec.api_domain, edge=self.edge) if spec.api_domain else None
         self.load_balancer = LoadBalancer(
             self,
             "alb",
             name=project,
             network=self.network,
-            allowed_cidrs=[str(cidr) for cidr in spec.allowed_http_cidrs],
+            allowed_cidrs=self.edge.ipv4_ranges if self.edge else [str(cidr) for cidr in spec.allowed_http_cidrs],
+            certificate_arn=self.certificate.arn if self.certificate else None,
             deletion_protection=spec.deletion_protection,
             target_type="ip",
             target_port=spec.api_port,
         )
+        if self.edge is not None:
+            self.edge.route_to(self.load_balancer.dns_name)
+        self.api_url = f"https://{spec.api_domain}" if spec.api_domain else f"http://{self.load_balancer.dns_name}"
         self.database = Database(
             self,
             "database",
@@ -122,7 +130,7 @@ class SpotilikeStack(SpawnitStack):
             load_balancer=self.load_balancer,
             database=self.database,
         )
-        TerraformOutput(self, "api_url", value=f"http://{self.load_balancer.dns_name}", description="The API behind the load balancer")
+        TerraformOutput(self, "api_url", value=self.api_url, description="The API behind the load balancer")
         TerraformOutput(self, "static_url", value=self.static_site.url, description="Static content on CloudFront")
         TerraformOutput(self, "cluster_name", value=self.cluster.cluster.name)
 
@@ -144,6 +152,7 @@ class SpotilikeWebStack(SpawnitStack):
             image=spec.web_image,
             port=spec.web_port,
             replicas=spec.web_replicas,
-            environment={"API_URL": f"http://{infrastructure.load_balancer.dns_name}", "NODE_ENV": "production"},
+            environment={"API_URL": infrastructure.api_url, "NODE_ENV": "production"},
+            writable_paths=spec.web_writable_paths,
         )
         TerraformOutput(self, "web_replicas", value=spec.web_replicas)
