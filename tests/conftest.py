@@ -99,6 +99,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
     return outdir, stacks
 
 
+TEST_STACKS = ("two-workloads",)  # made by the session for tests only, never by main.py
+
+
 def _two_workloads(app) -> None:
     """Three workloads in one stack, two on one cluster and one on another: the provider is per cluster."""
     from cdktf_cdktf_provider_aws.provider import AwsProvider

@@ -253,7 +253,7 @@ class KubernetesWorkload(Construct):
                                 image=image,
                                 image_pull_policy="Always",
                                 port=[DeploymentV1SpecTemplateSpecContainerPort(container_port=port, name="http")],
-                                env=[DeploymentV1SpecTemplateSpecContainerEnv(name=key, value=value) for key, value in sorted((environment or {}).items())],
+                                env=[DeploymentV1SpecTemplateSpecContainerEnv(name=key, value=value) for key, value in sorted((environment or {}).items())] or None,
                                 volume_mount=[DeploymentV1SpecTemplateSpecContainerVolumeMount(name=volume, mount_path=path) for volume, path in volumes.items()] or None,
                                 resources=DeploymentV1SpecTemplateSpecContainerResources(
                                     requests={"cpu": cpu_request, "memory": memory_request}, limits={"cpu": cpu_limit, "memory": memory_limit}
