@@ -137,8 +137,9 @@ def deployed(api, emulator):
 def test_the_worker_says_which_engine_it_runs_and_which_targets_it_reaches(platform, real_engine):
     log = platform.log("worker")
     assert f"spawnit worker: engine: {real_engine['name']} {real_engine['version']} ({real_engine['path']})" in log
-    assert "spawnit worker: target aws: reachable (credentials from the environment, endpoint http://127.0.0.1:" in log
-    assert re.search(r"spawnit worker: target docker: reachable \(unix://\S+/docker.sock: Docker \d+\.\d+", log), log
+    # STS answered the worker with the keys an aws job gets (the host's own, no SPAWNIT_AWS_* set), through the emulator
+    assert re.search(r"spawnit worker: target aws: reachable \(the host's AWS settings, endpoint http://127\.0\.0\.1:\d+; signed in as arn:aws:", log), log
+    assert re.search(r"spawnit worker: target docker: reachable \(the host's Docker settings; unix://\S+/docker.sock: Docker \d+\.\d+", log), log
     assert TARGET_KEYS[1] not in log and STORE_KEYS[1] not in log
 
 
