@@ -68,84 +68,10 @@ class TargetAccess:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> TargetAccess:
-        def setting(name: str) -> str | None:
-            return environ.get(name) or None
-
         sources: dict[str, str] = {}
-        # docker
-        cert_path = setting("SPAWNIT_DOCKER_CERT_PATH")
-        if cert_path is not None:
-            if not Path(cert_path).is_dir():
-                raise CredentialError(f"SPAWNIT_DOCKER_CERT_PATH: {cert_path!r} is not allowed; allowed: a folder holding ca.pem, cert.pem and key.pem")
-            docker = {"DOCKER_CERT_PATH": cert_path, "DOCKER_TLS_VERIFY": "1"}
-            sources["docker"] = "TLS certificates from SPAWNIT_DOCKER_CERT_PATH"
-        else:
-            docker = _ambient(environ, ("DOCKER_",))
-            sources["docker"] = "the host's Docker settings" if docker else "no credentials (the instance's docker_host as it is)"
-        docker |= _agent(environ)
-        # aws
-        key, secret, token = setting("SPAWNIT_AWS_ACCESS_KEY_ID"), setting("SPAWNIT_AWS_SECRET_ACCESS_KEY"), setting("SPAWNIT_AWS_SESSION_TOKEN")
-        profile, role = setting("SPAWNIT_AWS_PROFILE"), setting("SPAWNIT_AWS_ROLE_ARN")
-        if bool(key) != bool(secret):
-            missing = "SPAWNIT_AWS_SECRET_ACCESS_KEY" if key else "SPAWNIT_AWS_ACCESS_KEY_ID"
-            raise CredentialError(f"{missing}: not set; allowed: both SPAWNIT_AWS_ACCESS_KEY_ID and SPAWNIT_AWS_SECRET_ACCESS_KEY, or neither")
-        if key and profile:
-            raise CredentialError("SPAWNIT_AWS_PROFILE: set together with SPAWNIT_AWS_ACCESS_KEY_ID; allowed: keys or a profile, not both")
-        if role is not None and not role.startswith("arn:aws"):
-            raise CredentialError(f"SPAWNIT_AWS_ROLE_ARN: {role!r} is not allowed; allowed: a role ARN, arn:aws:iam::ACCOUNT:role/NAME")
-        region = {name: environ[name] for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if environ.get(name)}
-        aws_role = None
-        if key:
-            aws = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret or "", **({"AWS_SESSION_TOKEN": token} if token else {}), **region}
-            sources["aws"] = "keys from SPAWNIT_AWS_ACCESS_KEY_ID"
-            aws_role = (role, "keys") if role else None
-        elif profile:
-            aws = {"AWS_PROFILE": profile, **{name: environ[name] for name in _AWS_FILES if environ.get(name)}, **region}
-            sources["aws"] = f"profile {profile} from SPAWNIT_AWS_PROFILE"
-            if role:
-                raise CredentialError("SPAWNIT_AWS_ROLE_ARN: set together with SPAWNIT_AWS_PROFILE; allowed: put role_arn in the profile itself")
-        elif role:
-            aws = dict(region)
-            aws_role = (role, "Ec2InstanceMetadata")
-            sources["aws"] = "the host's instance role"
-        else:
-            aws = _ambient(environ, ("AWS_",))
-            sources["aws"] = "the host's AWS settings" if aws else "no credentials configured (an instance role, if the host has one)"
-        if aws_role:
-            sources["aws"] += f", assuming {aws_role[0]}"
-        # proxmox
-        endpoint = setting("SPAWNIT_PROXMOX_ENDPOINT")
-        token_id, token_secret = setting("SPAWNIT_PROXMOX_TOKEN_ID"), setting("SPAWNIT_PROXMOX_TOKEN_SECRET")
-        username, password = setting("SPAWNIT_PROXMOX_USERNAME"), setting("SPAWNIT_PROXMOX_PASSWORD")
-        if bool(username) != bool(password):
-            missing = "SPAWNIT_PROXMOX_PASSWORD" if username else "SPAWNIT_PROXMOX_USERNAME"
-            raise CredentialError(f"{missing}: not set; allowed: both SPAWNIT_PROXMOX_USERNAME and SPAWNIT_PROXMOX_PASSWORD, or neither")
-        configured = any((endpoint, token_id, username))
-        if configured:
-            common = {"PROXMOX_VE_ENDPOINT": endpoint} if endpoint else {}
-            if setting("SPAWNIT_PROXMOX_INSECURE") in ("1", "true", "yes"):
-                common["PROXMOX_VE_INSECURE"] = "true"
-            key_file = setting("SPAWNIT_PROXMOX_SSH_PRIVATE_KEY_FILE")
-            if key_file is not None:
-                try:
-                    common["PROXMOX_VE_SSH_PRIVATE_KEY"] = Path(key_file).read_text()
-                except OSError:
-                    raise CredentialError(f"SPAWNIT_PROXMOX_SSH_PRIVATE_KEY_FILE: {key_file!r} cannot be read; allowed: a readable private key file (PEM)") from None
-            token = {"PROXMOX_VE_API_TOKEN": f"{token_id}={token_secret}"} if token_id and token_secret else {}
-            login = {"PROXMOX_VE_USERNAME": username, "PROXMOX_VE_PASSWORD": password} if username and password else {}
-            sources["proxmox"] = ", ".join(part for part in (
-                f"endpoint {endpoint}" if endpoint else "",
-                f"API token {token_id}" if token else "",
-                f"password of {username}" if login else "",
-            ) if part) or "no credentials"
-        else:  # the server's own PROXMOX_VE_*: the token, or the login, as the provider itself would choose
-            ambient = _ambient(environ, ("PROXMOX_VE_",))
-            token = {key: value for key, value in ambient.items() if key == "PROXMOX_VE_API_TOKEN"}
-            login = {key: value for key, value in ambient.items() if key in ("PROXMOX_VE_USERNAME", "PROXMOX_VE_PASSWORD")}
-            login = login if len(login) == 2 else {}
-            common = {key: value for key, value in ambient.items() if key not in token and key not in ("PROXMOX_VE_USERNAME", "PROXMOX_VE_PASSWORD")}
-            sources["proxmox"] = "the host's PROXMOX_VE_* settings" if ambient else "no credentials configured"
-        common |= _agent(environ)
+        docker = _docker_access(environ, sources)
+        aws, aws_role = _aws_access(environ, sources)
+        token, login, common = _proxmox_access(environ, sources)
         return cls(docker=docker, aws=aws, aws_role=aws_role, proxmox_token=token, proxmox_password=login, proxmox_common=common, sources=sources)
 
     def for_job(self, target: str, parameters: Mapping[str, Any], folder: Path) -> dict[str, str]:
@@ -190,6 +116,90 @@ def write_private(path: Path, text: str) -> Path:
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text)
     return path
+
+
+def _setting(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name) or None
+
+
+def _both_or_neither(environ: Mapping[str, str], first: str, second: str) -> None:
+    if bool(_setting(environ, first)) != bool(_setting(environ, second)):
+        missing = second if _setting(environ, first) else first
+        raise CredentialError(f"{missing}: not set; allowed: both {first} and {second}, or neither")
+
+
+def _docker_access(environ: Mapping[str, str], sources: dict[str, str]) -> dict[str, str]:
+    cert_path = _setting(environ, "SPAWNIT_DOCKER_CERT_PATH")
+    if cert_path is not None:
+        if not Path(cert_path).is_dir():
+            raise CredentialError(f"SPAWNIT_DOCKER_CERT_PATH: {cert_path!r} is not allowed; allowed: a folder holding ca.pem, cert.pem and key.pem")
+        docker = {"DOCKER_CERT_PATH": cert_path, "DOCKER_TLS_VERIFY": "1"}
+        sources["docker"] = "TLS certificates from SPAWNIT_DOCKER_CERT_PATH"
+    else:
+        docker = _ambient(environ, ("DOCKER_",))
+        sources["docker"] = "the host's Docker settings" if docker else "no credentials (the instance's docker_host as it is)"
+    return docker | _agent(environ)
+
+
+def _aws_access(environ: Mapping[str, str], sources: dict[str, str]) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """The aws job's variables and the role it assumes, if any: (role ARN, "keys" or a credential_source)."""
+    _both_or_neither(environ, "SPAWNIT_AWS_ACCESS_KEY_ID", "SPAWNIT_AWS_SECRET_ACCESS_KEY")
+    key, profile, role = (_setting(environ, name) for name in ("SPAWNIT_AWS_ACCESS_KEY_ID", "SPAWNIT_AWS_PROFILE", "SPAWNIT_AWS_ROLE_ARN"))
+    if key and profile:
+        raise CredentialError("SPAWNIT_AWS_PROFILE: set together with SPAWNIT_AWS_ACCESS_KEY_ID; allowed: keys or a profile, not both")
+    if role is not None and not role.startswith("arn:aws"):
+        raise CredentialError(f"SPAWNIT_AWS_ROLE_ARN: {role!r} is not allowed; allowed: a role ARN, arn:aws:iam::ACCOUNT:role/NAME")
+    if role and profile:
+        raise CredentialError("SPAWNIT_AWS_ROLE_ARN: set together with SPAWNIT_AWS_PROFILE; allowed: put role_arn in the profile itself")
+    region = {name: environ[name] for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if environ.get(name)}
+    aws_role = None
+    if key:
+        session = _setting(environ, "SPAWNIT_AWS_SESSION_TOKEN")
+        aws = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": environ["SPAWNIT_AWS_SECRET_ACCESS_KEY"], **({"AWS_SESSION_TOKEN": session} if session else {}), **region}
+        sources["aws"] = "keys from SPAWNIT_AWS_ACCESS_KEY_ID"
+        aws_role = (role, "keys") if role else None
+    elif profile:
+        aws = {"AWS_PROFILE": profile, **{name: environ[name] for name in _AWS_FILES if environ.get(name)}, **region}
+        sources["aws"] = f"profile {profile} from SPAWNIT_AWS_PROFILE"
+    elif role:
+        aws, aws_role = dict(region), (role, "Ec2InstanceMetadata")
+        sources["aws"] = "the host's instance role"
+    else:
+        aws = _ambient(environ, ("AWS_",))
+        sources["aws"] = "the host's AWS settings" if aws else "no credentials configured (an instance role, if the host has one)"
+    if aws_role:
+        sources["aws"] += f", assuming {aws_role[0]}"
+    return aws, aws_role
+
+
+def _proxmox_access(environ: Mapping[str, str], sources: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The proxmox job's token variables, login variables and the variables both share."""
+    _both_or_neither(environ, "SPAWNIT_PROXMOX_USERNAME", "SPAWNIT_PROXMOX_PASSWORD")
+    endpoint, token_id, token_secret, username, password = (
+        _setting(environ, f"SPAWNIT_PROXMOX_{name}") for name in ("ENDPOINT", "TOKEN_ID", "TOKEN_SECRET", "USERNAME", "PASSWORD")
+    )
+    if not any((endpoint, token_id, username)):  # the server's own PROXMOX_VE_*: the token, or the login, as the provider would choose
+        ambient = _ambient(environ, ("PROXMOX_VE_",))
+        token = {key: value for key, value in ambient.items() if key == "PROXMOX_VE_API_TOKEN"}
+        login = {key: value for key, value in ambient.items() if key in ("PROXMOX_VE_USERNAME", "PROXMOX_VE_PASSWORD")}
+        login = login if len(login) == 2 else {}
+        common = {key: value for key, value in ambient.items() if key not in token and key not in ("PROXMOX_VE_USERNAME", "PROXMOX_VE_PASSWORD")}
+        sources["proxmox"] = "the host's PROXMOX_VE_* settings" if ambient else "no credentials configured"
+        return token, login, common | _agent(environ)
+    common = {"PROXMOX_VE_ENDPOINT": endpoint} if endpoint else {}
+    if _setting(environ, "SPAWNIT_PROXMOX_INSECURE") in ("1", "true", "yes"):
+        common["PROXMOX_VE_INSECURE"] = "true"
+    key_file = _setting(environ, "SPAWNIT_PROXMOX_SSH_PRIVATE_KEY_FILE")
+    if key_file is not None:
+        try:
+            common["PROXMOX_VE_SSH_PRIVATE_KEY"] = Path(key_file).read_text()
+        except OSError:
+            raise CredentialError(f"SPAWNIT_PROXMOX_SSH_PRIVATE_KEY_FILE: {key_file!r} cannot be read; allowed: a readable private key file (PEM)") from None
+    token = {"PROXMOX_VE_API_TOKEN": f"{token_id}={token_secret}"} if token_id and token_secret else {}
+    login = {"PROXMOX_VE_USERNAME": username, "PROXMOX_VE_PASSWORD": password} if username and password else {}
+    parts = (f"endpoint {endpoint}" if endpoint else "", f"API token {token_id}" if token else "", f"password of {username}" if login else "")
+    sources["proxmox"] = ", ".join(part for part in parts if part) or "no credentials"
+    return token, login, common | _agent(environ)
 
 
 def _agent(environ: Mapping[str, str]) -> dict[str, str]:
