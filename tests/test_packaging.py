@@ -84,10 +84,10 @@ def test_cdktf_synth_produces_the_same_stacks_as_the_python_app(outdir, tmp_path
     environ["HOME"] = str(tmp_path)  # cdktf-cli writes its settings there
     result = subprocess.run([str(cdktf), "synth", "--output", str(target)], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    from conftest import CATALOG_VARIANTS, PLATFORM_VARIANTS, VARIANTS
+    from conftest import CATALOG_VARIANTS, PLATFORM_VARIANTS, TEST_STACKS, VARIANTS
 
     names = sorted(path.name for path in (target / "stacks").iterdir())
-    assert names == sorted(path.name for path in (outdir / "stacks").iterdir() if path.name not in {**VARIANTS, **CATALOG_VARIANTS, **PLATFORM_VARIANTS})
+    assert names == sorted(path.name for path in (outdir / "stacks").iterdir() if path.name not in {**VARIANTS, **CATALOG_VARIANTS, **PLATFORM_VARIANTS, **dict.fromkeys(TEST_STACKS)})
     assert {"dev", "preprod", "prod", "catalog-postgresql-docker", "catalog-postgresql-aws"} <= set(names)
     for name in names:
         assert json.loads((target / "stacks" / name / "cdk.tf.json").read_text()) == json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()), name
