@@ -389,6 +389,32 @@ def test_the_openapi_document_describes_every_error_status_with_the_error_shape(
         assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiError"}, status
 
 
+def test_an_unknown_field_in_a_body_is_refused_naming_it_and_the_allowed_ones_and_nothing_is_stored(api):
+    """Before: {"name": ...} instead of "instance" was ignored and the instance got a random name with 201."""
+    refused = api.post("/api/clients/acme/instances", json={"service": "redis", "name": "cache"})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "invalid request:\n  name: not a field of this request; allowed: service, target, parameters, instance, secrets"
+    assert api.get("/api/clients/acme/instances").json()["instances"] == []
+    assert api.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache"}).status_code == 201
+    patch = api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}, "force": True})
+    assert patch.status_code == 422 and "force: not a field of this request; allowed: parameters" in patch.json()["error"]
+    rotation = api.post("/api/clients/acme/instances/cache/secrets/password/rotate", json={"valeu": "x" * 40})
+    assert rotation.status_code == 422 and "valeu" in rotation.json()["error"] and "allowed: value" in rotation.json()["error"]
+    assert "x" * 40 not in rotation.json()["error"]  # an unknown field's value is never echoed: it may be a secret
+
+
+def test_the_openapi_document_says_every_request_body_admits_no_other_field(api):
+    document = api.get("/openapi.json").json()
+    import re
+
+    bodies = {
+        name for path in document["paths"].values() for operation in path.values() if "requestBody" in operation
+        for name in re.findall(r'"#/components/schemas/(\w+)"', json.dumps(operation["requestBody"]))
+    }
+    assert bodies == {"InstanceRequest", "InstanceUpdate", "SecretRotation", "TicketRequest"}
+    assert all(document["components"]["schemas"][name]["additionalProperties"] is False for name in bodies)
+
+
 def test_a_hundred_idle_streams_do_not_hold_back_a_jobs_events(live, app):
     """A hundred client streams open and idle while a job runs: its events all arrive, promptly (the
     streams wait on the event loop, holding no thread)."""

@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
@@ -48,7 +48,14 @@ INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 MAX_BODY_BYTES = 256 * 1024  # a service's parameters fit in far less; nginx's index_html is at most 100,000 characters
 
 
-class InstanceRequest(BaseModel):
+class RequestBody(BaseModel):
+    """A request body: a field it does not declare is refused (422 naming it and the allowed ones), never
+    ignored; the OpenAPI document says ``additionalProperties: false``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class InstanceRequest(RequestBody):
     service: str = Field(description="A catalog service, e.g. postgresql.")
     target: str = Field("docker", description=f"Where the service runs: {', '.join(TARGETS)}.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters (see GET /api/catalog/{service}).")
@@ -58,7 +65,7 @@ class InstanceRequest(BaseModel):
     )
 
 
-class SecretRotation(BaseModel):
+class SecretRotation(RequestBody):
     value: str | None = Field(None, description="The new value; default: a generated one.")
 
 
@@ -84,12 +91,22 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class TicketRequest(BaseModel):
+class TicketRequest(RequestBody):
     path: str = Field(max_length=200, description="The event stream the ticket opens, e.g. /api/jobs/<job id>/events.")
 
 
-class InstanceUpdate(BaseModel):
+class InstanceUpdate(RequestBody):
     parameters: dict[str, Any] = Field(description="Parameters to change; the others keep their values.")
+
+
+def _body_fields(request: Request) -> list[str]:
+    """The fields of the route's request body, for an error naming what is allowed."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    for candidate in (model, *getattr(model, "__args__", ())):  # SecretRotation | None: the model in the union
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return list(candidate.model_fields)
+    return ["(see the OpenAPI document)"]
 
 
 def _now() -> str:
@@ -305,6 +322,10 @@ def create_app(
                 continue
             location = ".".join(str(part) for part in problem["loc"] if part != "body") or "(body)"
             value = "" if problem["type"] == "missing" else f" = {shown(problem.get('input'))}"
+            if problem["type"] == "extra_forbidden" and len(problem["loc"]) == 2:  # a top-level field the body does not declare:
+                # its value is not echoed (it may be a secret under a misspelled name)
+                lines.append(f"  {location}: not a field of this request; allowed: {', '.join(_body_fields(request))}")
+                continue
             lines.append(f"  {location}{value}: {problem['msg'][0].lower()}{problem['msg'][1:]}")
         return JSONResponse({"error": "\n".join(lines)}, status_code=422)
 
