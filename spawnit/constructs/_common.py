@@ -225,6 +225,25 @@ class QualifiedProviders:
             stack.add_override(f"terraform.required_providers.{name}.version", self.versions[source])
 
 
+class _StackList(Construct):
+    """The items several constructs add to one top-level list of the stack's JSON (see :func:`append_to_stack`)."""
+
+    def __init__(self, stack: TerraformStack, id: str) -> None:
+        super().__init__(stack, id)
+        self.items: list[Any] = []
+
+
+def append_to_stack(scope: Construct, path: str, item: Any) -> None:
+    """Add ``item`` to the list at ``path`` of the stack's JSON (``import``, ``//.spawnit.flows``...). An
+    override replaces the whole value at its path, so the list is kept here and written whole each time:
+    two constructs adding to it never overwrite each other."""
+    stack = TerraformStack.of(scope)
+    holder_id = "list-" + re.sub(r"[^A-Za-z0-9-]", "-", path)
+    holder = stack.node.try_find_child(holder_id) or _StackList(stack, holder_id)
+    holder.items.append(item)
+    stack.add_override(path, list(holder.items))
+
+
 class SpawnitStack(TerraformStack):
     """A TerraformStack that states which OpenTofu versions can apply it (``terraform.required_version``)
     and names each provider by its full address (:class:`QualifiedProviders`)."""

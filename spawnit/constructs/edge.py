@@ -27,6 +27,7 @@ from cdktf_cdktf_provider_cloudflare.ruleset import Ruleset, RulesetRules, Rules
 from cdktf_cdktf_provider_cloudflare.zone_setting import ZoneSetting
 from constructs import Construct
 
+from ._common import append_to_stack
 from .security import CidrList
 
 # Managed WAF rulesets by plan (Cloudflare WAF docs, "Managed rules"): the Free Managed Ruleset is
@@ -50,15 +51,14 @@ def adopt_entry_point(ruleset: Ruleset, *, zone_id: str, phase: str) -> None:
     stack = TerraformStack.of(ruleset)
     lookup = DataCloudflareRulesets(ruleset.node.scope, f"{ruleset.node.id}-existing", zone_id=zone_id)
     rulesets = f"data.{lookup.terraform_resource_type}.{stack.get_logical_id(lookup)}.result"
-    stack.add_override(
+    append_to_stack(
+        ruleset,
         "import",
-        [
-            {
-                "for_each": f'${{{{ for r in {rulesets} : r.id => r if r.kind == "zone" && r.phase == "{phase}" }}}}',
-                "to": f"{ruleset.terraform_resource_type}.{stack.get_logical_id(ruleset)}",
-                "id": f"zones/{zone_id}/${{each.key}}",
-            }
-        ],
+        {
+            "for_each": f'${{{{ for r in {rulesets} : r.id => r if r.kind == "zone" && r.phase == "{phase}" }}}}',
+            "to": f"{ruleset.terraform_resource_type}.{stack.get_logical_id(ruleset)}",
+            "id": f"zones/{zone_id}/${{each.key}}",
+        },
     )
 
 

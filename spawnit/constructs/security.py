@@ -7,13 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from cdktf import TerraformIterator, TerraformStack, Token
+from cdktf import TerraformIterator, Token
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup as AwsSecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
 from ..reachability import ANYWHERE, METADATA_KEY, flow_record
+from ._common import append_to_stack
 
 PROTOCOLS = ("tcp", "udp")
 
@@ -149,21 +150,9 @@ def _connect(source: SecurityGroup, destination: SecurityGroup, *, port: int, de
     _declare(source, source=source._end(), destination=destination._end(), protocol="tcp", port=port, description=description or f"tcp/{port}")
 
 
-class _Flows(Construct):
-    """The stack's declared flows, written into its JSON under ``//`` (OpenTofu ignores those keys)."""
-
-    ID = "spawnit-flows"
-
-    def __init__(self, stack: TerraformStack) -> None:
-        super().__init__(stack, self.ID)
-        self.records: list[dict[str, Any]] = []
-
-
 def _declare(scope: Construct, **flow: Any) -> None:
-    stack = TerraformStack.of(scope)
-    registry = stack.node.try_find_child(_Flows.ID) or _Flows(stack)
-    registry.records.append(flow_record(**flow))
-    stack.add_override(f"//.{METADATA_KEY}.flows", list(registry.records))
+    """Record one flow in the stack's JSON, where :mod:`spawnit.reachability` reads it (OpenTofu ignores ``//`` keys)."""
+    append_to_stack(scope, f"//.{METADATA_KEY}.flows", flow_record(**flow))
 
 
 def _group_of(source: Connectable | SecurityGroup) -> SecurityGroup:
