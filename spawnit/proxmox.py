@@ -131,6 +131,10 @@ class ProxmoxCluster:
         except requests.exceptions.ConnectionError:
             raise ProxmoxError(503, f"Proxmox at {self.endpoint} cannot be reached") from None
 
+    def version(self) -> str:
+        """The cluster's Proxmox VE version (``/version``)."""
+        return str(self._get("/version").get("version", "?"))
+
     def nodes(self) -> list[NodeCapacity]:
         """Every node, its free CPU, memory and storages, from one ``/cluster/resources`` call."""
         resources = self._get("cluster/resources")

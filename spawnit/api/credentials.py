@@ -30,6 +30,7 @@ starts when they are not configured.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,8 @@ def is_provider_variable(name: str) -> bool:
     return name.startswith(PROVIDER_PREFIXES) or name in PROVIDER_NAMES
 
 
-def _ambient(environ: Mapping[str, str], prefixes: tuple[str, ...], names: tuple[str, ...] = ()) -> dict[str, str]:
-    return {key: value for key, value in environ.items() if value and (key.startswith(prefixes) or key in names)}
+def _ambient(environ: Mapping[str, str], prefixes: tuple[str, ...]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if value and key.startswith(prefixes)}
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,6 @@ class TargetAccess:
 
 def write_private(path: Path, text: str) -> Path:
     """A file only its owner can read (credentials)."""
-    import os
-
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text)

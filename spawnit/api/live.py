@@ -102,24 +102,27 @@ def proxmox_reachability(access: TargetAccess, environ: Mapping[str, str]) -> di
     login = access.proxmox_password
     if not token and not login:
         return {"reachable": False, "detail": f"{access.sources['proxmox']}; no API token nor password (SPAWNIT_PROXMOX_TOKEN_ID/SECRET or USERNAME/PASSWORD)"}
-    from urllib.parse import urlparse
+    from ..proxmox import ProxmoxCluster, ProxmoxError
 
-    from proxmoxer import ProxmoxAPI
-
-    address = urlparse(endpoint)
     verify: bool | str = environ.get("SPAWNIT_PROXMOX_CA_FILE") or access.proxmox_common.get("PROXMOX_VE_INSECURE") != "true"
-    options: dict[str, Any] = {"port": address.port or 8006, "verify_ssl": verify, "timeout": TIMEOUT_SECONDS, "service": "PVE"}
     try:
-        if token:
+        if token:  # the cluster as the API reads it: its errors name the setting to fix
             token_id, _, secret = token.partition("=")
-            user, _, name = token_id.partition("!")
-            api = ProxmoxAPI(address.hostname, user=user, token_name=name, token_value=secret, **options)
-        else:
-            api = ProxmoxAPI(address.hostname, user=login["PROXMOX_VE_USERNAME"], password=login["PROXMOX_VE_PASSWORD"], **options)
-        version = api.version.get()
+            version = ProxmoxCluster(endpoint, token_id, secret, verify=verify, timeout=TIMEOUT_SECONDS).version()
+        else:  # root@pam's password (LXC guests): ProxmoxCluster reads with a token only
+            from urllib.parse import urlparse
+
+            from proxmoxer import ProxmoxAPI
+
+            address = urlparse(endpoint)
+            api = ProxmoxAPI(address.hostname, port=address.port or 8006, user=login["PROXMOX_VE_USERNAME"], password=login["PROXMOX_VE_PASSWORD"],
+                             verify_ssl=verify, timeout=TIMEOUT_SECONDS, service="PVE")
+            version = api.version.get().get("version", "?")
+    except ProxmoxError as error:
+        return {"reachable": False, "detail": f"{access.sources['proxmox']}; {error.message}"}
     except Exception as error:  # noqa: BLE001 - every failure is a reason, one line
         return {"reachable": False, "detail": f"{access.sources['proxmox']}; {type(error).__name__}: {str(error)[:160]}"}
-    return {"reachable": True, "detail": f"{access.sources['proxmox']}; Proxmox VE {version.get('version', '?')}"}
+    return {"reachable": True, "detail": f"{access.sources['proxmox']}; Proxmox VE {version}"}
 
 
 def describe_reachability(found: Mapping[str, Mapping[str, Any]]) -> list[str]:
