@@ -309,6 +309,19 @@ def wait_until(predicate, timeout: float = 90.0, what: str = "condition"):
     raise AssertionError(f"{what}: not reached within {timeout} s")
 
 
+def wait_for_redis(client, what: str, timeout: float = 30) -> None:  # noqa: ANN001 - a redis.Redis
+    """Until ``client``'s server answers PING (a server just started refuses connections first)."""
+    import redis
+
+    def answers() -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_until(answers, timeout, what)
+
+
 @contextlib.contextmanager
 def redis_server(directory: Path):
     """A real redis-server (Debian package) on 127.0.0.1, without persistence; yields its URL."""
@@ -323,15 +336,8 @@ def redis_server(directory: Path):
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
-
-    def answers() -> bool:
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
     try:
-        wait_until(answers, 30, "redis-server answering")
+        wait_for_redis(client, "redis-server answering")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         client.close()

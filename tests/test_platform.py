@@ -164,7 +164,7 @@ def test_valkey_never_evicts_within_its_memory_bound_and_its_password_is_never_o
 
     import redis
 
-    from conftest import free_port, wait_until
+    from conftest import free_port, wait_for_redis
     from tfcheck.core import prepare
 
     valkey = containers(instances)["spawnit-valkey"]
@@ -188,14 +188,7 @@ def test_valkey_never_evicts_within_its_memory_bound_and_its_password_is_never_o
     server = subprocess.Popen([shutil.which("redis-server") or "redis-server", str(conf)], stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port, password=password)
-
-        def answers() -> bool:
-            try:
-                return client.ping()
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, 30, "redis-server with the platform's config")
+        wait_for_redis(client, "redis-server with the platform's config")
         assert client.config_get("maxmemory") == {"maxmemory": str(256 * 1024 * 1024)}
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         assert client.config_get("appendonly") == {"appendonly": "yes"}

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import free_port, serving, wait_until
+from conftest import free_port, serving, wait_for_redis, wait_until
 from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings
 from spawnit.api.engine import RedisEngine
@@ -37,15 +37,7 @@ class RedisServer:
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
             stdout=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
-
-        def answers() -> bool:
-            try:
-                return client.ping()
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, 30, "redis-server answering")
+        wait_for_redis(redis.Redis(port=self.port), "redis-server answering")
 
     def stop(self) -> None:
         self.process.terminate()
