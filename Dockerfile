@@ -3,7 +3,7 @@
 FROM node:22-bookworm-slim
 
 ARG TARGETARCH=amd64
-ARG TOFU_VERSION=1.8.8
+ARG TOFU_VERSION=1.12.8
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl unzip \
  && rm -rf /var/lib/apt/lists/*
@@ -19,7 +19,7 @@ RUN set -eu; \
     tofu version
 
 WORKDIR /app
-COPY requirements.txt pyproject.toml README.md ./
+COPY requirements.txt pyproject.toml README.md LICENSE NOTICE ./
 COPY spawnit ./spawnit
 COPY main.py cdktf.json ./
 # The runtime dependencies only (pyproject.toml), at the versions pinned in requirements.txt.

@@ -402,16 +402,18 @@ def dockerfile_stages(dockerfile: Path) -> list[list[str]]:
 PROVIDER_MIRROR_ROOTS = ("/opt", "/usr/local/share", "/usr/share", "~/.terraform.d/plugins", "~/.local/share/terraform/plugins")
 
 
-def find_aws_provider_mirror() -> tuple[Path, str] | None:
-    """(mirror root, version) of an AWS provider plugin in a filesystem-mirror layout
-    (``<root>/registry.terraform.io/hashicorp/aws/<version>/linux_amd64/terraform-provider-aws*``):
+def find_aws_provider_mirror() -> tuple[Path, str, str] | None:
+    """(mirror root, registry host, version) of an AWS provider plugin in a filesystem-mirror layout
+    (``<root>/<host>/hashicorp/aws/<version>/linux_amd64/terraform-provider-aws*``, the host being
+    registry.terraform.io for a mirror Terraform made, registry.opentofu.org for one OpenTofu made):
     ``$SPAWNIT_TEST_PROVIDER_MIRROR``, or a root (or one folder below it) of PROVIDER_MIRROR_ROOTS."""
     configured = os.environ.get("SPAWNIT_TEST_PROVIDER_MIRROR")
     roots = [Path(configured)] if configured else [Path(root).expanduser() for root in PROVIDER_MIRROR_ROOTS]
     for root in roots:
-        for pattern in ("registry.terraform.io/hashicorp/aws/*/linux_amd64/terraform-provider-aws*", "*/registry.terraform.io/hashicorp/aws/*/linux_amd64/terraform-provider-aws*"):
-            for plugin in sorted(root.glob(pattern)):
-                return plugin.parents[5], plugin.parents[1].name
+        for host in ("registry.terraform.io", "registry.opentofu.org"):
+            for pattern in (f"{host}/hashicorp/aws/*/linux_amd64/terraform-provider-aws*", f"*/{host}/hashicorp/aws/*/linux_amd64/terraform-provider-aws*"):
+                for plugin in sorted(root.glob(pattern)):
+                    return plugin.parents[5], host, plugin.parents[1].name
     return None
 
 
@@ -431,11 +433,12 @@ def real_engine() -> dict[str, str]:
     if mirror is None:
         pytest.fail(
             "engine tier: no AWS provider plugin found; put terraform-provider-aws in a filesystem mirror "
-            "(<root>/registry.terraform.io/hashicorp/aws/<version>/linux_amd64/, e.g. with 'terraform providers mirror') "
+            "(<root>/registry.terraform.io/hashicorp/aws/<version>/linux_amd64/, or registry.opentofu.org for OpenTofu; "
+            "scripts/provider-mirror makes one) "
             f"under one of {', '.join(PROVIDER_MIRROR_ROOTS)}, or set SPAWNIT_TEST_PROVIDER_MIRROR to its root",
             pytrace=False,
         )
-    return {"path": engine.path, "name": engine.name, "version": engine.version, "mirror": str(mirror[0]), "aws_version": mirror[1]}
+    return {"path": engine.path, "name": engine.name, "version": engine.version, "mirror": str(mirror[0]), "aws_host": mirror[1], "aws_version": mirror[2]}
 
 
 @pytest.fixture(scope="session")

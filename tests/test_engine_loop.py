@@ -179,7 +179,7 @@ def test_the_service_received_the_instance_own_generated_secret_never_shown_in_a
 
 def test_the_provider_lock_file_and_the_state_live_in_the_store_and_the_store_keys_stay_out_of_the_state(deployed, emulator, real_engine):
     lock = emulator.client("s3").get_object(Bucket=BUCKET, Key="clients/acme/pg/.terraform.lock.hcl")["Body"].read().decode()
-    assert 'provider "registry.terraform.io/hashicorp/aws"' in lock and f'version     = "{real_engine["aws_version"]}"' in lock
+    assert f'provider "{real_engine["aws_host"]}/hashicorp/aws"' in lock and f'version     = "{real_engine["aws_version"]}"' in lock
     state = state_of(emulator, "acme", "pg")
     assert {resource["type"] for resource in state["resources"]} >= {"aws_instance", "aws_security_group", "aws_ssm_parameter"}
     assert STORE_KEYS[1] not in json.dumps(state)

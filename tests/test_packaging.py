@@ -60,6 +60,9 @@ def test_installed_package_builds_a_stack_from_its_constructs(tmp_path):
         check=True,
         capture_output=True,
     )
+    (metadata,) = site.glob("spawnit-*.dist-info/METADATA")
+    assert "License-Expression: Apache-2.0" in metadata.read_text()
+    assert {path.name for path in metadata.parent.glob("licenses/*")} == {"LICENSE", "NOTICE"}
     project = tmp_path / "other-team"
     project.mkdir()
     (project / "app.py").write_text(OUTSIDE_PROJECT)
