@@ -75,7 +75,7 @@ def main() -> int:
                 instance = f"db-{index}"
                 api.post("/api/clients/bench/instances", json={"service": "postgresql", "instance": instance})
                 sent = time.perf_counter()
-                job = api.post(f"/api/clients/bench/instances/{instance}/apply").json()["job"]
+                job = api.post(f"/api/clients/bench/instances/{instance}/apply", json={"auto_approve": True}).json()["job"]
                 while not any(str(e["data"]).startswith("$ tofu init") for e in jobs.snapshot(job)):
                     time.sleep(0.002)
                 latencies.append(time.perf_counter() - sent)
@@ -87,7 +87,7 @@ def main() -> int:
             )
             for index in range(10, arguments.instances):
                 api.post("/api/clients/bench/instances", json={"service": "redis", "instance": f"cache-{index}"})
-                wait(api, api.post(f"/api/clients/bench/instances/cache-{index}/apply").json()["job"])
+                wait(api, api.post(f"/api/clients/bench/instances/cache-{index}/apply", json={"auto_approve": True}).json()["job"])
             for concurrency in (2, 8):
                 app.state.drift.concurrency = concurrency
                 cpu, wall = time.process_time(), time.perf_counter()

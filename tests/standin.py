@@ -3,7 +3,7 @@
 Behaviour from the environment: TOFU_EXIT_CODES ({"plan": 2}), TOFU_SLOW_<ACTION> (lines printed 0.1 s apart),
 TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it), TOFU_STAMP (each line ends with " @<epoch seconds>"),
 TOFU_SHOW_JSON and TOFU_OUTPUT_JSON (what `show -json` and `output -json` print; default {}), TOFU_LOCK_FILE
-(what init writes to .terraform.lock.hcl). Each call records its arguments, folder, backend, the files beside it,
+(what init writes to .terraform.lock.hcl). A plan with -out= writes a plan file. Each call records its arguments, folder, backend, the files beside it,
 its AWS_/SPAWNIT_/TF_/DOCKER_/PROXMOX_VE_ environment (and SSH_AUTH_SOCK) and the content of any -backend-config file.
 TOFU_CONTROL names a JSON file of the same settings, read at each run: tests change a long-running
 server's stand-in through it.
@@ -44,6 +44,9 @@ if settings.get("TOFU_IGNORE_TERM"):
 else:
     signal.signal(signal.SIGTERM, on_term)
 action = sys.argv[1]
+for arg in sys.argv[2:]:  # plan -out=FILE writes the plan file (the stand-in's: its arguments and a stamp)
+    if action == "plan" and arg.startswith("-out="):
+        open(arg[5:], "w").write(json.dumps({{"stand-in plan": sys.argv[1:], "at": time.time()}}))
 if action == "init" and settings.get("TOFU_LOCK_FILE"):  # init writes the provider lock file
     open(".terraform.lock.hcl", "w").write(settings["TOFU_LOCK_FILE"])
 if action in ("show", "output"):  # JSON on stdout, as the engine's -json commands print it

@@ -91,7 +91,7 @@ def test_a_restart_mid_job_keeps_the_record_and_marks_it_interrupted(tmp_path):
     try:
         wait_healthy(base)
         httpx.post(f"{base}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
-        job = httpx.post(f"{base}/api/clients/acme/instances/cache/apply").json()["job"]
+        job = httpx.post(f"{base}/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
         deadline = time.monotonic() + 60
         while httpx.get(f"{base}/api/jobs/{job}").json()["status"] != "running" and time.monotonic() < deadline:
             time.sleep(0.1)

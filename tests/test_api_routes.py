@@ -87,8 +87,8 @@ def test_list_get_and_patch(api):
 
 def test_plan_apply_destroy_are_202_jobs_with_uuid_ids(api, tofu):
     create(api)
-    for action in ("plan", "apply", "destroy"):
-        response = api.post(f"/api/clients/acme/instances/cache/{action}")
+    for action, body in (("plan", None), ("apply", {"auto_approve": True}), ("destroy", None)):
+        response = api.post(f"/api/clients/acme/instances/cache/{action}", json=body)
         assert response.status_code == 202
         record = wait_job(api, response.json()["job"])
         assert (record["action"], record["status"]) == (action, "succeeded")
@@ -99,7 +99,7 @@ def test_plan_apply_destroy_are_202_jobs_with_uuid_ids(api, tofu):
 def test_one_job_at_a_time_is_a_409(api, tofu, monkeypatch):
     create(api)
     api.app.state.jobs.environ["TOFU_SLOW_APPLY"] = "50"
-    first = api.post("/api/clients/acme/instances/cache/apply").json()["job"]
+    first = api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
     second = api.post("/api/clients/acme/instances/cache/plan")
     assert second.status_code == 409 and first in second.json()["error"]
     wait_job(api, first)
@@ -108,7 +108,7 @@ def test_one_job_at_a_time_is_a_409(api, tofu, monkeypatch):
 def test_cancel_mid_run(api):
     create(api)
     api.app.state.jobs.environ["TOFU_SLOW_APPLY"] = "600"
-    job = api.post("/api/clients/acme/instances/cache/apply").json()["job"]
+    job = api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
     deadline = time.monotonic() + 60
     while "working 2" not in [e["data"] for e in api.app.state.jobs.snapshot(job)] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -176,7 +176,7 @@ def metric(api, line_start: str) -> float:
 
 def test_metrics_count_jobs_by_status_and_time_them(api):
     create(api)
-    wait_job(api, api.post("/api/clients/acme/instances/cache/apply").json()["job"])
+    wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
     # the metrics follow the job's final record (they are counted when its watchers are told)
     deadline = time.monotonic() + 30
     while metric(api, 'spawnit_jobs_total{action="apply",status="succeeded"}') != 1 and time.monotonic() < deadline:
@@ -188,7 +188,7 @@ def test_metrics_count_jobs_by_status_and_time_them(api):
 
 def test_drift_status_follows_the_plans_of_deployed_instances(api, app):
     create(api)
-    wait_job(api, api.post("/api/clients/acme/instances/cache/apply").json()["job"])
+    wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
     assert api.get("/api/clients/acme/instances/cache").json()["drift"] == "compliant"
     jobs = app.state.jobs
     jobs.environ["TOFU_EXIT_CODES"] = '{"plan": 2}'
@@ -211,7 +211,7 @@ def test_drift_status_follows_the_plans_of_deployed_instances(api, app):
 def test_drift_checks_only_deployed_instances_and_at_most_two_at_once(api, app, tofu):
     for index in range(5):
         create(api, instance=f"cache-{index}")
-        wait_job(api, api.post(f"/api/clients/acme/instances/cache-{index}/apply").json()["job"])
+        wait_job(api, api.post(f"/api/clients/acme/instances/cache-{index}/apply", json={"auto_approve": True}).json()["job"])
     create(api, instance="never-deployed")
     app.state.jobs.environ["TOFU_SLOW_PLAN"] = "5"
     results = app.state.drift.check_all()
@@ -246,7 +246,7 @@ def follow_client_events(url: str, until: str) -> tuple[threading.Event, list[di
 def test_client_events_stream_job_events_and_drift(live):
     httpx.post(f"{live}/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
     _, seen, reader = follow_client_events(f"{live}/api/clients/acme/events", until="succeeded")
-    job = httpx.post(f"{live}/api/clients/acme/instances/cache/apply").json()["job"]
+    job = httpx.post(f"{live}/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
     reader.join(60)
     assert {event["job"] for event in seen} == {job}
     assert [event["data"] for event in seen if event["data"] in ("queued", "running", "succeeded")] == ["queued", "running", "succeeded"]
@@ -315,7 +315,7 @@ def test_with_an_s3_store_specs_jobs_and_logs_land_in_the_bucket(aws_account, tm
     jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=tofu[0], state=state)
     with TestClient(create_app(store=store, jobs=jobs, auth=AuthSettings("off"))) as client:
         client.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache"})
-        job = client.post("/api/clients/acme/instances/cache/apply").json()["job"]
+        job = client.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
         assert wait_job(client, job)["status"] == "succeeded"
     jobs.close()  # its heartbeats stop before the emulator does
     keys = {item["Key"] for item in s3.list_objects_v2(Bucket="spawnit")["Contents"]}
@@ -362,7 +362,7 @@ def test_a_body_over_the_limit_is_a_413_and_nothing_is_stored(api, app):
 def test_parameters_cannot_change_under_a_running_job(api, app):
     create(api)
     app.state.jobs.environ["TOFU_SLOW_APPLY"] = "50"
-    job = api.post("/api/clients/acme/instances/cache/apply").json()["job"]
+    job = api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
     response = api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}})
     assert response.status_code == 409 and job in response.json()["error"]
     assert app.state.store.get_spec("acme", "cache")["parameters"]["port"] == 6380
@@ -411,7 +411,7 @@ def test_the_openapi_document_says_every_request_body_admits_no_other_field(api)
         name for path in document["paths"].values() for operation in path.values() if "requestBody" in operation
         for name in re.findall(r'"#/components/schemas/(\w+)"', json.dumps(operation["requestBody"]))
     }
-    assert bodies == {"InstanceRequest", "InstanceUpdate", "SecretRotation", "TicketRequest"}
+    assert bodies == {"InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation", "TicketRequest"}
     assert all(document["components"]["schemas"][name]["additionalProperties"] is False for name in bodies)
 
 

@@ -205,7 +205,7 @@ def test_two_hundred_idle_streams_on_the_followers_replica_hold_back_no_event(cl
 def test_kill_9_of_the_running_worker_ends_the_job_interrupted_and_a_resuming_client_misses_nothing(cluster, a, b, s3_endpoint):
     create(a, "crashed")
     cluster.tofu(TOFU_SLOW_APPLY="3000")
-    job = httpx.post(f"{a}/api/clients/acme/instances/crashed/apply").json()["job"]
+    job = httpx.post(f"{a}/api/clients/acme/instances/crashed/apply", json={"auto_approve": True}).json()["job"]
     record = running(a, job)
     seen = read_events(f"{a}/api/jobs/{job}/events", stop_after=8)
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -293,7 +293,7 @@ def test_two_replicas_plan_each_deployed_instance_once_per_drift_interval(cluste
     cluster.tofu()
     for instance in ("drift-one", "drift-two"):
         create(a, instance)
-        assert ended(a, httpx.post(f"{a}/api/clients/acme/instances/{instance}/apply").json()["job"])["status"] == "succeeded"
+        assert ended(a, httpx.post(f"{a}/api/clients/acme/instances/{instance}/apply", json={"auto_approve": True}).json()["job"])["status"] == "succeeded"
     started = time.time()  # the rounds run on their own: watch the plans they queue
 
     def plans(instance: str) -> list[float]:

@@ -85,8 +85,8 @@ def api(platform):
         yield client
 
 
-def run(api: httpx.Client, client: str, instance: str, action: str, timeout: float = 300) -> dict:
-    response = api.post(f"/api/clients/{client}/instances/{instance}/{action}")
+def run(api: httpx.Client, client: str, instance: str, action: str, timeout: float = 300, body: dict | None = None) -> dict:
+    response = api.post(f"/api/clients/{client}/instances/{instance}/{action}", json=body)
     assert response.status_code == 202, response.text
     return ended(api, response.json()["job"], timeout)
 
@@ -130,7 +130,7 @@ def deployed(api, emulator):
     """acme/pg created, planned and applied once: (plan record, apply record)."""
     create(api, "acme", "pg")
     plan = run(api, "acme", "pg", "plan")
-    apply = run(api, "acme", "pg", "apply")
+    apply = run(api, "acme", "pg", "apply", body={"plan": plan["id"]})  # the reviewed plan, exactly
     return plan, apply
 
 
@@ -152,6 +152,79 @@ def test_the_first_plan_finds_every_resource_to_create_and_the_apply_creates_the
     assert apply["engine"] == f"{real_engine['name']} {real_engine['version']}"
     [instance] = instances_of(emulator, "acme", "pg")
     assert instance["State"]["Name"] == "running" and instance["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_applying_a_reviewed_plan_applies_exactly_that_file(deployed, api, emulator, real_engine):
+    plan, apply = deployed
+    basis = plan["plan"]
+    assert apply["applies_plan"] == plan["id"] and apply["auto_approved"] is False
+    text = log_text(api, apply["id"])
+    assert f"applying reviewed plan {plan['id']} (sha256 {basis['sha256'][:12]})" in text
+    assert re.search(r"\$ (terraform|tofu) apply -input=false -no-color tfplan\b", text), text  # the saved file, no new plan
+    assert "-auto-approve" not in text
+    review = api.get(f"/api/jobs/{plan['id']}/plan").json()
+    created = {entry["address"] for entry in review["diff"]["resources"] if entry["action"] == "create"}
+    assert review["diff"]["summary"] == f"Plan: {len(created)} to add, 0 to change, 0 to destroy." == basis["summary"]
+    assert f"Apply complete! Resources: {len(created)} added, 0 changed, 0 destroyed." in text
+    state = state_of(emulator, "acme", "pg")
+    managed = {f"{resource['type']}.{resource['name']}" for resource in state["resources"] if resource["mode"] == "managed"}
+    assert managed == created
+    # the password is sensitive in the plan: masked in the review, never in clear
+    revealed = api.post("/api/clients/acme/instances/pg/secrets/password/reveal").json()["value"]
+    assert revealed not in json.dumps(review)
+
+
+def change_cidrs(api: httpx.Client, cidrs: list[str]) -> None:
+    response = api.patch("/api/clients/acme/instances/pg", json={"parameters": {"allowed_cidrs": cidrs}})
+    assert response.status_code == 200, response.text
+
+
+def test_a_stale_plan_is_refused_with_409_naming_what_moved_and_a_tampered_plan_file_is_never_applied(deployed, api, emulator, platform):
+    original = POSTGRES["parameters"]["allowed_cidrs"]
+    try:
+        change_cidrs(api, ["198.51.100.0/24"])
+        first = run(api, "acme", "pg", "plan")
+        review = api.get(f"/api/jobs/{first['id']}/plan").json()["diff"]
+        assert review["counts"] and any("198.51.100.0/24" in json.dumps(entry) for entry in review["resources"]), review
+        # the parameters moved since the plan: refused, naming the parameter, before any job starts
+        change_cidrs(api, ["192.0.2.0/24"])
+        refused = api.post("/api/clients/acme/instances/pg/apply", json={"plan": first["id"]})
+        assert refused.status_code == 409, refused.text
+        assert 'parameter allowed_cidrs changed (["198.51.100.0/24"] -> ["192.0.2.0/24"])' in refused.json()["error"]
+        # a plan file swapped in the store (another plan of the same instance): the worker refuses it by its hash
+        change_cidrs(api, ["198.51.100.0/24"])
+        second = run(api, "acme", "pg", "plan")
+        s3 = emulator.client("s3")
+        other = s3.get_object(Bucket=BUCKET, Key=f"clients/acme/pg/plans/{first['id']}/tfplan")["Body"].read()
+        genuine = s3.get_object(Bucket=BUCKET, Key=f"clients/acme/pg/plans/{second['id']}/tfplan")["Body"].read()
+        s3.put_object(Bucket=BUCKET, Key=f"clients/acme/pg/plans/{second['id']}/tfplan", Body=other)
+        swapped = run(api, "acme", "pg", "apply", body={"plan": second["id"]})
+        assert swapped["status"] == "failed" and "is not the one reviewed" in swapped["error"], swapped
+        assert " apply " not in log_text(api, swapped["id"])  # the engine never ran apply
+        s3.put_object(Bucket=BUCKET, Key=f"clients/acme/pg/plans/{second['id']}/tfplan", Body=genuine)
+        serial = state_of(emulator, "acme", "pg")["serial"]
+        applied = run(api, "acme", "pg", "apply", body={"plan": second["id"]})
+        assert applied["status"] == "succeeded", log_text(api, applied["id"])
+        # the state moved since: the first plan, and the second applied once already, are both refused
+        moved = state_of(emulator, "acme", "pg")["serial"]
+        for stale in (first, second):
+            again = api.post("/api/clients/acme/instances/pg/apply", json={"plan": stale["id"]})
+            assert again.status_code == 409 and f"the state moved (serial {serial} -> {moved})" in again.json()["error"], again.text
+    finally:
+        change_cidrs(api, original)
+        assert run(api, "acme", "pg", "apply", body={"auto_approve": True})["status"] == "succeeded"
+
+
+def test_deploy_without_a_plan_makes_a_plan_for_review_and_changes_nothing(api, emulator):
+    create(api, "acme", "reviewed")
+    response = api.post("/api/clients/acme/instances/reviewed/apply")
+    assert response.status_code == 202 and response.json()["action"] == "plan" and response.json()["review"] is True
+    plan = ended(api, response.json()["job"])
+    assert (plan["action"], plan["status"], plan["changes"]) == ("plan", "succeeded", True)
+    assert plan["plan"]["state"] is None and plan["plan"]["made_by"]
+    assert instances_of(emulator, "acme", "reviewed") == []  # nothing applied until the plan is
+    removed = api.delete("/api/clients/acme/instances/reviewed")
+    assert removed.status_code == 202 and ended(api, removed.json()["job"])["status"] == "succeeded"
 
 
 def test_the_instance_outputs_appear_in_the_api(deployed, api, emulator):
@@ -199,7 +272,7 @@ def test_a_rule_revoked_behind_spawnit_back_is_drift_naming_the_resource_and_an_
     assert spec["drift"] == "drifted" and api.get(f"/api/jobs/{spec['last_job']['id']}").json()["changes"] is True
     assert [address for address in spec["drift_resources"] if address.startswith("aws_vpc_security_group_ingress_rule.")], spec["drift_resources"]
 
-    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    assert run(api, "acme", "pg", "apply", body={"plan": spec["last_job"]["id"]})["status"] == "succeeded"  # the drift round's plan, reviewed
     restored = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["SecurityGroupRules"]
     assert [rule for rule in restored if rule["FromPort"] == 5432 and rule["CidrIpv4"] == "203.0.113.0/24"]
     checked_before = api.get("/api/clients/acme/instances/pg").json().get("drift_checked_at")
@@ -210,10 +283,10 @@ def test_a_rule_revoked_behind_spawnit_back_is_drift_naming_the_resource_and_an_
 
 def drifted_then_applied(api: httpx.Client, resource: str) -> None:
     """A plan finds the instance drifted, naming ``resource``; an apply succeeds."""
-    run(api, "acme", "pg", "plan")
+    plan = run(api, "acme", "pg", "plan")
     spec = api.get("/api/clients/acme/instances/pg").json()
     assert spec["drift"] == "drifted" and resource in spec["drift_resources"], spec["drift_resources"]
-    assert run(api, "acme", "pg", "apply")["status"] == "succeeded"
+    assert run(api, "acme", "pg", "apply", body={"plan": plan["id"]})["status"] == "succeeded"
 
 
 def test_a_stopped_instance_is_drift_and_an_apply_starts_it_again(deployed, api, emulator):
@@ -242,7 +315,7 @@ def test_a_terminated_instance_is_drift_and_an_apply_replaces_it(deployed, api, 
 def test_cancelling_a_running_apply_stops_the_engine_cleanly_and_the_next_plan_works(api, emulator):
     create(api, "acme", "cancelled")
     with emulator.slow("run_instances", 8) as launching:
-        job = api.post("/api/clients/acme/instances/cancelled/apply").json()["job"]
+        job = api.post("/api/clients/acme/instances/cancelled/apply", json={"auto_approve": True}).json()["job"]
         assert launching.wait(240), "the apply never reached RunInstances"
         assert api.delete(f"/api/jobs/{job}").status_code == 202
         record = ended(api, job, 120)
@@ -259,7 +332,7 @@ def test_cancelling_a_running_apply_stops_the_engine_cleanly_and_the_next_plan_w
 def test_kill_9_of_the_worker_during_an_apply_ends_it_interrupted_removes_the_lock_and_the_next_plan_works(api, emulator, platform):
     create(api, "acme", "killed")
     with emulator.slow("run_instances", 6) as launching:
-        job = api.post("/api/clients/acme/instances/killed/apply").json()["job"]
+        job = api.post("/api/clients/acme/instances/killed/apply", json={"auto_approve": True}).json()["job"]
         assert launching.wait(240), "the apply never reached RunInstances"
         s3 = emulator.client("s3")
         assert s3.list_objects_v2(Bucket=BUCKET, Prefix="clients/acme/killed/terraform.tfstate.tflock").get("KeyCount", 0) == 1  # held by the engine
@@ -276,7 +349,9 @@ def test_kill_9_of_the_worker_during_an_apply_ends_it_interrupted_removes_the_lo
 
 def test_one_definition_for_two_clients_gives_two_independent_states(deployed, api, emulator):
     create(api, "globex", "pg")
-    assert run(api, "globex", "pg", "apply")["status"] == "succeeded"
+    applied = run(api, "globex", "pg", "apply", body={"auto_approve": True})  # plan-and-apply, asked for explicitly
+    assert applied["status"] == "succeeded" and applied["auto_approved"] is True and applied["applies_plan"] is None
+    assert "-auto-approve" in log_text(api, applied["id"])
     ours, theirs = state_of(emulator, "acme", "pg"), state_of(emulator, "globex", "pg")
     assert ours["lineage"] != theirs["lineage"]
     ids = lambda state: {instance["attributes"]["id"] for resource in state["resources"] if resource["mode"] == "managed" for instance in resource["instances"]}  # noqa: E731

@@ -77,7 +77,7 @@ def test_plan_runs_init_then_plan_with_detailed_exit_code_in_a_synthesized_copy(
 
 def test_every_line_and_status_is_an_event_with_increasing_ids_kept_in_the_store(store, worker, tofu, tmp_path):
     jobs = manager(store, worker, tofu, tmp_path)
-    job = jobs.submit("acme", "cache", "apply")
+    job = jobs.submit("acme", "cache", "apply", auto_approve=True)
     finished(jobs, job.id)
     events = events_of(jobs, job.id)
     assert [event["id"] for event in events] == list(range(1, len(events) + 1))
@@ -107,7 +107,7 @@ def test_s3_state_gets_the_per_instance_key(store, worker, tofu, tmp_path):
 
 def test_one_job_at_a_time_per_instance(store, worker, tofu, tmp_path):
     jobs = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "30"})
-    job = jobs.submit("acme", "cache", "apply")
+    job = jobs.submit("acme", "cache", "apply", auto_approve=True)
     with pytest.raises(Conflict, match=f"already has job {job.id}"):
         jobs.submit("acme", "cache", "destroy")
     finished(jobs, job.id)
@@ -116,7 +116,7 @@ def test_one_job_at_a_time_per_instance(store, worker, tofu, tmp_path):
 
 def test_cancel_mid_run_sends_sigterm_and_marks_the_job_cancelled(store, worker, tofu, tmp_path):
     jobs = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "600"})
-    job = jobs.submit("acme", "cache", "apply")
+    job = jobs.submit("acme", "cache", "apply", auto_approve=True)
     wait_for(lambda: "working 3" in [event["data"] for event in jobs.snapshot(job.id)])
     lock = tmp_path / "work" / "state" / "clients" / "acme" / "cache" / ".terraform.tfstate.lock.info"
     lock.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def test_cancel_mid_run_sends_sigterm_and_marks_the_job_cancelled(store, worker,
 
 def test_cancel_kills_a_process_that_ignores_sigterm_after_the_grace_period(store, worker, tofu, tmp_path):
     jobs = manager(store, worker, tofu, tmp_path, grace_seconds=0.5, env={"TOFU_SLOW_APPLY": "600", "TOFU_IGNORE_TERM": "1"})
-    job = jobs.submit("acme", "cache", "apply")
+    job = jobs.submit("acme", "cache", "apply", auto_approve=True)
     wait_for(lambda: "working 2" in [event["data"] for event in jobs.snapshot(job.id)])
     started = time.monotonic()
     jobs.cancel(job.id)
@@ -153,7 +153,7 @@ def test_a_restart_marks_running_jobs_interrupted(store, worker, tofu, tmp_path)
 def test_bad_parameters_fail_the_job_with_the_reason(store, worker, tofu, tmp_path):
     store.put_spec("acme", "bad", {"service": "redis", "target": "docker", "parameters": {"port": 80}})
     jobs = manager(store, worker, tofu, tmp_path)
-    record = finished(jobs, jobs.submit("acme", "bad", "apply").id)
+    record = finished(jobs, jobs.submit("acme", "bad", "apply", auto_approve=True).id)
     assert record["status"] == "failed" and "port = 80 is not allowed" in record["error"]
     assert tofu[1]() == []
 
@@ -168,7 +168,7 @@ def test_missing_instance_and_unknown_action_are_refused(store, worker, tofu, tm
 
 def test_a_second_replica_follows_a_running_job_through_the_store(store, worker, tofu, tmp_path):
     running = manager(store, worker, tofu, tmp_path, env={"TOFU_SLOW_APPLY": "20"})
-    job = running.submit("acme", "cache", "apply")
+    job = running.submit("acme", "cache", "apply", auto_approve=True)
     wait_for(lambda: "working 1" in [event["data"] for event in running.snapshot(job.id)])
     replica = JobManager(store, worker, workdir=tmp_path / "replica", environ=tofu[0])
     followed = events_of(replica, job.id, poll=0.1)
@@ -180,7 +180,7 @@ def test_a_job_whose_lease_is_taken_from_it_stops_and_ends_interrupted(store, wo
     from spawnit.api.jobs import lease_key
 
     jobs = manager(store, worker, tofu, tmp_path, heartbeat_seconds=0.2, env={"TOFU_SLOW_APPLY": "600"})
-    job = jobs.submit("acme", "cache", "apply")
+    job = jobs.submit("acme", "cache", "apply", auto_approve=True)
     wait_for(lambda: any(event["data"] == "working 1" for event in jobs.snapshot(job.id)))
     key = lease_key("acme", "cache")
     jobs.engine.release(key, job.id)  # as if the lease had expired while the process stalled ...

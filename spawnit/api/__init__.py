@@ -35,6 +35,7 @@ from ..services.base import instance_stack_name, shown
 from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
 from .engine import EngineError, LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager, NotQueued
+from .plans import PlanError, ttl_from_environment
 from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
 from .store import Store, store_from_environment
@@ -93,6 +94,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 class TicketRequest(RequestBody):
     path: str = Field(max_length=200, description="The event stream the ticket opens, e.g. /api/jobs/<job id>/events.")
+
+
+class JobRequest(RequestBody):
+    plan: str | None = Field(
+        None, description="apply: the id of the reviewed plan job to apply, exactly as it was reviewed (409 naming what moved since when it cannot be)."
+    )
+    auto_approve: bool = Field(
+        False, description="apply: plan and apply in one step, without review (automation); recorded on the job. Without plan or auto_approve, apply makes a plan for review."
+    )
 
 
 class InstanceUpdate(RequestBody):
@@ -215,7 +225,7 @@ def state_from_environment() -> dict[str, Any]:
 
 
 # What a bad setting raises while the API or a worker starts: the CLI answers each with exit 2 and its message.
-SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError)
+SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError)
 
 
 def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -231,6 +241,7 @@ def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[st
         "stale_after": float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")),
         "heartbeat_seconds": min(5.0, float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")) / 4),
         "queue_timeout": float(environ.get("SPAWNIT_QUEUE_TIMEOUT", "900")),
+        "plan_ttl": ttl_from_environment(environ),
     }
 
 
@@ -340,10 +351,10 @@ def create_app(
             raise HTTPException(status_code=404, detail=f"instance {client}/{instance} does not exist")
         return spec
 
-    def start(client: str, instance: str, action: str, *, then_remove: bool = False) -> dict[str, Any]:
+    def start(client: str, instance: str, action: str, *, then_remove: bool = False, by: str = "", plan: str | None = None, auto_approve: bool = False) -> dict[str, Any]:
         spec_or_404(client, instance)
         try:
-            job = jobs.submit(client, instance, action, remove_instance=then_remove)
+            job = jobs.submit(client, instance, action, remove_instance=then_remove, by=by, plan=plan, auto_approve=auto_approve)
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
         except LookupError as error:
@@ -531,12 +542,24 @@ def create_app(
         require_client(principal, client)
         return start(client, instance, "destroy", then_remove=True)
 
-    @app.post("/api/clients/{client}/instances/{instance}/{action}", status_code=202, tags=["jobs"], summary="Start a plan, apply or destroy job")
-    def run_action(client: str, instance: str, action: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    @app.post(
+        "/api/clients/{client}/instances/{instance}/{action}",
+        status_code=202,
+        tags=["jobs"],
+        summary="Start a plan, apply or destroy job; apply applies a reviewed plan, or makes one for review",
+    )
+    def run_action(client: str, instance: str, action: str, request: JobRequest | None = None, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)
         if action not in ACTIONS:
             raise HTTPException(status_code=404, detail=f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
-        return start(client, instance, action)
+        request = request or JobRequest()
+        if action != "apply" and (request.plan is not None or request.auto_approve):
+            raise HTTPException(status_code=422, detail=f"plan, auto_approve: allowed for apply only, not for {action}")
+        if request.plan is not None and request.auto_approve:
+            raise HTTPException(status_code=422, detail="plan, auto_approve: give one; allowed: a reviewed plan's id, or auto_approve: true")
+        if action == "apply" and request.plan is None and not request.auto_approve:
+            return {**start(client, instance, "plan", by=principal.subject), "review": True}  # Deploy: a plan, then review
+        return start(client, instance, action, by=principal.subject, plan=request.plan, auto_approve=request.auto_approve)
 
     def job_or_404(job_id: str, principal: Principal) -> dict[str, Any]:
         try:
@@ -550,6 +573,15 @@ def create_app(
     @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's record")
     def get_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         return job_or_404(job_id, principal)
+
+    @app.get("/api/jobs/{job_id}/plan", tags=["jobs"], summary="A plan job's saved plan as a reviewer reads it: summary, resources by action, attributes before and after")
+    def get_plan(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        record = job_or_404(job_id, principal)
+        diff = jobs.plan_diff(job_id)
+        if diff is None:
+            reason = "it is not a plan" if record["action"] != "plan" else ("it found no changes" if record["status"] == "succeeded" and not record.get("plan") else f"it is {record['status']}" if record["status"] != "succeeded" else "its plan expired")
+            raise HTTPException(status_code=404, detail=f"job {job_id} has no saved plan: {reason}")
+        return diff
 
     @app.delete("/api/jobs/{job_id}", status_code=202, tags=["jobs"], summary="Cancel a job (SIGTERM, then SIGKILL after a grace period)")
     def cancel_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:

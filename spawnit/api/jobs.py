@@ -38,9 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from ..plandiff import readable
 from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
 from .engine import LocalEngine, RedisEngine
+from .plans import DEFAULT_TTL, PlanBasis, PlanFiles, digest, expiry, inputs_of, secrets_digest, stale_reasons, state_version
 from .store import ACTIVE_STATUSES, Store
 from .toolchain import Toolchain
 from .vault import SecretVault, key_from_environment
@@ -95,6 +97,10 @@ class Conflict(RuntimeError):
     """The instance already has a job running."""
 
 
+class StalePlan(Conflict):
+    """The plan an apply names cannot be applied as it is: what moved since is in the message."""
+
+
 class NotQueued(RuntimeError):
     """The job could not be handed to a worker (the queue cannot be reached): it ended ``failed`` at
     once and the instance is free again."""
@@ -119,6 +125,10 @@ class Job:
     changed: list[dict[str, Any]] | None = None  # plan with changes: each resource's address and actions ([]: outputs only)
     outputs: dict[str, Any] | None = None  # apply: the stack's outputs; plan: those it knows; sensitive ones masked
     engine: str | None = None  # the engine that ran it, e.g. "Terraform 1.11.4"
+    requested_by: str = ""  # who asked for it (the token's subject; "drift" for a drift round)
+    plan: dict[str, Any] | None = None  # plan with changes: the saved plan's basis (plans.PlanBasis)
+    applies_plan: str | None = None  # apply: the reviewed plan job it applies
+    auto_approved: bool = False  # apply: planned and applied in one step, as the caller explicitly asked
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,6 +220,7 @@ class JobManager:
         engine: LocalEngine | RedisEngine | None = None,
         toolchain: Toolchain | None = None,
         vault: SecretVault | None = None,
+        plan_ttl: float = DEFAULT_TTL,
     ) -> None:
         self.store = store
         self.worker = worker
@@ -225,6 +236,8 @@ class JobManager:
         self.toolchain.prepare()
         self.access = TargetAccess.from_environment(self.environ)
         self.vault = vault or SecretVault(store.objects, key_from_environment(self.environ, self.workdir.parent, shared=False))
+        self.plan_ttl = plan_ttl
+        self.plans = PlanFiles(store.objects, self.vault.key)
         self._lock = threading.Lock()
         self._running: dict[str, Job] = {}  # the jobs this process runs, by id
         self._logs: dict[str, list[dict[str, Any]]] = {}  # their events, flushed to the store
@@ -325,15 +338,38 @@ class JobManager:
     def close(self) -> None:
         self._stop.set()
 
-    def submit(self, client: str, instance: str, action: str, *, remove_instance: bool = False) -> Job:
+    def submit(
+        self,
+        client: str,
+        instance: str,
+        action: str,
+        *,
+        remove_instance: bool = False,
+        by: str = "",
+        plan: str | None = None,
+        auto_approve: bool = False,
+    ) -> Job:
         """Queue a job: the instance's lease is taken (a :class:`Conflict` if another job holds it), the
-        record and a first ``queued`` event are stored, the spec names its last job, then a worker gets it."""
+        record and a first ``queued`` event are stored, the spec names its last job, then a worker gets it.
+
+        An apply applies a reviewed plan (``plan``: the plan job's id, checked now and again before the
+        engine runs: a :class:`StalePlan` names what moved) or, only when ``auto_approve`` asks for it,
+        plans and applies in one step (recorded as such)."""
         if action not in ACTIONS:
             raise ValueError(f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
+        if action == "apply" and (plan is None) == (not auto_approve):
+            raise ValueError("apply: name the reviewed plan (plan: its job id) or ask for plan-and-apply in one step (auto_approve: true), not both")
+        if action != "apply" and (plan is not None or auto_approve):
+            raise ValueError(f"{action}: plan and auto_approve are allowed for apply only")
         spec = self.store.get_spec(client, instance)
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
-        job = Job(id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time(), remove_instance=remove_instance)
+        if plan is not None:
+            self.check_plan(client, instance, plan)
+        job = Job(
+            id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time(),
+            remove_instance=remove_instance, requested_by=by, applies_plan=plan, auto_approved=auto_approve,
+        )
         try:
             holder = self.engine.claim(lease_key(client, instance), job.id, self.queue_timeout)
         except Exception as error:  # nothing written yet: the caller may try again
@@ -356,6 +392,44 @@ class JobManager:
             self._not_queued(job, error)
             raise NotQueued(f"job {job.id} could not be queued: {error}") from None
         return job
+
+    def state_version(self, client: str, instance: str) -> dict[str, Any] | None:
+        """The instance's state serial and lineage now (None: no state yet)."""
+        if self.state.get("kind") == "s3":
+            return state_version(self.store.objects.get(Store.state_key(client, instance)))
+        path = Path(self._state_path(client, instance))
+        return state_version(path.read_bytes() if path.is_file() else None)
+
+    def check_plan(self, client: str, instance: str, plan_id: str) -> dict[str, Any]:
+        """The plan job's record if its plan may be applied to the instance now; LookupError if there is no
+        such plan for it, :class:`StalePlan` naming everything that moved since it was made."""
+        record = self.get(plan_id)
+        if record is None or record["client"] != client or record["instance"] != instance or record["action"] != "plan":
+            raise LookupError(f"plan: {plan_id!r} is not a plan of {client}/{instance}; allowed: the id of a plan job of this instance")
+        if record["status"] != "succeeded":
+            raise StalePlan(f"plan {plan_id} is {record['status']}; allowed: a plan that succeeded")
+        if not record.get("plan"):
+            raise StalePlan(f"plan {plan_id} has no changes to apply")
+        spec = self.store.get_spec(client, instance)
+        if spec is None:
+            raise LookupError(f"instance {client}/{instance} does not exist")
+        reasons = stale_reasons(
+            record["plan"], state=self.state_version(client, instance), spec=spec, secrets=secrets_digest(self.vault.for_job(client, instance))
+        )
+        if reasons:
+            raise StalePlan(f"plan {plan_id} cannot be applied: {'; '.join(reasons)}; make a new plan and review it")
+        return record
+
+    def plan_diff(self, job_id: str) -> dict[str, Any] | None:
+        """A plan job's saved plan as a reviewer reads it (:func:`spawnit.plandiff.readable`), with its basis;
+        None when the job saved no plan or its plan has expired and was removed."""
+        record = self.get(job_id)
+        if record is None or record["action"] != "plan" or not record.get("plan"):
+            return None
+        plan = self.plans.plan_json(record["client"], record["instance"], job_id)
+        if plan is None:
+            return None
+        return {"job": job_id, "client": record["client"], "instance": record["instance"], **{key: value for key, value in record["plan"].items() if key != "inputs"}, "diff": readable(plan)}
 
     def _not_queued(self, job: Job, error: Exception) -> None:
         """Never a lease without a dispatched job: the job ends failed and the instance is released."""
@@ -519,7 +593,7 @@ class JobManager:
                 run_dir = folder / "run"
                 shutil.copytree(stack_dir, run_dir)
                 code = self._engine_steps(job, folder, run_dir, target_environ)
-        except (SynthError, CredentialError) as error:
+        except (SynthError, CredentialError, StalePlan) as error:
             job.error = str(error)
         except Exception as error:  # noqa: BLE001 - a job never takes the process down
             job.error = f"{type(error).__name__}: {error}"
@@ -555,16 +629,55 @@ class JobManager:
         if written is not None and written != kept_lock:
             self.store.objects.put(lock_key, written, "text/plain")
             self._event(job, "line", f"provider lock file {'updated' if kept_lock else 'kept'} beside the state")
-        code = self._tofu(job, run_dir, self._arguments(job.action), environ)
+        if job.applies_plan:
+            self._reviewed_plan(job, run_dir)
+        code = self._tofu(job, run_dir, self._arguments(job), environ)
         if job.id in self._cancelled:
             return code
         if job.action == "plan" and code == 2:
             plan = self._capture(run_dir, ["show", "-json", "-no-color", PLAN_FILE], environ)
             if plan is not None:
                 job.changed, job.outputs = plan_changes(plan), planned_outputs(plan)
+                self._save_plan(job, run_dir, plan)
         elif job.action == "apply" and code == 0:
             job.outputs = public_outputs(self._capture(run_dir, ["output", "-json", "-no-color"], environ) or {})
         return code
+
+    def _save_plan(self, job: Job, run_dir: Path, plan: dict[str, Any]) -> None:
+        """Keep the plan for review and apply: its files in the store, its basis in the job's record."""
+        plan_file = (run_dir / PLAN_FILE).read_bytes()
+        spec = self.store.get_spec(job.client, job.instance) or {}
+        basis = PlanBasis(
+            sha256=digest(plan_file),
+            state=self.state_version(job.client, job.instance),
+            config_digest=digest((run_dir / "cdk.tf.json").read_bytes()),
+            inputs=inputs_of(spec),
+            secrets_digest=secrets_digest(self.vault.for_job(job.client, job.instance)),
+            made_by=job.requested_by,
+            made_at=now(),
+            expires_at=expiry(self.plan_ttl),
+            summary=readable(plan)["summary"],
+        )
+        self.plans.prune(job.client, job.instance)
+        self.plans.save(job.client, job.instance, job.id, plan_file, plan, basis.expires_at)
+        job.plan = basis.record()
+        self._event(job, "line", f"plan saved for review: {basis.summary} (sha256 {basis.sha256[:12]}, expires {basis.expires_at})")
+
+    def _reviewed_plan(self, job: Job, run_dir: Path) -> None:
+        """Put the reviewed plan file in ``run_dir`` after checking, here where the engine runs, that nothing
+        moved since and that the file and the configuration are the ones reviewed."""
+        record = self.check_plan(job.client, job.instance, job.applies_plan)
+        basis = record["plan"]
+        configuration = digest((run_dir / "cdk.tf.json").read_bytes())
+        if configuration != basis["config_digest"]:
+            raise StalePlan(f"plan {job.applies_plan} cannot be applied: the synthesized configuration changed (digest {basis['config_digest'][:12]} -> {configuration[:12]}); make a new plan and review it")
+        plan_file = self.plans.plan_file(job.client, job.instance, job.applies_plan)
+        if plan_file is None:
+            raise StalePlan(f"plan {job.applies_plan} cannot be applied: its plan file is no longer in the store")
+        if digest(plan_file) != basis["sha256"]:
+            raise StalePlan(f"plan {job.applies_plan} cannot be applied: its plan file is not the one reviewed (sha256 {basis['sha256'][:12]} -> {digest(plan_file)[:12]})")
+        (run_dir / PLAN_FILE).write_bytes(plan_file)
+        self._event(job, "line", f"applying reviewed plan {job.applies_plan} (sha256 {basis['sha256'][:12]}): {basis['summary']}")
 
     def _capture(self, cwd: Path, arguments: list[str], environ: dict[str, str]) -> Any:
         """The JSON an engine command prints (``show -json``, ``output -json``), never streamed as events:
@@ -585,16 +698,21 @@ class JobManager:
         (folder / OWNER_FILE).write_text(json.dumps(owner))
 
     @staticmethod
-    def _arguments(action: str) -> list[str]:
-        if action == "plan":
+    def _arguments(job: Job) -> list[str]:
+        if job.action == "plan":
             return ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={PLAN_FILE}"]
-        return [action, "-input=false", "-no-color", "-auto-approve"]
+        if job.applies_plan:  # exactly the reviewed plan: the engine takes no other input
+            return ["apply", "-input=false", "-no-color", PLAN_FILE]
+        return [job.action, "-input=false", "-no-color", "-auto-approve"]
+
+    def _state_path(self, client: str, instance: str) -> str:
+        return str(Path(self.state.get("root", self.workdir / "state")) / Store.state_key(client, instance))
 
     def _state_for(self, job: Job) -> dict[str, Any]:
         key = Store.state_key(job.client, job.instance)
         if self.state.get("kind") == "s3":
             return {**self.state, "key": key}
-        return {"kind": "local", "path": str(Path(self.state.get("root", self.workdir / "state")) / key)}
+        return {"kind": "local", "path": self._state_path(job.client, job.instance)}
 
     def _tofu(self, job: Job, cwd: Path, arguments: list[str], environ: dict[str, str]) -> int:
         binary = find_tofu(self.environ)
