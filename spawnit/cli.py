@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         backend.add_argument("--migrate-state", action="store_true", help="after a backend change: copy the state to the new backend (tofu init -migrate-state)")
         if verb != "plan":
             command.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+        else:
+            command.add_argument(
+                "--format", choices=("text", "json"), default="text",
+                help="text: the engine's own output; json: the plan as a reviewer reads it (resources by action, attributes before and after, "
+                "sensitive values masked) on stdout, the engine's output on stderr (default: text)",
+            )
         command.set_defaults(tofu_action=verb)
 
     cost = commands.add_parser("cost", help="monthly cost estimate of the synthesized stacks, against the budget")
@@ -395,6 +401,14 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
             f"{environment}: the state backend changed since the last init ({change}); "
             "rerun with --migrate-state to copy the state to the new backend, or --reconfigure to start from the new backend's state"
         )
+    if getattr(arguments, "format", "text") == "json":
+        from .plandiff import readable
+        from .tofu import run_plan_json
+
+        code, plan = run_plan_json(stack_dir, init_extra=init_extra)
+        if plan is not None:
+            print(json.dumps({"stack": spec.stack_name, "exit_code": code, **readable(plan)}, indent=2))
+        return code
     return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False), init_extra=init_extra)
 
 

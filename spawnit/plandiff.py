@@ -36,12 +36,13 @@ def action_of(actions: list[str]) -> str | None:
 
 
 def _flatten(value: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], Any]:
-    """Leaf values by path: {"tags": {"Name": "x"}} -> {("tags", "Name"): "x"}; an empty map or list is a leaf."""
+    """Leaf values by path: {"tags": {"Name": "x"}} -> {("tags", "Name"): "x"}. An empty map or list is
+    null: providers read back one for the other (``tags = null`` written, ``{}`` refreshed), no change."""
     if isinstance(value, dict) and value:
         return {key: leaf for name, item in value.items() for key, leaf in _flatten(item, path + (name,)).items()}
     if isinstance(value, list) and value:
         return {key: leaf for index, item in enumerate(value) for key, leaf in _flatten(item, path + (index,)).items()}
-    return {path: value}
+    return {path: None if value in ({}, []) else value}
 
 
 def _marked(marks: Any, path: tuple[Any, ...]) -> bool:
@@ -106,8 +107,8 @@ def attribute_changes(change: dict[str, Any]) -> list[dict[str, Any]]:
         sensitive = _marked(before_marks, path) or _marked(after_marks, path)
         changes.append({
             "attribute": path_name(path),
-            "before": _shown(old.get(path), sensitive),
-            "after": _shown(new.get(path), sensitive, is_unknown),
+            "before": _shown(old.get(path), sensitive and old.get(path) is not None),
+            "after": _shown(new.get(path), sensitive and (new.get(path) is not None or is_unknown), is_unknown),
         })
     return changes
 
@@ -117,10 +118,8 @@ def _entry(item: dict[str, Any], action: str, *, attributes: bool = True) -> dic
     entry: dict[str, Any] = {"address": item["address"], "type": item.get("type"), "action": action}
     if action == "replace":
         entry["forced_by"] = sorted({path_name(tuple(path)) for path in change.get("replace_paths", []) if path})
-    if attributes and action in ("update", "replace"):
-        entry["attributes"] = attribute_changes(change)
-    elif attributes and action == "create":
-        entry["unknown"] = [path_name(path) for path in _marked_below(change.get("after_unknown"), ()) if path]
+    if attributes and action in ("update", "replace", "create"):  # a creation: every value it sets, or will know
+        entry["attributes"] = [item for item in attribute_changes(change) if action != "create" or item["after"] is not None]
     return entry
 
 
@@ -147,8 +146,9 @@ def readable(plan: dict[str, Any]) -> dict[str, Any]:
     drift = []
     for item in plan.get("resource_drift", []):
         action = action_of(item.get("change", {}).get("actions", []))
-        if action is not None:
-            drift.append({**_entry(item, action), "action": "deleted outside" if action == "delete" else "changed outside"})
+        entry = _entry(item, action) if action is not None else None
+        if entry is not None and (action == "delete" or entry.get("attributes")):  # null read back as {}: no drift
+            drift.append({**entry, "action": "deleted outside" if action == "delete" else "changed outside"})
     outputs = sorted(
         name for name, change in plan.get("output_changes", {}).items() if action_of(change.get("actions", [])) is not None
     )

@@ -149,3 +149,31 @@ def run_action(
         if arguments[0] == "init" and code != 0:
             return code
     return code
+
+
+SAVED_PLAN = ".spawnit-plan"
+
+
+def run_plan_json(
+    stack_dir: Path, *, init_extra: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> tuple[int, dict | None]:
+    """``tofu init``, ``plan -out`` and ``show -json`` of that plan in ``stack_dir``: the engine's own output
+    goes to stderr, so that stdout carries only what the caller prints. Returns the plan's exit code
+    (0 no changes, 2 changes, 1 error) and the plan's JSON (None if the plan failed)."""
+    if not (stack_dir / "cdk.tf.json").is_file():
+        raise FileNotFoundError(f"stack folder: {str(stack_dir)!r} has no cdk.tf.json; run 'spawnit synth' first")
+    binary = find_tofu(environ)
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("TF_IN_AUTOMATION", "1")
+    plan = action_arguments("plan", extra=[f"-out={SAVED_PLAN}"])
+    for arguments in (["init", "-input=false", *init_extra], plan):
+        print(f"$ tofu {' '.join(arguments)}  (in {stack_dir})", file=sys.stderr, flush=True)
+        code = subprocess.call([binary, *arguments], cwd=stack_dir, env=env, stdout=sys.stderr)
+        if code not in (0, 2) or (arguments[0] == "init" and code != 0):
+            return code, None
+    shown = subprocess.run([binary, "show", "-json", SAVED_PLAN], cwd=stack_dir, env=env, capture_output=True, text=True)
+    (stack_dir / SAVED_PLAN).unlink(missing_ok=True)  # it holds the stack's secrets in clear
+    if shown.returncode != 0:
+        sys.stderr.write(shown.stderr)
+        return 1, None
+    return code, json.loads(shown.stdout)

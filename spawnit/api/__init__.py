@@ -38,7 +38,7 @@ from .jobs import ACTIONS, Conflict, JobManager, NotQueued
 from .plans import PlanError, ttl_from_environment
 from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
-from .store import Store, store_from_environment
+from .store import JOB_ID, Store, store_from_environment
 from .credentials import CredentialError
 from .toolchain import Toolchain, ToolchainError
 from .vault import SecretVault, VaultError, check_supplied, key_from_environment
@@ -557,6 +557,8 @@ def create_app(
             raise HTTPException(status_code=422, detail=f"plan, auto_approve: allowed for apply only, not for {action}")
         if request.plan is not None and request.auto_approve:
             raise HTTPException(status_code=422, detail="plan, auto_approve: give one; allowed: a reviewed plan's id, or auto_approve: true")
+        if request.plan is not None and not JOB_ID.fullmatch(request.plan):
+            raise HTTPException(status_code=422, detail=f"plan: {request.plan[:60]!r} is not allowed; allowed: a plan job's id (a UUID)")
         if action == "apply" and request.plan is None and not request.auto_approve:
             return {**start(client, instance, "plan", by=principal.subject), "review": True}  # Deploy: a plan, then review
         return start(client, instance, action, by=principal.subject, plan=request.plan, auto_approve=request.auto_approve)

@@ -125,6 +125,8 @@ def stale_reasons(
     if planned != state:
         if planned and state and planned.get("lineage") != state.get("lineage"):
             reasons.append(f"the state was replaced (lineage {planned.get('lineage')} -> {state.get('lineage')})")
+        elif planned and state:
+            reasons.append(f"the state moved (serial {planned.get('serial')} -> {state.get('serial')})")
         else:
             reasons.append(f"the state moved ({_describe_state(planned)} -> {_describe_state(state)})")
     before, now_inputs = basis["inputs"], inputs_of(spec)

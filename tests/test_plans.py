@@ -1,0 +1,286 @@
+"""Saved plans and their review, with a stand-in engine: the readable diff (from a plan in the engine's JSON
+format), what makes a plan stale and the 409 naming it, the exact file an apply runs, expiry, and the
+settings. The same flow with the real engine and AWS provider is in test_engine_loop.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import local_app
+from spawnit.api import job_settings
+from spawnit.api.plans import PlanError, PlanFiles, inputs_of, stale_reasons, ttl_from_environment
+from spawnit.api.store import LocalObjectStore, Store
+from spawnit.plandiff import SENSITIVE, UNKNOWN, drift_causes, readable
+from standin import stand_in_tofu
+
+# A plan as `show -json` prints it (the JSON Output Format's resource_changes / resource_drift / output_changes).
+PLAN = {
+    "format_version": "1.2",
+    "resource_drift": [
+        {"address": "aws_security_group.db", "type": "aws_security_group", "change": {
+            "actions": ["update"], "before": {"description": "db", "tags": {"team": "a"}}, "after": {"description": "db", "tags": {"team": "b"}},
+            "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {}}},
+    ],
+    "resource_changes": [
+        {"address": "aws_instance.web", "type": "aws_instance", "change": {
+            "actions": ["update"],
+            "before": {"instance_type": "t3.small", "user_data": "old-secret", "tags": {"Name": "web"}, "public_ip": "203.0.113.9"},
+            "after": {"instance_type": "t3.medium", "user_data": "new-secret", "tags": {"Name": "web"}},
+            "after_unknown": {"public_ip": True}, "before_sensitive": {"user_data": True}, "after_sensitive": {"user_data": True}}},
+        {"address": "aws_ssm_parameter.password", "type": "aws_ssm_parameter", "change": {
+            "actions": ["create"], "before": None, "after": {"name": "/p", "value": "hunter2-hunter2"},
+            "after_unknown": {"arn": True, "id": True}, "after_sensitive": {"value": True}}},
+        {"address": "aws_db_instance.db", "type": "aws_db_instance", "change": {
+            "actions": ["delete", "create"], "before": {"engine_version": "15", "identifier": "db"}, "after": {"engine_version": "16", "identifier": "db"},
+            "after_unknown": {"endpoint": True}, "before_sensitive": {}, "after_sensitive": {}, "replace_paths": [["engine_version"]]}},
+        {"address": "aws_s3_bucket.old", "type": "aws_s3_bucket", "change": {"actions": ["delete"], "before": {"bucket": "old"}, "after": None}},
+        {"address": "aws_vpc.main", "type": "aws_vpc", "change": {"actions": ["no-op"], "before": {}, "after": {}}},
+    ],
+    "output_changes": {"address": {"actions": ["update"], "before": "203.0.113.9", "after_unknown": True}, "port": {"actions": ["no-op"]}},
+}
+
+
+def test_the_diff_lists_deletes_and_replaces_first_with_the_forcing_attribute_and_a_summary_like_the_engines():
+    diff = readable(PLAN)
+    assert [(entry["address"], entry["action"]) for entry in diff["resources"]] == [
+        ("aws_s3_bucket.old", "delete"), ("aws_db_instance.db", "replace"), ("aws_instance.web", "update"), ("aws_ssm_parameter.password", "create"),
+    ]
+    assert diff["summary"] == "Plan: 2 to add, 1 to change, 2 to destroy."  # a replacement adds one and destroys one
+    assert diff["counts"] == {"delete": 1, "replace": 1, "update": 1, "create": 1}
+    replace = diff["resources"][1]
+    assert replace["forced_by"] == ["engine_version"]
+    assert {"attribute": "engine_version", "before": "15", "after": "16"} in replace["attributes"]
+    assert {"attribute": "endpoint", "before": None, "after": UNKNOWN} in replace["attributes"]
+    assert diff["outputs"] == ["address"]
+
+
+def test_the_diff_masks_sensitive_values_and_shows_unknown_ones_as_known_after_apply():
+    diff = readable(PLAN)
+    update = next(entry for entry in diff["resources"] if entry["action"] == "update")
+    assert update["attributes"] == [
+        {"attribute": "instance_type", "before": "t3.small", "after": "t3.medium"},
+        {"attribute": "public_ip", "before": "203.0.113.9", "after": UNKNOWN},
+        {"attribute": "user_data", "before": SENSITIVE, "after": SENSITIVE},
+    ]
+    create = next(entry for entry in diff["resources"] if entry["action"] == "create")
+    assert create["attributes"] == [
+        {"attribute": "arn", "before": None, "after": UNKNOWN},
+        {"attribute": "id", "before": None, "after": UNKNOWN},
+        {"attribute": "name", "before": None, "after": "/p"},
+        {"attribute": "value", "before": None, "after": SENSITIVE},
+    ]
+    text = json.dumps(diff)
+    assert "hunter2" not in text and "secret" not in text
+
+
+def test_the_diff_names_what_changed_outside_and_the_causes_drift_is_grouped_by():
+    diff = readable(PLAN)
+    assert diff["drift"] == [{"address": "aws_security_group.db", "type": "aws_security_group", "action": "changed outside",
+                              "attributes": [{"attribute": "tags.team", "before": "a", "after": "b"}]}]
+    assert ("aws_security_group", "tags.team") in drift_causes(diff)
+    assert ("aws_s3_bucket", "(whole resource)") in drift_causes(diff)
+
+
+def test_null_read_back_as_an_empty_map_is_no_drift():
+    plan = {"resource_drift": [{"address": "aws_ssm_parameter.p", "type": "aws_ssm_parameter", "change": {
+        "actions": ["update"], "before": {"tags": None, "value": "x"}, "after": {"tags": {}, "value": "x"}, "after_unknown": {}}}]}
+    assert readable(plan)["drift"] == []
+
+
+def test_an_empty_plan_says_no_changes():
+    assert readable({"resource_changes": [{"address": "a.b", "change": {"actions": ["no-op"]}}]})["summary"].startswith("No changes.")
+
+
+# --- what makes a plan stale -------------------------------------------------------------------------------------
+
+SPEC = {"service": "redis", "target": "docker", "parameters": {"port": 6380}}
+
+
+def basis(**changes):
+    return {"state": {"serial": 4, "lineage": "L1"}, "inputs": inputs_of(SPEC), "secrets_digest": "S", "expires_at": "2099-01-01T00:00:00Z", **changes}
+
+
+def test_a_fresh_plan_is_not_stale_and_each_kind_of_move_is_named():
+    assert stale_reasons(basis(), state={"serial": 4, "lineage": "L1"}, spec=SPEC, secrets="S") == []
+    reasons = stale_reasons(
+        basis(expires_at="2020-01-01T00:00:00Z"), state={"serial": 6, "lineage": "L1"}, spec={**SPEC, "parameters": {"port": 6390}}, secrets="T"
+    )
+    assert reasons == [
+        "the plan expired at 2020-01-01T00:00:00Z (SPAWNIT_PLAN_TTL)",
+        "the state moved (serial 4 -> 6)",
+        "parameter port changed (6380 -> 6390)",
+        "a secret was rotated or changed",
+    ]
+    assert stale_reasons(basis(), state={"serial": 1, "lineage": "L2"}, spec=SPEC, secrets="S") == ["the state was replaced (lineage L1 -> L2)"]
+    assert stale_reasons(basis(state=None), state={"serial": 1, "lineage": "L2"}, spec=SPEC, secrets="S") == ["the state moved (no state -> serial 1)"]
+    upgraded = basis(inputs={**inputs_of(SPEC), "spawnit": "0.0.9"})
+    assert stale_reasons(upgraded, state={"serial": 4, "lineage": "L1"}, spec=SPEC, secrets="S")[0].startswith("SpawnIt's version changed (0.0.9 -> ")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 86400), ("3600", 3600), ("90m", 5400), ("24h", 86400), ("7d", 604800)])
+def test_the_plan_ttl_setting(text, seconds):
+    assert ttl_from_environment({"SPAWNIT_PLAN_TTL": text}) == seconds
+
+
+@pytest.mark.parametrize("text", ["10", "forever", "-1h", "31d"])
+def test_a_bad_plan_ttl_names_the_variable_and_what_is_allowed(text, tmp_path):
+    with pytest.raises(PlanError, match=rf"SPAWNIT_PLAN_TTL: '{text}' is not allowed; allowed: a duration from 60 s to 30 days"):
+        job_settings(Store(LocalObjectStore(tmp_path)), {"SPAWNIT_PLAN_TTL": text})
+
+
+def test_expired_plans_are_pruned_from_the_store(tmp_path):
+    from cryptography.fernet import Fernet, MultiFernet
+
+    objects = LocalObjectStore(tmp_path)
+    files = PlanFiles(objects, MultiFernet([Fernet(Fernet.generate_key())]))
+    files.save("acme", "cache", "old", b"plan-old", {"a": 1}, "2020-01-01T00:00:00Z")
+    files.save("acme", "cache", "new", b"plan-new", {"b": 2}, "2099-01-01T00:00:00Z")
+    assert b"plan-new" not in objects.get("clients/acme/cache/plans/new/tfplan")  # encrypted at rest
+    assert files.prune("acme", "cache") == ["old"]
+    assert objects.list("clients/acme/cache/plans/old/") == []
+    assert files.plan_file("acme", "cache", "new") == b"plan-new" and files.plan_json("acme", "cache", "new") == {"b": 2}
+
+
+# --- the review flow through the API, with a stand-in engine ----------------------------------------------------------
+
+
+@pytest.fixture
+def flow(tmp_path, synth_worker):
+    environ, calls = stand_in_tofu(tmp_path)
+    environ |= {"TOFU_EXIT_CODES": json.dumps({"plan": 2}), "TOFU_SHOW_JSON": json.dumps(PLAN)}
+    app = local_app(tmp_path, synth_worker, environ, grace_seconds=1)
+    with TestClient(app) as api:
+        created = api.post("/api/clients/acme/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": "cache"})
+        assert created.status_code == 201, created.text
+        yield api, app, calls
+
+
+def ended(api, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = api.get(f"/api/jobs/{job_id}").json()
+        if record["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+def test_deploy_without_a_plan_makes_one_for_review_and_apply_runs_exactly_that_file(flow):
+    api, app, calls = flow
+    response = api.post("/api/clients/acme/instances/cache/apply")
+    assert response.status_code == 202 and response.json()["action"] == "plan" and response.json()["review"] is True
+    plan = ended(api, response.json()["job"])
+    assert plan["status"] == "succeeded" and plan["plan"]["summary"] == "Plan: 2 to add, 1 to change, 2 to destroy."
+    assert plan["plan"]["made_by"] and plan["plan"]["expires_at"] > plan["plan"]["made_at"]
+    review = api.get(f"/api/jobs/{plan['id']}/plan").json()
+    assert review["sha256"] == plan["plan"]["sha256"] and review["diff"]["resources"][0]["action"] == "delete"
+    assert "hunter2" not in json.dumps(review) and "new-secret" not in json.dumps(review)
+    [planned] = [call for call in calls() if call.get("argv", [None])[0] == "plan"]
+
+    applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
+    assert applied["status"] == "succeeded" and applied["applies_plan"] == plan["id"] and not applied["auto_approved"]
+    [apply] = [call for call in calls() if call.get("argv", [None])[0] == "apply"]
+    assert apply["argv"] == ["apply", "-input=false", "-no-color", "tfplan"]
+    assert json.loads(apply["plan_file"])["stand-in plan"] == planned["argv"]  # the very file the plan wrote
+
+
+def test_a_plan_is_refused_with_409_once_the_parameters_or_a_secret_moved_or_it_expired(flow, tmp_path):
+    api, app, calls = flow
+    plan = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}}).status_code == 200
+    refused = api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]})
+    assert refused.status_code == 409 and "parameter port changed (6380 -> 6390); make a new plan" in refused.json()["error"]
+    second = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    app.state.jobs.vault.rotate("acme", "cache", "password")
+    rotated = api.post("/api/clients/acme/instances/cache/apply", json={"plan": second["id"]})
+    assert rotated.status_code == 409 and "a secret was rotated or changed" in rotated.json()["error"]
+    third = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    record = app.state.store.get_job(third["id"])
+    record["plan"]["expires_at"] = "2020-01-01T00:00:00Z"
+    app.state.store.put_job(record)
+    expired = api.post("/api/clients/acme/instances/cache/apply", json={"plan": third["id"]})
+    assert expired.status_code == 409 and "the plan expired at 2020-01-01T00:00:00Z" in expired.json()["error"]
+    assert not [call for call in calls() if call.get("argv", [None])[0] == "apply"]  # nothing ever applied
+
+
+def test_apply_requests_that_cannot_be_meant_are_refused(flow):
+    api, app, calls = flow
+    plan = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    both = api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"], "auto_approve": True})
+    assert both.status_code == 422 and "give one" in both.json()["error"]
+    on_destroy = api.post("/api/clients/acme/instances/cache/destroy", json={"plan": plan["id"]})
+    assert on_destroy.status_code == 422 and "allowed for apply only" in on_destroy.json()["error"]
+    malformed = api.post("/api/clients/acme/instances/cache/apply", json={"plan": "nope"})
+    assert malformed.status_code == 422 and "plan: 'nope' is not allowed; allowed: a plan job's id" in malformed.json()["error"]
+    other = "00000000-0000-4000-8000-000000000000"
+    unknown = api.post("/api/clients/acme/instances/cache/apply", json={"plan": other})
+    assert unknown.status_code == 404 and f"'{other}' is not a plan of acme/cache" in unknown.json()["error"]
+    app.state.jobs.environ["TOFU_EXIT_CODES"] = "{}"  # a plan that finds nothing to change
+    clean = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    nothing = api.post("/api/clients/acme/instances/cache/apply", json={"plan": clean["id"]})
+    assert nothing.status_code == 409 and "has no changes to apply" in nothing.json()["error"]
+    assert api.get(f"/api/jobs/{clean['id']}/plan").json()["error"].endswith("it found no changes")
+    auto = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
+    assert auto["auto_approved"] is True and auto["applies_plan"] is None
+    assert api.get(f"/api/jobs/{auto['id']}/plan").json()["error"].endswith("it is not a plan")
+
+
+# --- spawnit plan --format json ----------------------------------------------------------------------------------
+
+CLI_STAND_IN = """#!{python}
+import json, os, sys
+action = sys.argv[1]
+for arg in sys.argv[2:]:
+    if arg.startswith("-out="):
+        open(arg[5:], "w").write("plan")
+if action == "show":
+    print(os.environ["TOFU_SHOW_JSON"])
+    sys.exit(0)
+print("tofu stand-in:", " ".join(sys.argv[1:]), flush=True)
+sys.exit(2 if action == "plan" else 0)
+"""
+
+
+def test_spawnit_plan_format_json_prints_the_readable_plan_on_stdout_and_the_engine_on_stderr(outdir, isolated_config, tmp_path, monkeypatch, capfd):
+    from spawnit.cli import main
+
+    binary = tmp_path / "tofu"
+    binary.write_text(CLI_STAND_IN.format(python=sys.executable))
+    binary.chmod(0o755)
+    monkeypatch.setenv("SPAWNIT_TOFU", str(binary))
+    monkeypatch.setenv("TOFU_SHOW_JSON", json.dumps(PLAN))
+    assert main(["plan", "prod", "--no-synth", "--outdir", str(outdir), "--format", "json"]) == 2
+    captured = capfd.readouterr()
+    document = json.loads(captured.out)
+    assert document == {"stack": "prod", "exit_code": 2, **readable(PLAN)}
+    assert "tofu stand-in: plan -input=false -detailed-exitcode -out=.spawnit-plan" in captured.err
+    assert not (outdir / "stacks" / "prod" / ".spawnit-plan").exists()  # it holds secrets in clear: removed
+
+
+def test_the_readable_plan_of_a_real_engine_and_provider(real_engine, tmp_path):
+    """run_plan_json with the real engine and the real AWS provider: a plan that creates a bucket, read back
+    from `show -json` into the readable form (no AWS call: creating resources needs none at plan time)."""
+    from spawnit.tofu import run_plan_json
+
+    (tmp_path / "cdk.tf.json").write_text(json.dumps({
+        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": real_engine["aws_version"]}}},
+        "provider": {"aws": [{"region": "eu-west-3", "access_key": "test", "secret_key": "test", "skip_credentials_validation": True,
+                              "skip_requesting_account_id": True, "skip_metadata_api_check": True}]},
+        "resource": {"aws_s3_bucket": {"media": {"bucket": "spawnit-plan-check", "tags": {"team": "media"}}}},
+    }))
+    (tmp_path / "cli.tfrc").write_text('provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' % real_engine["mirror"])
+    environ = {**os.environ, "SPAWNIT_TOFU": real_engine["path"], "TF_CLI_CONFIG_FILE": str(tmp_path / "cli.tfrc")}
+    code, plan = run_plan_json(tmp_path, environ=environ)
+    assert code == 2 and plan is not None
+    diff = readable(plan)
+    assert diff["summary"] == "Plan: 1 to add, 0 to change, 0 to destroy."
+    [entry] = diff["resources"]
+    attributes = {item["attribute"]: item["after"] for item in entry["attributes"]}
+    assert (entry["address"], entry["action"]) == ("aws_s3_bucket.media", "create")
+    assert attributes["bucket"] == "spawnit-plan-check" and attributes["tags.team"] == "media" and attributes["arn"] == UNKNOWN
