@@ -314,7 +314,7 @@ class StackEstimator(StackReader):
         super().__init__(name, document)
         self.prices = prices
         self.assumptions = assumptions
-        region = _stack_region(document)
+        region = stack_region(document)
         if region is not None and region != prices.region:
             raise CostError(
                 f"stack {name}: region {region!r} has no prices in {prices.origin} ({prices.region}); allowed: a price file for {region} given with --prices"
@@ -490,7 +490,7 @@ def _construct_path(body: Mapping[str, Any]) -> str | None:
     return path.split("/", 1)[1] if path and "/" in path else path
 
 
-def _stack_region(document: Mapping[str, Any]) -> str | None:
+def stack_region(document: Mapping[str, Any]) -> str | None:
     providers = document.get("provider", {}).get("aws", [])
     return providers[0].get("region") if providers else None
 
@@ -582,7 +582,7 @@ def estimate(
     """Estimate every stack; with ``compare_nat_gateway``, also the same stacks with NAT gateways."""
     assumptions = assumptions or Assumptions()
     if prices is None:
-        regions = {region for region in map(_stack_region, stacks.values()) if region}
+        regions = {region for region in map(stack_region, stacks.values()) if region}
         prices = PriceTable.bundled(sorted(regions)[0] if regions else "eu-west-3")
     costs = [StackEstimator(name, document, prices, assumptions).estimate() for name, document in stacks.items()]
     compare = None

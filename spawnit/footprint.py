@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .cost import CostError, Machines, StackReader, _construct_path, _stack_region
+from .cost import CostError, Machines, StackReader, _construct_path, stack_region
 
 HOURS = 730  # a month, as the cost report counts it
 FARGATE_HOST = ("m5.large", 2)  # the archetype a Fargate task is a share of, and its vCPUs
@@ -174,7 +174,7 @@ def estimate_footprint(stacks: Mapping[str, Mapping[str, Any]], *, load_percent:
         raise FootprintError(f"load_percent: {load_percent} is not allowed; allowed: more than 0, at most 100")
     readers = {name: FootprintReader(name, document) for name, document in stacks.items()}
     demands = {name: reader.demands() for name, reader in readers.items()}
-    regions = {name: _stack_region(document) or "eu-west-3" for name, document in stacks.items()}
+    regions = {name: stack_region(document) or "eu-west-3" for name, document in stacks.items()}
     requests = [
         {"instance_type": machines.instance_type, "region": regions[name]} for name, (found, _) in demands.items() for _, _, machines in found
     ]

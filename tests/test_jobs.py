@@ -84,7 +84,7 @@ def test_every_line_and_status_is_an_event_with_increasing_ids_kept_in_the_store
     statuses = [event["data"] for event in events if event["event"] == "status"]
     assert statuses == ["queued", "running", "succeeded"]
     lines = [event["data"] for event in events if event["event"] == "line"]
-    assert "$ tofu apply -input=false -no-color -auto-approve" in lines and "tofu apply: done" in lines
+    assert "$ tofu apply -input=false -no-color tfplan" in lines and "tofu apply: done" in lines  # auto-approve applies its own saved plan
     assert store.get_log(job.id) == events
     assert store.get_job(job.id)["status"] == "succeeded"
 

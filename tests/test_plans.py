@@ -46,6 +46,21 @@ PLAN = {
 }
 
 
+# What a docker instance's plan looks like: no Checkov policy concerns these resources, so its gate passes.
+FLOW_PLAN = {
+    "format_version": "1.2",
+    "resource_changes": [
+        {"address": "docker_container.redis", "type": "docker_container", "change": {
+            "actions": ["update"], "before": {"memory": 256, "env": ["REDIS_PASSWORD=hunter2-hunter2"]},
+            "after": {"memory": 512, "env": ["REDIS_PASSWORD=hunter2-hunter2"]},
+            "after_unknown": {}, "before_sensitive": {"env": True}, "after_sensitive": {"env": True}}},
+        {"address": "docker_volume.old", "type": "docker_volume", "change": {"actions": ["delete"], "before": {"name": "old"}, "after": None}},
+        {"address": "docker_image.redis", "type": "docker_image", "change": {
+            "actions": ["create"], "before": None, "after": {"name": "redis:7.4"}, "after_unknown": {"image_id": True}}},
+    ],
+}
+
+
 def test_the_diff_lists_deletes_and_replaces_first_with_the_forcing_attribute_and_a_summary_like_the_engines():
     diff = readable(PLAN)
     assert [(entry["address"], entry["action"]) for entry in diff["resources"]] == [
@@ -153,7 +168,7 @@ def test_expired_plans_are_pruned_from_the_store(tmp_path):
 @pytest.fixture
 def flow(tmp_path, synth_worker):
     environ, calls = stand_in_tofu(tmp_path)
-    environ |= {"TOFU_EXIT_CODES": json.dumps({"plan": 2}), "TOFU_SHOW_JSON": json.dumps(PLAN)}
+    environ |= {"TOFU_EXIT_CODES": json.dumps({"plan": 2}), "TOFU_SHOW_JSON": json.dumps(FLOW_PLAN)}
     app = local_app(tmp_path, synth_worker, environ, grace_seconds=1)
     with TestClient(app) as api:
         created = api.post("/api/clients/acme/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": "cache"})
@@ -176,11 +191,12 @@ def test_deploy_without_a_plan_makes_one_for_review_and_apply_runs_exactly_that_
     response = api.post("/api/clients/acme/instances/cache/apply")
     assert response.status_code == 202 and response.json()["action"] == "plan" and response.json()["review"] is True
     plan = ended(api, response.json()["job"])
-    assert plan["status"] == "succeeded" and plan["plan"]["summary"] == "Plan: 2 to add, 1 to change, 2 to destroy."
+    assert plan["status"] == "succeeded" and plan["plan"]["summary"] == "Plan: 1 to add, 1 to change, 1 to destroy."
+    assert plan["gate"]["passed"] is True, plan["gate"]
     assert plan["plan"]["made_by"] and plan["plan"]["expires_at"] > plan["plan"]["made_at"]
     review = api.get(f"/api/jobs/{plan['id']}/plan").json()
     assert review["sha256"] == plan["plan"]["sha256"] and review["diff"]["resources"][0]["action"] == "delete"
-    assert "hunter2" not in json.dumps(review) and "new-secret" not in json.dumps(review)
+    assert "hunter2" not in json.dumps(review) and "hunter2" not in json.dumps(plan)
     [planned] = [call for call in calls() if call.get("argv", [None])[0] == "plan"]
 
     applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])

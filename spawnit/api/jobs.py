@@ -42,6 +42,7 @@ from ..plandiff import readable
 from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
 from .engine import LocalEngine, RedisEngine
+from .gate import blocking_reasons, cost_check, monthly_cost, override, passed, security_check
 from .plans import DEFAULT_TTL, PlanBasis, PlanFiles, digest, expiry, inputs_of, secrets_digest, stale_reasons, state_version
 from .store import ACTIVE_STATUSES, Store
 from .toolchain import Toolchain
@@ -101,6 +102,10 @@ class StalePlan(Conflict):
     """The plan an apply names cannot be applied as it is: what moved since is in the message."""
 
 
+class GateBlocked(Conflict):
+    """The plan an apply names fails its policy gate, and no admin has overridden the failing checks."""
+
+
 class NotQueued(RuntimeError):
     """The job could not be handed to a worker (the queue cannot be reached): it ended ``failed`` at
     once and the instance is free again."""
@@ -129,6 +134,8 @@ class Job:
     plan: dict[str, Any] | None = None  # plan with changes: the saved plan's basis (plans.PlanBasis)
     applies_plan: str | None = None  # apply: the reviewed plan job it applies
     auto_approved: bool = False  # apply: planned and applied in one step, as the caller explicitly asked
+    gate: dict[str, Any] | None = None  # plan with changes: the policy gate's checks and overrides (gate.py)
+    monthly_cost_usd: float | None = None  # apply: what the applied configuration costs a month (offline prices)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -418,7 +425,36 @@ class JobManager:
         )
         if reasons:
             raise StalePlan(f"plan {plan_id} cannot be applied: {'; '.join(reasons)}; make a new plan and review it")
+        if record.get("gate") and not passed(record["gate"]):
+            raise GateBlocked(
+                f"plan {plan_id} is blocked by its policy gate: {'; '.join(blocking_reasons(record['gate']))}; "
+                "an admin may override a failing check with a written reason"
+            )
         return record
+
+    def override_gate(self, plan_id: str, check: str, reason: str, by: str) -> dict[str, Any]:
+        """An admin's override of one failing check of a plan's gate, kept on the plan's record."""
+        record = self.get(plan_id)
+        if record is None or record["action"] != "plan" or not record.get("gate"):
+            raise LookupError(f"job {plan_id} has no policy gate: it is not a plan with changes")
+        record["gate"] = override(record["gate"], check, reason, by, now())
+        self.store.put_job(record)
+        return record["gate"]
+
+    def budget(self, client: str) -> float | None:
+        """The client's monthly budget in USD: set by an admin, else SPAWNIT_CLIENT_BUDGET_USD, else none."""
+        settings = self.store.get_client_settings(client)
+        if "monthly_budget_usd" in settings:
+            return settings["monthly_budget_usd"]
+        default = self.environ.get("SPAWNIT_CLIENT_BUDGET_USD")
+        return float(default) if default else None
+
+    def _others_cost(self, client: str, instance: str) -> float:
+        total = 0.0
+        for _, other in self.store.list_instances(client):
+            spec = self.store.get_spec(client, other) if other != instance else None
+            total += (spec or {}).get("monthly_cost_usd") or 0.0
+        return total
 
     def plan_diff(self, job_id: str) -> dict[str, Any] | None:
         """A plan job's saved plan as a reviewer reads it (:func:`spawnit.plandiff.readable`), with its basis;
@@ -593,7 +629,7 @@ class JobManager:
                 run_dir = folder / "run"
                 shutil.copytree(stack_dir, run_dir)
                 code = self._engine_steps(job, folder, run_dir, target_environ)
-        except (SynthError, CredentialError, StalePlan) as error:
+        except (SynthError, CredentialError, StalePlan, GateBlocked) as error:
             job.error = str(error)
         except Exception as error:  # noqa: BLE001 - a job never takes the process down
             job.error = f"{type(error).__name__}: {error}"
@@ -631,6 +667,19 @@ class JobManager:
             self._event(job, "line", f"provider lock file {'updated' if kept_lock else 'kept'} beside the state")
         if job.applies_plan:
             self._reviewed_plan(job, run_dir)
+        elif job.auto_approved:  # plan and apply in one step: the gate still judges the plan
+            code = self._tofu(job, run_dir, self._arguments(replace(job, action="plan")), environ)
+            if code not in (0, 2) or job.id in self._cancelled:
+                return code if code != 0 else 1
+            if code == 2:
+                plan = self._capture(run_dir, ["show", "-json", "-no-color", PLAN_FILE], environ)
+                if plan is None:
+                    raise StalePlan("the plan could not be read back (show -json failed); nothing was applied")
+                self._save_plan(job, run_dir, plan, folder)
+                if not passed(job.gate):
+                    raise GateBlocked(f"blocked by the policy gate: {'; '.join(blocking_reasons(job.gate))}; nothing was applied")
+        if job.action == "apply":
+            job.monthly_cost_usd = monthly_cost(json.loads((run_dir / "cdk.tf.json").read_text()), run_dir.name)
         code = self._tofu(job, run_dir, self._arguments(job), environ)
         if job.id in self._cancelled:
             return code
@@ -638,13 +687,14 @@ class JobManager:
             plan = self._capture(run_dir, ["show", "-json", "-no-color", PLAN_FILE], environ)
             if plan is not None:
                 job.changed, job.outputs = plan_changes(plan), planned_outputs(plan)
-                self._save_plan(job, run_dir, plan)
+                self._save_plan(job, run_dir, plan, folder)
         elif job.action == "apply" and code == 0:
             job.outputs = public_outputs(self._capture(run_dir, ["output", "-json", "-no-color"], environ) or {})
         return code
 
-    def _save_plan(self, job: Job, run_dir: Path, plan: dict[str, Any]) -> None:
-        """Keep the plan for review and apply: its files in the store, its basis in the job's record."""
+    def _save_plan(self, job: Job, run_dir: Path, plan: dict[str, Any], folder: Path) -> None:
+        """Keep the plan for review and apply: its files in the store, its basis in the job's record;
+        then judge it (the policy gate, :mod:`.gate`)."""
         plan_file = (run_dir / PLAN_FILE).read_bytes()
         spec = self.store.get_spec(job.client, job.instance) or {}
         basis = PlanBasis(
@@ -662,6 +712,14 @@ class JobManager:
         self.plans.save(job.client, job.instance, job.id, plan_file, plan, basis.expires_at)
         job.plan = basis.record()
         self._event(job, "line", f"plan saved for review: {basis.summary} (sha256 {basis.sha256[:12]}, expires {basis.expires_at})")
+        plan_path = write_private(folder / "plan.json", json.dumps(plan))  # holds secrets in clear: the job's folder only
+        security = security_check(Path(plan_path), self.environ)
+        after = monthly_cost(json.loads((run_dir / "cdk.tf.json").read_text()), run_dir.name)
+        cost = cost_check(after, spec.get("monthly_cost_usd") or 0.0, self._others_cost(job.client, job.instance), self.budget(job.client))
+        job.gate = {"checks": [security, cost], "overrides": []}
+        job.gate["passed"] = passed(job.gate)
+        verdict = "passed" if job.gate["passed"] else "blocked: " + "; ".join(blocking_reasons(job.gate))
+        self._event(job, "line", f"policy gate {verdict}")
 
     def _reviewed_plan(self, job: Job, run_dir: Path) -> None:
         """Put the reviewed plan file in ``run_dir`` after checking, here where the engine runs, that nothing
@@ -677,6 +735,8 @@ class JobManager:
         if digest(plan_file) != basis["sha256"]:
             raise StalePlan(f"plan {job.applies_plan} cannot be applied: its plan file is not the one reviewed (sha256 {basis['sha256'][:12]} -> {digest(plan_file)[:12]})")
         (run_dir / PLAN_FILE).write_bytes(plan_file)
+        if record.get("gate", {}).get("overrides"):
+            self._event(job, "line", "policy gate overridden: " + "; ".join(f"{item['check']} by {item['by']}: {item['reason']}" for item in record["gate"]["overrides"]))
         self._event(job, "line", f"applying reviewed plan {job.applies_plan} (sha256 {basis['sha256'][:12]}): {basis['summary']}")
 
     def _capture(self, cwd: Path, arguments: list[str], environ: dict[str, str]) -> Any:
@@ -701,7 +761,7 @@ class JobManager:
     def _arguments(job: Job) -> list[str]:
         if job.action == "plan":
             return ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={PLAN_FILE}"]
-        if job.applies_plan:  # exactly the reviewed plan: the engine takes no other input
+        if job.applies_plan or job.auto_approved:  # exactly the saved plan: the engine takes no other input
             return ["apply", "-input=false", "-no-color", PLAN_FILE]
         return [job.action, "-input=false", "-no-color", "-auto-approve"]
 

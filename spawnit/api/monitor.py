@@ -98,9 +98,9 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
         if spec is None:
             return
         if job.action == "apply" and job.status == "succeeded":
-            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], outputs=job.outputs or {})
+            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], outputs=job.outputs or {}, monthly_cost_usd=job.monthly_cost_usd)
         elif job.action == "destroy" and job.status == "succeeded":
-            spec.update(deployed_at=None, drift="unknown", drift_resources=[], outputs={})
+            spec.update(deployed_at=None, drift="unknown", drift_resources=[], outputs={}, monthly_cost_usd=None)
         elif job.action == "plan" and spec.get("deployed_at"):
             # Drift is a resource to change; a plan that changes only outputs (a restarted instance's new
             # public address, read by the refresh) is in sync, and its known outputs are the current ones.

@@ -206,6 +206,18 @@ class Store:
         for key in self.objects.list(self.instance_prefix(client, instance)):
             self.objects.delete(key)
 
+    # Clients' settings
+    @staticmethod
+    def _client_settings_key(client: str) -> str:
+        return f"settings/clients/{_check_segment('client', client)}.json"
+
+    def get_client_settings(self, client: str) -> dict[str, Any]:
+        data = self.objects.get(self._client_settings_key(client))
+        return json.loads(data) if data is not None else {}
+
+    def put_client_settings(self, client: str, settings: dict[str, Any]) -> None:
+        self.objects.put(self._client_settings_key(client), json.dumps(settings, indent=2, sort_keys=True).encode(), "application/json")
+
     # Jobs
     @staticmethod
     def _job_key(job_id: str, suffix: str) -> str:

@@ -1,0 +1,148 @@
+"""The policy gate on a plan, shown beside its diff: security (Checkov on the planned values) and cost
+(the plan's monthly cost against the client's budget). A failing check blocks the apply of that plan
+with its reasons; an admin may override a failing check with a written reason, recorded, one check at a
+time: an override never drops another check (:func:`passed`).
+
+**Security.** Checkov's ``terraform_plan`` framework reads the engine's JSON plan (``show -json``), so it
+judges the values the apply would write, not our JSON's expressions. Checkov's inline suppressions do not
+work with cdktf's JSON (checkov#4634), so findings are accepted here, cdk-nag style, per check and
+resource (a resource type or an address) with a reason, in ``assets/gate/accepted.yaml``; a finding not
+accepted fails the check. Checkov runs from ``SPAWNIT_CHECKOV`` (its path), else ``checkov`` on PATH,
+else the development set-up's ``.venv-checkov``; without it the check fails, saying so.
+
+**Cost.** The offline price table (:mod:`spawnit.cost`) prices the synthesized stack the plan applies:
+``after_usd`` a month, against ``before_usd`` (what the instance's last apply costs), the delta, and the
+client's total with every other instance at its deployed cost. Over the client's budget (set by an admin
+with ``PUT /api/clients/{client}/budget``, else ``SPAWNIT_CLIENT_BUDGET_USD``; none: no limit) fails.
+A stack whose region has no price table is not priced: the check says so and does not block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..cost import Assumptions, CostError, PriceTable, StackEstimator, stack_region
+
+ACCEPTED_FILE = Path(__file__).resolve().parents[1] / "assets" / "gate" / "accepted.yaml"
+CHECKS = ("security", "cost")
+MIN_REASON = 10
+CHECKOV_TIMEOUT = 300
+
+
+class GateError(ValueError):
+    """An override or budget request that cannot be taken (the API answers 422)."""
+
+
+def accepted_findings(path: Path = ACCEPTED_FILE) -> dict[str, dict[str, str]]:
+    """check id -> resource (type or address) -> reason."""
+    document = yaml.safe_load(path.read_text()) or {}
+    for check, resources in document.items():
+        if not isinstance(resources, dict) or not all(isinstance(reason, str) and len(reason) >= MIN_REASON for reason in resources.values()):
+            raise GateError(f"{path.name}: {check}: each accepted resource needs a reason of at least {MIN_REASON} characters")
+    return document
+
+
+def find_checkov(environ: Mapping[str, str]) -> str | None:
+    configured = environ.get("SPAWNIT_CHECKOV")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    development = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
+    return shutil.which("checkov", path=environ.get("PATH")) or (str(development) if development.is_file() else None)
+
+
+def security_check(plan_file: Path, environ: Mapping[str, str], accepted: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """Checkov over the JSON plan at ``plan_file`` (it holds secrets: keep it in the job's private folder).
+    Each finding names its check, title and resource, and the reason it is accepted, if it is."""
+    accepted = accepted_findings() if accepted is None else accepted
+    checkov = find_checkov(environ)
+    if checkov is None:
+        return {"name": "security", "passed": False, "findings": [], "reasons": ["Checkov is not installed here; set SPAWNIT_CHECKOV to its path"]}
+    try:
+        result = subprocess.run(
+            [checkov, "--file", str(plan_file), "--framework", "terraform_plan", "--output", "json", "--quiet", "--compact", "--skip-download"],
+            capture_output=True, text=True, timeout=CHECKOV_TIMEOUT,
+            env={"PATH": environ.get("PATH", os.defpath), "HOME": environ.get("HOME", "/tmp"), "BC_SKIP_MAPPING": "TRUE"},  # no call home
+        )
+        report = json.loads(result.stdout) if result.stdout.strip() else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+        return {"name": "security", "passed": False, "findings": [], "reasons": [f"Checkov could not run: {type(error).__name__}"]}
+    reports = report if isinstance(report, list) else [report]
+    # A report per framework ({"results": ..., "summary": ...}), or only a summary when no resource concerned any check.
+    summaries = [item.get("summary", item) for item in reports if isinstance(item, dict)]
+    if result.returncode not in (0, 1) or not summaries or not all("failed" in summary for summary in summaries):
+        return {"name": "security", "passed": False, "findings": [], "reasons": [f"Checkov failed (exit {result.returncode})"]}
+    if any(summary.get("parsing_errors") for summary in summaries):
+        return {"name": "security", "passed": False, "findings": [], "reasons": ["Checkov could not read the plan"]}
+    findings = []
+    for item in reports:
+        for failed in (item.get("results") or {}).get("failed_checks", []):
+            address = failed.get("resource_address") or failed.get("resource", "")
+            reasons = accepted.get(failed["check_id"], {})
+            reason = reasons.get(address) or reasons.get(address.split(".")[0])
+            findings.append({"check": failed["check_id"], "title": failed.get("check_name", ""), "resource": address, "accepted": reason})
+    findings.sort(key=lambda finding: (finding["accepted"] is not None, finding["check"], finding["resource"]))
+    blocking = [finding for finding in findings if finding["accepted"] is None]
+    return {
+        "name": "security",
+        "passed": not blocking,
+        "findings": findings,
+        "reasons": [f"{finding['check']} on {finding['resource']}: {finding['title']}" for finding in blocking],
+    }
+
+
+def monthly_cost(document: Mapping[str, Any], name: str) -> float | None:
+    """The stack's monthly cost from the offline price table; None when its region has no price table."""
+    region = stack_region(document)
+    try:
+        prices = PriceTable.bundled(region or "eu-west-3")
+        return round(StackEstimator(name, document, prices, Assumptions()).estimate().total_usd, 2)
+    except (CostError, FileNotFoundError, KeyError):
+        return None
+
+
+def cost_check(after_usd: float | None, before_usd: float, others_usd: float, budget_usd: float | None) -> dict[str, Any]:
+    check: dict[str, Any] = {"name": "cost", "before_usd": round(before_usd, 2), "after_usd": after_usd, "budget_usd": budget_usd, "reasons": []}
+    if after_usd is None:
+        return {**check, "passed": True, "delta_usd": None, "client_total_usd": None, "note": "not priced: the stack's region has no offline price table"}
+    total = round(others_usd + after_usd, 2)
+    check |= {"delta_usd": round(after_usd - before_usd, 2), "client_total_usd": total}
+    if budget_usd is not None and total > budget_usd:
+        check["reasons"].append(
+            f"the client's instances would cost {total:.2f} USD a month ({after_usd - before_usd:+.2f} with this plan), over its budget of {budget_usd:.2f} USD"
+        )
+    return {**check, "passed": not check["reasons"]}
+
+
+def passed(gate: Mapping[str, Any]) -> bool:
+    """Every check passed or was overridden by name: an override of one check leaves the others in force."""
+    overridden = {override["check"] for override in gate.get("overrides", [])}
+    return all(check["passed"] or check["name"] in overridden for check in gate["checks"])
+
+
+def blocking_reasons(gate: Mapping[str, Any]) -> list[str]:
+    overridden = {override["check"] for override in gate.get("overrides", [])}
+    return [f"{check['name']}: {reason}" for check in gate["checks"] if not check["passed"] and check["name"] not in overridden for reason in check["reasons"]]
+
+
+def override(gate: dict[str, Any], check: str, reason: str, by: str, at: str) -> dict[str, Any]:
+    """Record an admin's override of one failing check, with its reason."""
+    names = [item["name"] for item in gate["checks"]]
+    if check not in names:
+        raise GateError(f"check: {check!r} is not allowed; allowed: {', '.join(names)}")
+    failing = next(item for item in gate["checks"] if item["name"] == check)
+    if failing["passed"]:
+        raise GateError(f"check: {check!r} passed; only a failing check can be overridden")
+    if len(reason.strip()) < MIN_REASON:
+        raise GateError(f"reason: {reason.strip()[:40]!r} is not allowed; allowed: a written reason of at least {MIN_REASON} characters")
+    if any(item["check"] == check for item in gate.get("overrides", [])):
+        raise GateError(f"check: {check!r} is already overridden")
+    gate.setdefault("overrides", []).append({"check": check, "reason": reason.strip(), "by": by, "at": at})
+    gate["passed"] = passed(gate)
+    return gate
