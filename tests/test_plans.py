@@ -282,21 +282,102 @@ def test_spawnit_plan_format_json_prints_the_readable_plan_on_stdout_and_the_eng
 def test_the_readable_plan_of_a_real_engine_and_provider(real_engine, tmp_path):
     """run_plan_json with the real engine and the real AWS provider: a plan that creates a bucket, read back
     from `show -json` into the readable form (no AWS call: creating resources needs none at plan time)."""
-    from spawnit.tofu import run_plan_json
-
-    (tmp_path / "cdk.tf.json").write_text(json.dumps({
-        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": real_engine["aws_version"]}}},
-        "provider": {"aws": [{"region": "eu-west-3", "access_key": "test", "secret_key": "test", "skip_credentials_validation": True,
-                              "skip_requesting_account_id": True, "skip_metadata_api_check": True}]},
-        "resource": {"aws_s3_bucket": {"media": {"bucket": "spawnit-plan-check", "tags": {"team": "media"}}}},
-    }))
-    (tmp_path / "cli.tfrc").write_text('provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' % real_engine["mirror"])
-    environ = {**os.environ, "SPAWNIT_TOFU": real_engine["path"], "TF_CLI_CONFIG_FILE": str(tmp_path / "cli.tfrc")}
-    code, plan = run_plan_json(tmp_path, environ=environ)
-    assert code == 2 and plan is not None
+    plan = real_plan(real_engine, tmp_path, {"resource": {"aws_s3_bucket": {"media": {"bucket": "spawnit-plan-check", "tags": {"team": "media"}}}}})
     diff = readable(plan)
     assert diff["summary"] == "Plan: 1 to add, 0 to change, 0 to destroy."
     [entry] = diff["resources"]
     attributes = {item["attribute"]: item["after"] for item in entry["attributes"]}
     assert (entry["address"], entry["action"]) == ("aws_s3_bucket.media", "create")
     assert attributes["bucket"] == "spawnit-plan-check" and attributes["tags.team"] == "media" and attributes["arn"] == UNKNOWN
+
+
+# --- the policy gate ------------------------------------------------------------------------------------------
+
+# A plan opening SSH to the world (Checkov CKV_AWS_24) beside an instance with a public address (CKV_AWS_88,
+# accepted for catalog instances in assets/gate/accepted.yaml), made by the real engine and AWS provider.
+RISKY_STACK = {
+    "resource": {
+        "aws_security_group": {"open": {"name": "open", "description": "open", "ingress": [{
+            "from_port": 22, "to_port": 22, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"], "description": "ssh",
+            "ipv6_cidr_blocks": [], "prefix_list_ids": [], "security_groups": [], "self": False}]}},
+        "aws_instance": {"instance": {"ami": "ami-12345678", "instance_type": "t3.small", "associate_public_ip_address": True,
+                                      "monitoring": True, "ebs_optimized": True, "metadata_options": {"http_tokens": "required"},
+                                      "root_block_device": {"encrypted": True}}},
+    },
+}
+
+
+def real_plan(real_engine, folder, resources: dict) -> dict:
+    """A plan of ``resources`` by the real engine and AWS provider (creations only: no AWS call at plan time)."""
+    from spawnit.tofu import run_plan_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cdk.tf.json").write_text(json.dumps({
+        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": real_engine["aws_version"]}}},
+        "provider": {"aws": [{"region": "eu-west-3", "access_key": "test", "secret_key": "test", "skip_credentials_validation": True,
+                              "skip_requesting_account_id": True, "skip_metadata_api_check": True}]},
+        **resources,
+    }))
+    (folder / "cli.tfrc").write_text('provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' % real_engine["mirror"])
+    environ = {**os.environ, "SPAWNIT_TOFU": real_engine["path"], "TF_CLI_CONFIG_FILE": str(folder / "cli.tfrc")}
+    code, plan = run_plan_json(folder, environ=environ)
+    assert code == 2 and plan is not None
+    return plan
+
+
+@pytest.fixture(scope="module")
+def risky_plan(real_engine, tmp_path_factory):
+    return real_plan(real_engine, tmp_path_factory.mktemp("risky"), RISKY_STACK)
+
+
+POSTGRES_AWS = {"service": "postgresql", "target": "aws", "instance": "pg", "parameters": {"allowed_cidrs": ["203.0.113.0/24"], "aws_region": "eu-west-3"}}
+
+
+def test_the_gate_blocks_a_checkov_finding_and_an_overrun_budget_and_an_override_leaves_the_other_check_in_force(flow, risky_plan):
+    api, app, calls = flow
+    assert api.post("/api/clients/acme/instances", json=POSTGRES_AWS).status_code == 201
+    budget = api.put("/api/clients/acme/budget", json={"monthly_usd": 5})
+    assert budget.status_code == 200 and budget.json()["monthly_usd"] == 5
+    app.state.jobs.environ["TOFU_SHOW_JSON"] = json.dumps(risky_plan)
+    plan = ended(api, api.post("/api/clients/acme/instances/pg/plan").json()["job"])
+    security, cost = plan["gate"]["checks"]
+    assert plan["gate"]["passed"] is False and security["passed"] is False and cost["passed"] is False
+    assert "CKV_AWS_24 on aws_security_group.open: Ensure no security groups allow ingress from 0.0.0.0:0 to port 22" in security["reasons"]
+    accepted = [finding for finding in security["findings"] if finding["accepted"]]
+    assert [(finding["check"], finding["resource"]) for finding in accepted] == [("CKV_AWS_88", "aws_instance.instance")]
+    assert len(security["reasons"]) == len(security["findings"]) - 1  # every other finding blocks
+    assert cost["after_usd"] > 5 and cost["delta_usd"] == cost["after_usd"] and "over its budget of 5.00 USD" in cost["reasons"][0]
+    assert api.get(f"/api/jobs/{plan['id']}/plan").json()["gate"] == plan["gate"]  # shown beside the diff
+
+    blocked = api.post("/api/clients/acme/instances/pg/apply", json={"plan": plan["id"]})
+    assert blocked.status_code == 409 and "security: CKV_AWS_24" in blocked.json()["error"] and "cost: the client's instances" in blocked.json()["error"]
+    short = api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "security", "reason": "because"})
+    assert short.status_code == 422 and "at least 10 characters" in short.json()["error"]
+    unknown = api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "style", "reason": "a long enough reason"})
+    assert unknown.status_code == 422 and "allowed: security, cost" in unknown.json()["error"]
+    overridden = api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "security", "reason": "SSH is closed by the site firewall in front"})
+    assert overridden.status_code == 200 and overridden.json()["passed"] is False  # the cost check is still in force
+    still = api.post("/api/clients/acme/instances/pg/apply", json={"plan": plan["id"]})
+    assert still.status_code == 409 and "cost:" in still.json()["error"] and "security:" not in still.json()["error"]
+    assert api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "security", "reason": "SSH is closed by the site firewall"}).status_code == 422
+    assert api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "cost", "reason": "The budget grows next month, agreed"}).json()["passed"] is True
+
+    applied = ended(api, api.post("/api/clients/acme/instances/pg/apply", json={"plan": plan["id"]}).json()["job"])
+    assert applied["status"] == "succeeded", applied
+    log = " ".join(str(event["data"]) for event in app.state.jobs.snapshot(applied["id"]))
+    assert "policy gate overridden: security by" in log and "cost by" in log
+    overrides = app.state.store.get_job(plan["id"])["gate"]["overrides"]
+    assert [(item["check"], item["reason"]) for item in overrides] == [
+        ("security", "SSH is closed by the site firewall in front"), ("cost", "The budget grows next month, agreed")]
+    audit = [json.loads(app.state.store.objects.get(key)) for key in app.state.store.objects.list("audit/")]
+    assert sorted(record["check"] for record in audit if record["action"] == "gate.override") == ["cost", "security"]
+    assert api.get("/api/clients/acme/budget").json()["instances"]["pg"] == applied["monthly_cost_usd"] > 5
+
+
+def test_plan_and_apply_in_one_step_stops_at_a_failing_gate_and_applies_nothing(flow, risky_plan):
+    api, app, calls = flow
+    app.state.jobs.environ["TOFU_SHOW_JSON"] = json.dumps(risky_plan)
+    job = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
+    assert job["status"] == "failed" and job["auto_approved"] is True
+    assert job["error"].startswith("blocked by the policy gate: security: ") and "CKV_AWS_24 on aws_security_group.open" in job["error"]
+    assert not [call for call in calls() if call.get("argv", [None])[0] == "apply"]

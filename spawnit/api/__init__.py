@@ -35,6 +35,7 @@ from ..services.base import instance_stack_name, shown
 from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
 from .engine import EngineError, LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager, NotQueued
+from .gate import GateError
 from .plans import PlanError, ttl_from_environment
 from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
@@ -103,6 +104,15 @@ class JobRequest(RequestBody):
     auto_approve: bool = Field(
         False, description="apply: plan and apply in one step, without review (automation); recorded on the job. Without plan or auto_approve, apply makes a plan for review."
     )
+
+
+class GateOverride(RequestBody):
+    check: str = Field(description="The failing check to override: security or cost. Each check is overridden on its own.")
+    reason: str = Field(max_length=500, description="Why, in words (at least 10 characters); recorded on the plan and in the audit trail.")
+
+
+class Budget(RequestBody):
+    monthly_usd: float | None = Field(description="The client's monthly budget in USD (> 0), or null for none.", gt=0, le=10_000_000)
 
 
 class InstanceUpdate(RequestBody):
@@ -584,6 +594,43 @@ def create_app(
             reason = "it is not a plan" if record["action"] != "plan" else ("it found no changes" if record["status"] == "succeeded" and not record.get("plan") else f"it is {record['status']}" if record["status"] != "succeeded" else "its plan expired")
             raise HTTPException(status_code=404, detail=f"job {job_id} has no saved plan: {reason}")
         return diff
+
+    @app.post("/api/jobs/{job_id}/gate/overrides", tags=["jobs"], summary="Override one failing check of a plan's policy gate, with a written reason (admin; recorded)")
+    def override_gate(job_id: str, request: GateOverride, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        record = job_or_404(job_id, principal)
+        if not principal.admin:
+            raise HTTPException(status_code=403, detail="gate override: the admin role is required; allowed: a token with the admin role")
+        try:
+            gate = jobs.override_gate(job_id, request.check, request.reason, principal.subject)
+        except LookupError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        except GateError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        audit(principal, "gate.override", client=record["client"], instance=record["instance"], job=job_id,
+              plan_sha256=(record.get("plan") or {}).get("sha256"), check=request.check, reason=request.reason.strip())
+        return gate
+
+    @app.get("/api/clients/{client}/budget", tags=["instances"], summary="The client's monthly budget and what its instances cost")
+    def get_budget(client: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
+        costs = {instance: (store.get_spec(client, instance) or {}).get("monthly_cost_usd") for _, instance in store.list_instances(client)}
+        return {"client": client, "monthly_usd": jobs.budget(client), "instances": costs, "total_usd": round(sum(cost or 0 for cost in costs.values()), 2)}
+
+    @app.put("/api/clients/{client}/budget", tags=["instances"], summary="Set the client's monthly budget, which the policy gate holds plans to (admin)")
+    def put_budget(client: str, request: Budget, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        if not principal.admin:
+            raise HTTPException(status_code=403, detail="budget: the admin role is required; allowed: a token with the admin role")
+        try:
+            settings = store.get_client_settings(client)
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        if request.monthly_usd is None:
+            settings.pop("monthly_budget_usd", None)
+        else:
+            settings["monthly_budget_usd"] = request.monthly_usd
+        store.put_client_settings(client, settings)
+        audit(principal, "budget.set", client=client, monthly_usd=request.monthly_usd)
+        return get_budget(client, principal)
 
     @app.delete("/api/jobs/{job_id}", status_code=202, tags=["jobs"], summary="Cancel a job (SIGTERM, then SIGKILL after a grace period)")
     def cancel_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:

@@ -465,7 +465,8 @@ class JobManager:
         plan = self.plans.plan_json(record["client"], record["instance"], job_id)
         if plan is None:
             return None
-        return {"job": job_id, "client": record["client"], "instance": record["instance"], **{key: value for key, value in record["plan"].items() if key != "inputs"}, "diff": readable(plan)}
+        basis = {key: value for key, value in record["plan"].items() if key != "inputs"}
+        return {"job": job_id, "client": record["client"], "instance": record["instance"], **basis, "gate": record.get("gate"), "diff": readable(plan)}
 
     def _not_queued(self, job: Job, error: Exception) -> None:
         """Never a lease without a dispatched job: the job ends failed and the instance is released."""
