@@ -202,6 +202,8 @@ def test_drift_status_follows_the_plans_of_deployed_instances(api, app):
     assert app.state.drift.check_all() == {"acme/cache": "drifted"}
     jobs.environ["TOFU_EXIT_CODES"] = '{"plan": 1}'
     assert app.state.drift.check_all() == {"acme/cache": "error"}
+    failed = api.get("/api/clients/acme/instances/cache").json()
+    assert failed["drift"] == "drifted" and failed["drift_check"]["status"] == "failed"  # a failed check changes no status
     jobs.environ["TOFU_EXIT_CODES"] = '{}'
     assert app.state.drift.check_all() == {"acme/cache": "compliant"}
     assert metric(api, 'spawnit_drift_checks_total{result="drifted"}') == 2

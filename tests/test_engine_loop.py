@@ -269,10 +269,14 @@ def test_a_rule_revoked_behind_spawnit_back_is_drift_naming_the_resource_and_an_
     checked_before = api.get("/api/clients/acme/instances/pg").json().get("drift_checked_at")
     assert "acme/pg" in api.post("/api/drift-checks").json()["instances"]  # the next drift round, started now
     spec = wait_until(lambda: (found := api.get("/api/clients/acme/instances/pg").json()).get("drift_checked_at") != checked_before and found, 300, "drift round")
-    assert spec["drift"] == "drifted" and api.get(f"/api/jobs/{spec['last_job']['id']}").json()["changes"] is True
+    assert spec["drift"] == "drifted" and api.get(f"/api/jobs/{spec['drift_check']['job']}").json()["changes"] is True
+    assert spec["last_job"]["requested_by"] != "drift"  # the round's check did not take the place of the user's last job
     assert [address for address in spec["drift_resources"] if address.startswith("aws_vpc_security_group_ingress_rule.")], spec["drift_resources"]
+    detail = api.get("/api/clients/acme/instances/pg/drift").json()
+    [gone] = [entry for entry in detail["diff"]["drift"] if entry["address"].startswith("aws_vpc_security_group_ingress_rule.")]
+    assert gone["action"] == "deleted outside" and detail["plan"] == spec["drift_plan"]
 
-    assert run(api, "acme", "pg", "apply", body={"plan": spec["last_job"]["id"]})["status"] == "succeeded"  # the drift round's plan, reviewed
+    assert run(api, "acme", "pg", "apply", body={"plan": spec["drift_plan"]})["status"] == "succeeded"  # restore: the round's plan, reviewed
     restored = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["SecurityGroupRules"]
     assert [rule for rule in restored if rule["FromPort"] == 5432 and rule["CidrIpv4"] == "203.0.113.0/24"]
     checked_before = api.get("/api/clients/acme/instances/pg").json().get("drift_checked_at")

@@ -104,6 +104,9 @@ class JobRequest(RequestBody):
     auto_approve: bool = Field(
         False, description="apply: plan and apply in one step, without review (automation); recorded on the job. Without plan or auto_approve, apply makes a plan for review."
     )
+    refresh_only: bool = Field(
+        False, description="plan: a refresh-only plan, which accepts the cloud's current values into the state once applied (drift's other remedy)."
+    )
 
 
 class GateOverride(RequestBody):
@@ -361,10 +364,12 @@ def create_app(
             raise HTTPException(status_code=404, detail=f"instance {client}/{instance} does not exist")
         return spec
 
-    def start(client: str, instance: str, action: str, *, then_remove: bool = False, by: str = "", plan: str | None = None, auto_approve: bool = False) -> dict[str, Any]:
+    def start(
+        client: str, instance: str, action: str, *, then_remove: bool = False, by: str = "", plan: str | None = None, auto_approve: bool = False, refresh_only: bool = False
+    ) -> dict[str, Any]:
         spec_or_404(client, instance)
         try:
-            job = jobs.submit(client, instance, action, remove_instance=then_remove, by=by, plan=plan, auto_approve=auto_approve)
+            job = jobs.submit(client, instance, action, remove_instance=then_remove, by=by, plan=plan, auto_approve=auto_approve, refresh_only=refresh_only)
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
         except LookupError as error:
@@ -565,13 +570,44 @@ def create_app(
         request = request or JobRequest()
         if action != "apply" and (request.plan is not None or request.auto_approve):
             raise HTTPException(status_code=422, detail=f"plan, auto_approve: allowed for apply only, not for {action}")
+        if action != "plan" and request.refresh_only:
+            raise HTTPException(status_code=422, detail=f"refresh_only: allowed for plan only, not for {action}")
         if request.plan is not None and request.auto_approve:
             raise HTTPException(status_code=422, detail="plan, auto_approve: give one; allowed: a reviewed plan's id, or auto_approve: true")
         if request.plan is not None and not JOB_ID.fullmatch(request.plan):
             raise HTTPException(status_code=422, detail=f"plan: {request.plan[:60]!r} is not allowed; allowed: a plan job's id (a UUID)")
         if action == "apply" and request.plan is None and not request.auto_approve:
             return {**start(client, instance, "plan", by=principal.subject), "review": True}  # Deploy: a plan, then review
-        return start(client, instance, action, by=principal.subject, plan=request.plan, auto_approve=request.auto_approve)
+        return start(client, instance, action, by=principal.subject, plan=request.plan, auto_approve=request.auto_approve, refresh_only=request.refresh_only)
+
+    @app.get("/api/clients/{client}/instances/{instance}/drift", tags=["instances"], summary="The instance's drift: status, last check, and what drifted (resources and attributes)")
+    def instance_drift(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
+        spec = spec_or_404(client, instance)
+        plan = jobs.plan_diff(spec["drift_plan"]) if spec.get("drift_plan") else None
+        return {
+            "drift": spec.get("drift", "unknown"),
+            "checked_at": spec.get("drift_checked_at"),
+            "check": spec.get("drift_check"),
+            "resources": spec.get("drift_resources", []),
+            "causes": spec.get("drift_causes", []),
+            "plan": spec.get("drift_plan"),  # apply it (after review) to restore the declared state
+            "diff": plan["diff"] if plan else None,
+        }
+
+    @app.get("/api/drift", tags=["instances"], summary="Drifted instances grouped by cause (the same resource type and attribute)")
+    def drift_groups(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for client, instance in store.list_instances():
+            if not principal.may_reach(client):
+                continue
+            spec = store.get_spec(client, instance) or {}
+            if spec.get("drift") != "drifted":
+                continue
+            for resource_type, attribute in spec.get("drift_causes") or [["(unknown)", "(not read back)"]]:
+                groups.setdefault((resource_type, attribute), []).append(f"{client}/{instance}")
+        ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+        return {"groups": [{"resource_type": key[0], "attribute": key[1], "instances": sorted(names)} for key, names in ordered]}
 
     def job_or_404(job_id: str, principal: Principal) -> dict[str, Any]:
         try:

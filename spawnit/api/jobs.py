@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from ..plandiff import readable
+from ..plandiff import drift_causes, readable
 from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
 from .engine import LocalEngine, RedisEngine
@@ -60,6 +60,7 @@ OWNER_FILE = "owner.json"
 LOCK_FILE = ".terraform.lock.hcl"
 PLAN_FILE = "tfplan"
 CAPTURE_TIMEOUT = 300  # seconds a `show -json` or `output -json` may take
+DRIFT = "drift"  # who asks for a drift round's plans (requested_by)
 
 
 def plan_changes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -136,6 +137,7 @@ class Job:
     auto_approved: bool = False  # apply: planned and applied in one step, as the caller explicitly asked
     gate: dict[str, Any] | None = None  # plan with changes: the policy gate's checks and overrides (gate.py)
     monthly_cost_usd: float | None = None  # apply: what the applied configuration costs a month (offline prices)
+    refresh_only: bool = False  # plan: -refresh-only, to accept the cloud's values into the state (drift's second remedy)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -355,6 +357,7 @@ class JobManager:
         by: str = "",
         plan: str | None = None,
         auto_approve: bool = False,
+        refresh_only: bool = False,
     ) -> Job:
         """Queue a job: the instance's lease is taken (a :class:`Conflict` if another job holds it), the
         record and a first ``queued`` event are stored, the spec names its last job, then a worker gets it.
@@ -368,6 +371,8 @@ class JobManager:
             raise ValueError("apply: name the reviewed plan (plan: its job id) or ask for plan-and-apply in one step (auto_approve: true), not both")
         if action != "apply" and (plan is not None or auto_approve):
             raise ValueError(f"{action}: plan and auto_approve are allowed for apply only")
+        if refresh_only and action != "plan":
+            raise ValueError(f"{action}: refresh_only is allowed for plan only")
         spec = self.store.get_spec(client, instance)
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
@@ -375,7 +380,7 @@ class JobManager:
             self.check_plan(client, instance, plan)
         job = Job(
             id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time(),
-            remove_instance=remove_instance, requested_by=by, applies_plan=plan, auto_approved=auto_approve,
+            remove_instance=remove_instance, requested_by=by, applies_plan=plan, auto_approved=auto_approve, refresh_only=refresh_only,
         )
         try:
             holder = self.engine.claim(lease_key(client, instance), job.id, self.queue_timeout)
@@ -389,7 +394,10 @@ class JobManager:
         with self._lock:
             self._logs.pop(job.id, None)
             self._flushed.pop(job.id, None)
-        spec.update(last_job=job.id, updated_at=now())
+        if by == DRIFT:  # a drift check never takes the place of the user's last job
+            spec.update(drift_job=job.id)
+        else:
+            spec.update(last_job=job.id, updated_at=now())
         if remove_instance:
             spec["deleting"] = job.id
         self.store.put_spec(client, instance, spec)
@@ -698,6 +706,7 @@ class JobManager:
         then judge it (the policy gate, :mod:`.gate`)."""
         plan_file = (run_dir / PLAN_FILE).read_bytes()
         spec = self.store.get_spec(job.client, job.instance) or {}
+        diff = readable(plan)
         basis = PlanBasis(
             sha256=digest(plan_file),
             state=self.state_version(job.client, job.instance),
@@ -707,7 +716,9 @@ class JobManager:
             made_by=job.requested_by,
             made_at=now(),
             expires_at=expiry(self.plan_ttl),
-            summary=readable(plan)["summary"],
+            summary=diff["summary"],
+            refresh_only=job.refresh_only,
+            causes=[list(cause) for cause in drift_causes(diff)],
         )
         self.plans.prune(job.client, job.instance)
         self.plans.save(job.client, job.instance, job.id, plan_file, plan, basis.expires_at)
@@ -761,7 +772,7 @@ class JobManager:
     @staticmethod
     def _arguments(job: Job) -> list[str]:
         if job.action == "plan":
-            return ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={PLAN_FILE}"]
+            return ["plan", "-input=false", "-no-color", "-detailed-exitcode", *(["-refresh-only"] if job.refresh_only else []), f"-out={PLAN_FILE}"]
         if job.applies_plan or job.auto_approved:  # exactly the saved plan: the engine takes no other input
             return ["apply", "-input=false", "-no-color", PLAN_FILE]
         return [job.action, "-input=false", "-no-color", "-auto-approve"]

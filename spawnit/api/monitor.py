@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from .engine import LocalEngine, RedisEngine
-from .jobs import Conflict, Job, JobManager, now
+from .jobs import DRIFT, Conflict, Job, JobManager, now
 from .store import Store
 
 LOG = logging.getLogger("spawnit.drift")
@@ -98,20 +98,24 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
         if spec is None:
             return
         if job.action == "apply" and job.status == "succeeded":
-            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], outputs=job.outputs or {}, monthly_cost_usd=job.monthly_cost_usd)
+            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], drift_causes=[], drift_plan=None, outputs=job.outputs or {}, monthly_cost_usd=job.monthly_cost_usd)
         elif job.action == "destroy" and job.status == "succeeded":
-            spec.update(deployed_at=None, drift="unknown", drift_resources=[], outputs={}, monthly_cost_usd=None)
-        elif job.action == "plan" and spec.get("deployed_at"):
+            spec.update(deployed_at=None, drift="unknown", drift_resources=[], drift_causes=[], drift_plan=None, outputs={}, monthly_cost_usd=None)
+        elif job.action == "plan" and spec.get("deployed_at") and not job.refresh_only:
             # Drift is a resource to change; a plan that changes only outputs (a restarted instance's new
             # public address, read by the refresh) is in sync, and its known outputs are the current ones.
+            # A check that failed or was cancelled says so and leaves the drift status as it was.
+            check = {"job": job.id, "status": job.status, "at": now(), "by": job.requested_by, **({"error": job.error} if job.error else {})}
+            spec["drift_check"] = check
             if job.status != "succeeded" or job.changes is None:
-                drift = "error"
-            elif job.changes and job.changed != []:  # changed is None when the plan could not be read back: drifted
-                drift = "drifted"
-            else:
-                drift = "compliant"
+                metrics.drift_checks.labels("error").inc()
+                events.publish(job.client, "drift", {"instance": job.instance, "drift": spec.get("drift", "unknown"), "job": job.id, "check": job.status})
+                store.put_spec(job.client, job.instance, spec)
+                return
+            drift = "drifted" if job.changes and job.changed != [] else "compliant"  # changed None: not read back, drifted
             resources = sorted({change["address"] for change in job.changed or []}) if drift == "drifted" else []
-            spec.update(drift=drift, drift_checked_at=now(), drift_resources=resources)
+            causes = (job.plan or {}).get("causes") or [] if drift == "drifted" else []
+            spec.update(drift=drift, drift_checked_at=now(), drift_resources=resources, drift_causes=causes, drift_plan=job.id if drift == "drifted" else None)
             if drift == "compliant" and job.outputs:
                 spec["outputs"] = {**spec.get("outputs", {}), **job.outputs}
             metrics.drift_checks.labels(drift).inc()
@@ -149,14 +153,15 @@ class DriftMonitor:
                 slots.release()
                 break
             try:
-                job = self.jobs.submit(client, instance, "plan")
+                job = self.jobs.submit(client, instance, "plan", by=DRIFT)
             except Conflict:
                 slots.release()  # a job is running on it: its outcome will tell
                 continue
 
             def wait(client=client, instance=instance, job_id=job.id) -> None:
-                self.jobs.wait(job_id)
-                results[f"{client}/{instance}"] = (self.store.get_spec(client, instance) or {}).get("drift", "error")
+                record = self.jobs.wait(job_id) or {}
+                drift = (self.store.get_spec(client, instance) or {}).get("drift", "unknown")
+                results[f"{client}/{instance}"] = drift if record.get("status") == "succeeded" and record.get("changes") is not None else "error"
                 slots.release()
 
             thread = threading.Thread(target=wait, daemon=True)

@@ -88,6 +88,8 @@ class PlanBasis:
     made_at: str
     expires_at: str
     summary: str
+    refresh_only: bool = False  # a plan that only accepts the cloud's values into the state
+    causes: list[list[str]] | None = None  # (resource type, attribute) pairs it changes or found drifted
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
