@@ -417,6 +417,45 @@ def find_aws_provider_mirror() -> tuple[Path, str, str] | None:
     return None
 
 
+def real_plan(real_engine, folder, resources: dict) -> dict:
+    """A plan of ``resources`` by the real engine and AWS provider (creations only: no AWS call at plan time)."""
+    import json
+
+    from spawnit.tofu import run_plan_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cdk.tf.json").write_text(json.dumps({
+        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": real_engine["aws_version"]}}},
+        "provider": {"aws": [{"region": "eu-west-3", "access_key": "test", "secret_key": "test", "skip_credentials_validation": True,
+                              "skip_requesting_account_id": True, "skip_metadata_api_check": True}]},
+        **resources,
+    }))
+    (folder / "cli.tfrc").write_text('provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' % real_engine["mirror"])
+    environ = {**os.environ, "SPAWNIT_TOFU": real_engine["path"], "TF_CLI_CONFIG_FILE": str(folder / "cli.tfrc")}
+    code, plan = run_plan_json(folder, environ=environ)
+    assert code == 2 and plan is not None
+    return plan
+
+
+# A plan opening SSH to the world (Checkov CKV_AWS_24) beside an instance with a public address (CKV_AWS_88,
+# accepted for catalog instances in assets/gate/accepted.yaml), made by the real engine and AWS provider.
+RISKY_STACK = {
+    "resource": {
+        "aws_security_group": {"open": {"name": "open", "description": "open", "ingress": [{
+            "from_port": 22, "to_port": 22, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"], "description": "ssh",
+            "ipv6_cidr_blocks": [], "prefix_list_ids": [], "security_groups": [], "self": False}]}},
+        "aws_instance": {"instance": {"ami": "ami-12345678", "instance_type": "t3.small", "associate_public_ip_address": True,
+                                      "monitoring": True, "ebs_optimized": True, "metadata_options": {"http_tokens": "required"},
+                                      "root_block_device": {"encrypted": True}}},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def risky_plan(real_engine, tmp_path_factory):
+    return real_plan(real_engine, tmp_path_factory.mktemp("risky"), RISKY_STACK)
+
+
 @pytest.fixture(scope="session")
 def real_engine() -> dict[str, str]:
     """The engine (OpenTofu or Terraform) and the AWS provider mirror the tier runs with; the suite fails

@@ -205,11 +205,12 @@ def test_a_stale_plan_is_refused_with_409_naming_what_moved_and_a_tampered_plan_
         serial = state_of(emulator, "acme", "pg")["serial"]
         applied = run(api, "acme", "pg", "apply", body={"plan": second["id"]})
         assert applied["status"] == "succeeded", log_text(api, applied["id"])
-        # the state moved since: the first plan, and the second applied once already, are both refused
+        # the state moved since the first plan; the second was applied once already: both refused
         moved = state_of(emulator, "acme", "pg")["serial"]
-        for stale in (first, second):
-            again = api.post("/api/clients/acme/instances/pg/apply", json={"plan": stale["id"]})
-            assert again.status_code == 409 and f"the state moved (serial {serial} -> {moved})" in again.json()["error"], again.text
+        again = api.post("/api/clients/acme/instances/pg/apply", json={"plan": first["id"]})
+        assert again.status_code == 409 and f"the state moved (serial {serial} -> {moved})" in again.json()["error"], again.text
+        twice = api.post("/api/clients/acme/instances/pg/apply", json={"plan": second["id"]})
+        assert twice.status_code == 409 and f"it was applied already (job {applied['id']})" in twice.json()["error"], twice.text
     finally:
         change_cidrs(api, original)
         assert run(api, "acme", "pg", "apply", body={"auto_approve": True})["status"] == "succeeded"
@@ -305,6 +306,30 @@ def test_a_stopped_instance_is_drift_and_an_apply_starts_it_again(deployed, api,
     assert after["changed"] in (None, []) and after["status"] == "succeeded"
     spec = api.get("/api/clients/acme/instances/pg").json()
     assert spec["drift"] == "compliant" and spec["outputs"]["public_ip"] == started["PublicIpAddress"]
+
+
+def test_a_tag_added_behind_spawnit_back_is_drift_naming_resource_and_attribute_accepted_then_restored_through_review(deployed, api, emulator):
+    [instance] = instances_of(emulator, "acme", "pg")
+    ec2 = emulator.client("ec2")
+    ec2.create_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": "owner", "Value": "someone"}])
+    plan = run(api, "acme", "pg", "plan")
+    review = api.get(f"/api/jobs/{plan['id']}/plan").json()["diff"]
+    [changed] = [entry for entry in review["drift"] if entry["address"] == "aws_instance.instance"]
+    assert {"attribute": "tags.owner", "before": None, "after": "someone"} in changed["attributes"], changed
+    assert ["aws_instance", "tags.owner"] in plan["plan"]["causes"]
+    # accept the cloud's value: a refresh-only plan, reviewed, applied; the state then holds the tag
+    accept = run(api, "acme", "pg", "plan", body={"refresh_only": True})
+    assert accept["status"] == "succeeded" and accept["plan"]["refresh_only"] is True, log_text(api, accept["id"])
+    assert run(api, "acme", "pg", "apply", body={"plan": accept["id"]})["status"] == "succeeded"
+    [stored] = [item for item in state_of(emulator, "acme", "pg")["resources"] if item["type"] == "aws_instance"]
+    assert stored["instances"][0]["attributes"]["tags"]["owner"] == "someone"
+    # restore the declared state instead: the normal plan removes the tag, reviewed, applied
+    restore = run(api, "acme", "pg", "plan")
+    [update] = [entry for entry in api.get(f"/api/jobs/{restore['id']}/plan").json()["diff"]["resources"] if entry["address"] == "aws_instance.instance"]
+    assert update["action"] == "update" and {"attribute": "tags.owner", "before": "someone", "after": None} in update["attributes"]
+    assert run(api, "acme", "pg", "apply", body={"plan": restore["id"]})["status"] == "succeeded"
+    tags = {tag["Key"] for tag in ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0].get("Tags", [])}
+    assert "owner" not in tags and "spawnit-instance" in tags
 
 
 def test_a_terminated_instance_is_drift_and_an_apply_replaces_it(deployed, api, emulator):

@@ -12,11 +12,12 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import local_app
+from conftest import local_app, real_plan
 from spawnit.api import job_settings
 from spawnit.api.plans import PlanError, PlanFiles, inputs_of, stale_reasons, ttl_from_environment
 from spawnit.api.store import LocalObjectStore, Store
 from spawnit.plandiff import SENSITIVE, UNKNOWN, drift_causes, readable
+from plansamples import DRIFT_PLAN, FLOW_PLAN
 from standin import stand_in_tofu
 
 # A plan as `show -json` prints it (the JSON Output Format's resource_changes / resource_drift / output_changes).
@@ -43,21 +44,6 @@ PLAN = {
         {"address": "aws_vpc.main", "type": "aws_vpc", "change": {"actions": ["no-op"], "before": {}, "after": {}}},
     ],
     "output_changes": {"address": {"actions": ["update"], "before": "203.0.113.9", "after_unknown": True}, "port": {"actions": ["no-op"]}},
-}
-
-
-# What a docker instance's plan looks like: no Checkov policy concerns these resources, so its gate passes.
-FLOW_PLAN = {
-    "format_version": "1.2",
-    "resource_changes": [
-        {"address": "docker_container.redis", "type": "docker_container", "change": {
-            "actions": ["update"], "before": {"memory": 256, "env": ["REDIS_PASSWORD=hunter2-hunter2"]},
-            "after": {"memory": 512, "env": ["REDIS_PASSWORD=hunter2-hunter2"]},
-            "after_unknown": {}, "before_sensitive": {"env": True}, "after_sensitive": {"env": True}}},
-        {"address": "docker_volume.old", "type": "docker_volume", "change": {"actions": ["delete"], "before": {"name": "old"}, "after": None}},
-        {"address": "docker_image.redis", "type": "docker_image", "change": {
-            "actions": ["create"], "before": None, "after": {"name": "redis:7.4"}, "after_unknown": {"image_id": True}}},
-    ],
 }
 
 
@@ -293,43 +279,6 @@ def test_the_readable_plan_of_a_real_engine_and_provider(real_engine, tmp_path):
 
 # --- the policy gate ------------------------------------------------------------------------------------------
 
-# A plan opening SSH to the world (Checkov CKV_AWS_24) beside an instance with a public address (CKV_AWS_88,
-# accepted for catalog instances in assets/gate/accepted.yaml), made by the real engine and AWS provider.
-RISKY_STACK = {
-    "resource": {
-        "aws_security_group": {"open": {"name": "open", "description": "open", "ingress": [{
-            "from_port": 22, "to_port": 22, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"], "description": "ssh",
-            "ipv6_cidr_blocks": [], "prefix_list_ids": [], "security_groups": [], "self": False}]}},
-        "aws_instance": {"instance": {"ami": "ami-12345678", "instance_type": "t3.small", "associate_public_ip_address": True,
-                                      "monitoring": True, "ebs_optimized": True, "metadata_options": {"http_tokens": "required"},
-                                      "root_block_device": {"encrypted": True}}},
-    },
-}
-
-
-def real_plan(real_engine, folder, resources: dict) -> dict:
-    """A plan of ``resources`` by the real engine and AWS provider (creations only: no AWS call at plan time)."""
-    from spawnit.tofu import run_plan_json
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cdk.tf.json").write_text(json.dumps({
-        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": real_engine["aws_version"]}}},
-        "provider": {"aws": [{"region": "eu-west-3", "access_key": "test", "secret_key": "test", "skip_credentials_validation": True,
-                              "skip_requesting_account_id": True, "skip_metadata_api_check": True}]},
-        **resources,
-    }))
-    (folder / "cli.tfrc").write_text('provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' % real_engine["mirror"])
-    environ = {**os.environ, "SPAWNIT_TOFU": real_engine["path"], "TF_CLI_CONFIG_FILE": str(folder / "cli.tfrc")}
-    code, plan = run_plan_json(folder, environ=environ)
-    assert code == 2 and plan is not None
-    return plan
-
-
-@pytest.fixture(scope="module")
-def risky_plan(real_engine, tmp_path_factory):
-    return real_plan(real_engine, tmp_path_factory.mktemp("risky"), RISKY_STACK)
-
-
 POSTGRES_AWS = {"service": "postgresql", "target": "aws", "instance": "pg", "parameters": {"allowed_cidrs": ["203.0.113.0/24"], "aws_region": "eu-west-3"}}
 
 
@@ -381,3 +330,60 @@ def test_plan_and_apply_in_one_step_stops_at_a_failing_gate_and_applies_nothing(
     assert job["status"] == "failed" and job["auto_approved"] is True
     assert job["error"].startswith("blocked by the policy gate: security: ") and "CKV_AWS_24 on aws_security_group.open" in job["error"]
     assert not [call for call in calls() if call.get("argv", [None])[0] == "apply"]
+
+
+# --- drift you can act on --------------------------------------------------------------------------------------
+
+def deployed(api, name: str) -> dict:
+    assert api.post("/api/clients/acme/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": name}).status_code in (201, 409)
+    applied = ended(api, api.post(f"/api/clients/acme/instances/{name}/apply", json={"auto_approve": True}).json()["job"])
+    assert applied["status"] == "succeeded"
+    return applied
+
+
+def test_instances_drifting_for_the_same_cause_are_grouped_and_each_names_its_attribute(flow):
+    api, app, calls = flow
+    app.state.jobs.environ["TOFU_EXIT_CODES"] = "{}"
+    deployed(api, "cache"), deployed(api, "other")
+    app.state.jobs.environ |= {"TOFU_EXIT_CODES": json.dumps({"plan": 2}), "TOFU_SHOW_JSON": json.dumps(DRIFT_PLAN)}
+    assert app.state.drift.check_all() == {"acme/cache": "drifted", "acme/other": "drifted"}
+    groups = api.get("/api/drift").json()["groups"]
+    assert {"resource_type": "docker_container", "attribute": "memory", "instances": ["acme/cache", "acme/other"]} in groups
+    detail = api.get("/api/clients/acme/instances/cache/drift").json()
+    assert detail["drift"] == "drifted" and detail["check"]["status"] == "succeeded" and detail["check"]["by"] == "drift"
+    assert detail["diff"]["drift"] == [{"address": "docker_container.redis", "type": "docker_container", "action": "changed outside",
+                                        "attributes": [{"attribute": "memory", "before": 256, "after": 1024}]}]
+    # restoring is applying the round's own plan, after review
+    assert api.post("/api/clients/acme/instances/cache/apply", json={"plan": detail["plan"]}).status_code == 202
+
+
+def test_a_cancelled_drift_check_leaves_the_drift_status_and_the_last_job_alone(flow):
+    api, app, calls = flow
+    app.state.jobs.environ["TOFU_EXIT_CODES"] = "{}"
+    applied = deployed(api, "cache")
+    app.state.jobs.environ["TOFU_SLOW_PLAN"] = "600"
+    app.state.drift.start_round()
+    deadline = time.monotonic() + 60
+    while not (spec := api.get("/api/clients/acme/instances/cache").json()).get("drift_job") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check = spec["drift_job"]
+    assert api.delete(f"/api/jobs/{check}").status_code == 202
+    assert ended(api, check)["status"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while (spec := api.get("/api/clients/acme/instances/cache").json()).get("drift_check", {}).get("job") != check and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert spec["drift"] == "compliant" and spec["drift_check"]["status"] == "cancelled"
+    assert spec["last_job"]["id"] == applied["id"]
+
+
+def test_a_refresh_only_plan_accepts_the_clouds_values_through_review(flow):
+    api, app, calls = flow
+    app.state.jobs.environ["TOFU_SHOW_JSON"] = json.dumps(DRIFT_PLAN)
+    response = api.post("/api/clients/acme/instances/cache/plan", json={"refresh_only": True})
+    plan = ended(api, response.json()["job"])
+    assert plan["refresh_only"] is True and plan["plan"]["refresh_only"] is True
+    [call] = [call for call in calls() if call.get("argv", [None])[0] == "plan"]
+    assert call["argv"] == ["plan", "-input=false", "-no-color", "-detailed-exitcode", "-refresh-only", "-out=tfplan"]
+    assert api.post("/api/clients/acme/instances/cache/apply", json={"refresh_only": True}).status_code == 422
+    applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
+    assert applied["status"] == "succeeded"

@@ -23,6 +23,7 @@ from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
 from spawnit.api.store import LocalObjectStore, Store
+from plansamples import DRIFT_PLAN, FLOW_PLAN
 from standin import stand_in_tofu
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,6 +43,7 @@ def browser():
 def site(tmp_path, synth_worker):
     environ, calls = stand_in_tofu(tmp_path)
     environ["TOFU_SLOW_APPLY"] = "400"  # 40 s of output: time to watch and cancel
+    environ |= {"TOFU_EXIT_CODES": json.dumps({"plan": 2}), "TOFU_SHOW_JSON": json.dumps(FLOW_PLAN)}  # a first plan creates and changes
     store = Store(LocalObjectStore(tmp_path / "store"))
     jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=environ, grace_seconds=2)
     app = create_app(store=store, jobs=jobs, auth=AuthSettings("off"))
@@ -66,7 +68,10 @@ def test_deploy_watch_cancel_destroy(browser, site, artifacts):
     page.screenshot(path=str(artifacts / "ui-1-form.png"), full_page=True)
     page.click("#deploy")
 
-    expect(page.locator("#log")).to_contain_text("$ tofu apply -input=false -no-color -auto-approve", timeout=30_000)
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)  # Deploy makes a plan and stops for review
+    expect(page.locator("#review-summary")).to_have_text("Plan: 1 to add, 1 to change, 1 to destroy.")
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("$ tofu apply -input=false -no-color tfplan", timeout=30_000)
     expect(page.locator("#log")).to_contain_text("working 5", timeout=30_000)
     expect(page.locator("tr[data-instance=orders-db]")).to_be_visible()
     page.screenshot(path=str(artifacts / "ui-2-log.png"), full_page=True)
@@ -265,6 +270,9 @@ def test_target_fields_follow_the_target_a_job_has_a_link_and_a_narrow_screen_fi
     page.select_option("#field-target", "docker")
     page.fill("#field-instance", "narrow")
     page.click("#deploy")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("applying reviewed plan", timeout=60_000)
     expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
     expect(page.locator("#cancel-job")).to_be_disabled()
     job = page.evaluate("location.hash").removeprefix("#job=")
@@ -274,3 +282,121 @@ def test_target_fields_follow_the_target_a_job_has_a_link_and_a_narrow_screen_fi
     other.goto(f"{url}/#job={job}")  # the link opens that job's log
     expect(other.locator("#log-job")).to_have_text(job)
     expect(other.locator("#log")).to_contain_text("$ tofu apply", timeout=30_000)
+
+
+# Review, gate, drift -----------------------------------------------------------------------------
+
+
+def fits(page) -> bool:
+    """Nothing wider than the viewport: no sideways scrolling, no element sticking out of it."""
+    return page.evaluate(
+        """() => document.documentElement.scrollWidth <= window.innerWidth &&
+        [...document.querySelectorAll('#review-section *, #drift-section *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)"""
+    )
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_the_review_shows_deletes_first_marked_with_the_gate_beside_and_applies_that_plan(browser, site, artifacts, width):
+    url, app, jobs = site
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(url)
+    page.click(".card[data-service=redis]")
+    page.fill("#field-instance", "reviewed")
+    page.click("#deploy")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)
+    groups = page.locator("#review-diff .group")
+    expect(groups.first).to_have_attribute("data-action", "delete")
+    expect(groups.first.locator("h3")).to_have_text("⚠ Delete (1)")
+    expect(page.locator("#review-diff .resource[data-address='docker_container.redis'] td", has_text="(sensitive)").first).to_be_visible()
+    expect(page.locator("#review-gate .check[data-check=security] strong")).to_have_text("Security (Checkov): passed")
+    expect(page.locator("#review-gate .check[data-check=cost] strong")).to_have_text("Monthly cost: passed")
+    expect(page.locator("#apply-plan")).to_be_enabled()
+    assert fits(page), f"the review overflows at {width} px"
+    assert "hunter2" not in page.content() and "rotated-rotated" not in page.content()
+    page.screenshot(path=str(artifacts / f"ui-review-{width}.png"), full_page=True)
+    plan_job = page.evaluate("location.hash").removeprefix("#review=")
+
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text(f"applying reviewed plan {plan_job}", timeout=60_000)
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#review-section")).to_be_hidden()
+    assert app.state.store.get_spec("local", "reviewed")["deployed_at"]
+
+    other = browser.new_page(viewport={"width": width, "height": 1000})
+    other.goto(f"{url}/#review={plan_job}")  # a deep link to the review
+    expect(other.locator("#review-summary")).to_have_text("Plan: 1 to add, 1 to change, 1 to destroy.")
+    other.click("#apply-plan")  # applied already: the state moved, and the page says so
+    expect(other.locator("#review-error")).to_contain_text("it was applied already", timeout=30_000)
+
+
+def test_a_blocked_gate_disables_apply_until_an_override_with_a_reason(browser, site, artifacts, risky_plan):
+    url, app, jobs = site
+    jobs.environ |= {"TOFU_SLOW_APPLY": "0", "TOFU_SHOW_JSON": json.dumps(risky_plan)}
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.click(".card[data-service=redis]")
+    page.fill("#field-instance", "risky")
+    page.click("#deploy")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)
+    security = page.locator("#review-gate .check[data-check=security]")
+    expect(security.locator("strong")).to_have_text("Security (Checkov): blocked")
+    expect(security).to_contain_text("CKV_AWS_24 on aws_security_group.open")
+    expect(security).to_contain_text("accepted: CKV_AWS_88 on aws_instance.instance")
+    expect(page.locator("#apply-plan")).to_be_disabled()
+    page.screenshot(path=str(artifacts / "ui-gate-blocked.png"), full_page=True)
+
+    page.fill("#override-security", "short")
+    page.click("text=Override security")
+    expect(page.locator("#review-error")).to_contain_text("at least 10 characters")
+    page.fill("#override-security", "SSH is closed by the site firewall in front")
+    page.click("text=Override security")
+    expect(security.locator("strong")).to_have_text("Security (Checkov): overridden", timeout=30_000)
+    expect(security).to_contain_text("SSH is closed by the site firewall in front")
+    expect(page.locator("#apply-plan")).to_be_enabled()
+    page.screenshot(path=str(artifacts / "ui-gate-overridden.png"), full_page=True)
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("policy gate overridden: security", timeout=60_000)
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_drift_detail_and_both_remedies_through_review(browser, site, artifacts, width):
+    url, app, jobs = site
+    jobs.environ |= {"TOFU_SLOW_APPLY": "0", "TOFU_EXIT_CODES": "{}"}
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(url)
+    import httpx
+
+    assert httpx.post(f"{url}/api/clients/local/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": "cache"}).status_code == 201
+    applied = httpx.post(f"{url}/api/clients/local/instances/cache/apply", json={"auto_approve": True}).json()["job"]
+    assert jobs.wait(applied, 60)["status"] == "succeeded"
+    jobs.environ |= {"TOFU_EXIT_CODES": json.dumps({"plan": 2}), "TOFU_SHOW_JSON": json.dumps(DRIFT_PLAN)}
+    assert app.state.drift.check_all() == {"local/cache": "drifted"}
+    page.reload()
+    page.click("tr[data-instance=cache] button.drift-open")
+    expect(page.locator("#drift-section")).to_be_visible()
+    change = page.locator("#drift-diff .resource[data-address='docker_container.redis']")
+    expect(change).to_contain_text("memory")
+    expect(change.locator("tr", has_text="memory")).to_contain_text("256")
+    expect(change.locator("tr", has_text="memory")).to_contain_text("1024")
+    expect(page.locator("#drift-diff .group h3")).to_have_text("Changed outside SpawnIt (1)")
+    assert fits(page), f"the drift view overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-drift-{width}.png"), full_page=True)
+
+    page.click("#drift-accept")  # a refresh-only plan, then its review
+    expect(page.locator("#review-meta")).to_contain_text("refresh-only", timeout=60_000)
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("applying reviewed plan", timeout=60_000)
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+
+    assert app.state.drift.check_all() == {"local/cache": "drifted"}  # the declared state still differs
+    page.reload()
+    page.click("tr[data-instance=cache] button.drift-open")
+    page.click("#drift-restore")  # the round's own plan, reviewed
+    expect(page.locator("#review-section")).to_be_visible(timeout=30_000)
+    expect(page.locator("#review-diff .resource[data-address='docker_container.redis']").first).to_be_visible()
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("applying reviewed plan", timeout=60_000)
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("tr[data-instance=cache] .badge", has_text="compliant")).to_be_visible(timeout=30_000)

@@ -425,6 +425,8 @@ class JobManager:
             raise StalePlan(f"plan {plan_id} is {record['status']}; allowed: a plan that succeeded")
         if not record.get("plan"):
             raise StalePlan(f"plan {plan_id} has no changes to apply")
+        if record["plan"].get("applied_by"):
+            raise StalePlan(f"plan {plan_id} cannot be applied: it was applied already (job {record['plan']['applied_by']}); make a new plan and review it")
         spec = self.store.get_spec(client, instance)
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
@@ -866,6 +868,10 @@ class JobManager:
             outcome.error = job.error or f"tofu exited with {code}"
         if job.action == "apply" and outcome.status == "succeeded":
             self.vault.deployed(job.client, job.instance)  # rotated secrets are now the deployed ones
+            reviewed = self.store.get_job(job.applies_plan) if job.applies_plan else None
+            if reviewed is not None and reviewed.get("plan"):  # a plan is applied once
+                reviewed["plan"]["applied_by"] = job.id
+                self.store.put_job(reviewed)
         for listener in self.finish_listeners:
             try:
                 listener(outcome)

@@ -1,9 +1,10 @@
 // SpawnIt web UI: catalog, deploy form generated from each service's JSON Schema,
-// the Proxmox cluster's nodes and free resources, my instances with live status and drift, live job logs (EventSource), cancel and destroy.
+// the Proxmox cluster's nodes and free resources, my instances with live status and drift, live job logs (EventSource), cancel and destroy;
+// every change reviewed before it is applied: the plan's diff and its policy gate, overrides, drift and its two remedies.
 // Login: OpenID Connect authorization code flow with PKCE, against the realm the API names.
 "use strict";
 
-const state = { config: null, token: null, client: null, service: null, schema: null, jobStream: null, clientStream: null, currentJob: null };
+const state = { config: null, token: null, client: null, service: null, schema: null, jobStream: null, clientStream: null, currentJob: null, review: null };
 const $ = (selector) => document.querySelector(selector);
 
 // ---- Authentication (authorization code + PKCE) --------------------------------------------
@@ -278,9 +279,9 @@ async function deploy(event) {
   const { instance, target, parameters } = formValues();
   try {
     const created = await api("POST", `/api/clients/${state.client}/instances`, { service: state.service, target, parameters, instance });
-    const job = await api("POST", `/api/clients/${state.client}/instances/${created.instance}/apply`);
+    const job = await api("POST", `/api/clients/${state.client}/instances/${created.instance}/apply`); // a plan, for review
     $("#deploy-section").hidden = true;
-    watchJob(job.job);
+    watchJob(job.job, { review: true });
     await showInstances();
   } catch (error) {
     $("#form-error").textContent = error.message;
@@ -339,26 +340,53 @@ async function showInstances() {
     live.append(badge(item.live ? item.live.status : ""));
     if (item.live && item.live.containers) live.title = item.live.containers.map((c) => `${c.name}: ${c.state}${c.health ? " (" + c.health + ")" : ""}`).join("\n");
     const drift = row.insertCell();
-    drift.append(badge(item.drift));
+    if (item.drift === "drifted") {
+      const open = button("", "link drift-open", () => openDrift(item.instance));
+      open.append(badge(item.drift));
+      open.setAttribute("aria-label", `Drift of ${item.instance}: see what changed`);
+      drift.append(open);
+    } else drift.append(badge(item.drift));
     if (item.drift_resources && item.drift_resources.length) drift.title = "Changed: " + item.drift_resources.join(", ");
+    if (item.drift_check && item.drift_check.status !== "succeeded") drift.title = `Last drift check ${item.drift_check.status}`;
     const actions = row.insertCell();
-    const logs = document.createElement("button");
-    logs.textContent = "Logs";
+    const logs = button("Logs", "logs", () => watchJob(item.last_job.id));
     logs.disabled = !item.last_job;
-    logs.addEventListener("click", () => watchJob(item.last_job.id));
-    const destroy = document.createElement("button");
-    destroy.textContent = "Destroy";
-    destroy.className = "destroy";
-    destroy.addEventListener("click", async () => {
+    const plan = button("Plan", "plan", async () => {
+      try { watchJob((await api("POST", `/api/clients/${state.client}/instances/${item.instance}/plan`)).job, { review: true }); }
+      catch (error) { alertError(error); }
+    });
+    actions.append(plan);
+    const last = item.last_job;
+    if (last && last.action === "plan" && last.status === "succeeded" && last.plan) {
+      actions.append(button("Review", "review", () => openReview(last.id)));
+    }
+    const destroy = button("Destroy", "destroy", async () => {
       if (!confirm(`Destroy ${item.instance}?`)) return;
-      const job = await api("DELETE", `/api/clients/${state.client}/instances/${item.instance}`);
-      watchJob(job.job);
+      try { watchJob((await api("DELETE", `/api/clients/${state.client}/instances/${item.instance}`)).job); }
+      catch (error) { alertError(error); }
     });
     actions.append(logs, destroy);
   }
 }
 
-function watchJob(jobId) {
+function button(text, className, onClick) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.textContent = text;
+  element.className = className;
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+// A refusal (409: another job holds the instance, a stale or blocked plan) is shown, never an unhandled rejection.
+function alertError(error) {
+  const notice = $("#notice");
+  notice.textContent = error.message;
+  notice.hidden = false;
+  notice.scrollIntoView({ block: "nearest" });
+}
+
+function watchJob(jobId, { review = false } = {}) {
   if (state.jobStream) state.jobStream.close();
   state.currentJob = jobId;
   history.replaceState(null, "", "#job=" + jobId); // a link to this log
@@ -382,10 +410,158 @@ function watchJob(jobId) {
         $("#cancel-job").disabled = true;
         stream.close();
         showInstances();
+        if (review && event.data === "succeeded") {
+          api("GET", `/api/jobs/${jobId}`).then((record) => { if (record.plan) openReview(jobId); else $("#log").textContent += "No changes: nothing to review.\n"; }).catch(() => {});
+        }
       }
     },
   });
   state.jobStream = stream;
+}
+
+// ---- Review: the plan's diff and its policy gate, then apply exactly that plan ----------------------------------
+const ACTION_TITLES = { delete: "Delete", replace: "Replace", update: "Update in place", create: "Create", read: "Read",
+  "deleted outside": "Deleted outside SpawnIt", "changed outside": "Changed outside SpawnIt" };
+const shownValue = (value) => (value === null || value === undefined ? "(none)" : typeof value === "string" ? value : JSON.stringify(value));
+
+function renderDiff(root, entries) {
+  root.replaceChildren();
+  const groups = {};
+  for (const entry of entries) (groups[entry.action] ||= []).push(entry);
+  for (const [action, items] of Object.entries(groups)) {
+    const group = document.createElement("div");
+    group.className = "group " + action.replace(" ", "-");
+    group.dataset.action = action;
+    const heading = document.createElement("h3");
+    heading.textContent = `${["delete", "replace", "deleted outside"].includes(action) ? "⚠ " : ""}${ACTION_TITLES[action] || action} (${items.length})`;
+    group.append(heading);
+    for (const entry of items) {
+      const box = document.createElement("div");
+      box.className = "resource " + action.replace(" ", "-");
+      box.dataset.address = entry.address;
+      const name = document.createElement("code");
+      name.textContent = entry.address;
+      box.append(name);
+      if (entry.forced_by && entry.forced_by.length) {
+        const forced = document.createElement("div");
+        forced.className = "forced";
+        forced.textContent = "replaced because of: " + entry.forced_by.join(", ");
+        box.append(forced);
+      }
+      if (entry.attributes && entry.attributes.length) {
+        const table = document.createElement("table");
+        table.innerHTML = "<thead><tr><th>Attribute</th><th>Before</th><th>After</th></tr></thead><tbody></tbody>";
+        for (const attribute of entry.attributes) {
+          const row = table.tBodies[0].insertRow();
+          for (const value of [attribute.attribute, shownValue(attribute.before), shownValue(attribute.after)]) row.insertCell().textContent = value;
+        }
+        box.append(table);
+      }
+      group.append(box);
+    }
+    root.append(group);
+  }
+}
+
+function renderGate(root, jobId, gate) {
+  root.replaceChildren();
+  if (!gate) return;
+  const overridden = new Set((gate.overrides || []).map((item) => item.check));
+  for (const check of gate.checks) {
+    const box = document.createElement("div");
+    const verdict = check.passed ? "passed" : overridden.has(check.name) ? "overridden" : "blocked";
+    box.className = "check " + verdict;
+    box.dataset.check = check.name;
+    const title = document.createElement("strong");
+    title.textContent = `${check.name === "security" ? "Security (Checkov)" : "Monthly cost"}: ${verdict}`;
+    box.append(title);
+    const list = document.createElement("ul");
+    const line = (text) => { const item = document.createElement("li"); item.textContent = text; list.append(item); };
+    if (check.name === "cost") {
+      if (check.after_usd === null) line(check.note || "not priced");
+      else line(`${check.before_usd.toFixed(2)} → ${check.after_usd.toFixed(2)} USD a month (${check.delta_usd >= 0 ? "+" : ""}${check.delta_usd.toFixed(2)}); ` +
+        (check.budget_usd === null ? "no budget set" : `the client's total ${check.client_total_usd.toFixed(2)} of ${check.budget_usd.toFixed(2)} USD`));
+    }
+    for (const reason of check.reasons) line(reason);
+    for (const finding of check.findings || []) if (finding.accepted) line(`accepted: ${finding.check} on ${finding.resource}: ${finding.accepted}`);
+    for (const item of gate.overrides || []) if (item.check === check.name) line(`overridden by ${item.by} at ${item.at}: ${item.reason}`);
+    box.append(list);
+    if (verdict === "blocked") {
+      const form = document.createElement("form");
+      form.className = "override";
+      form.noValidate = true;
+      const label = document.createElement("label");
+      label.textContent = "Override (admin), reason:";
+      label.htmlFor = `override-${check.name}`;
+      const reason = document.createElement("input");
+      reason.id = `override-${check.name}`;
+      reason.required = true;
+      reason.minLength = 10;
+      reason.placeholder = "at least 10 characters, recorded";
+      const submit = document.createElement("button");
+      submit.textContent = `Override ${check.name}`;
+      form.append(label, reason, submit);
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+          await api("POST", `/api/jobs/${jobId}/gate/overrides`, { check: check.name, reason: reason.value });
+          await openReview(jobId);
+        } catch (error) { $("#review-error").textContent = error.message; }
+      });
+      box.append(form);
+    }
+    root.append(box);
+  }
+}
+
+async function openReview(jobId) {
+  const plan = await api("GET", `/api/jobs/${jobId}/plan`);
+  state.review = plan;
+  history.replaceState(null, "", "#review=" + jobId);
+  $("#review-instance").textContent = plan.instance;
+  $("#review-summary").textContent = plan.diff.summary;
+  $("#review-meta").textContent = `plan ${jobId.slice(0, 8)} by ${plan.made_by || "?"} at ${plan.made_at}, expires ${plan.expires_at}; sha256 ${plan.sha256.slice(0, 12)}` +
+    (plan.refresh_only ? " — refresh-only: accepts the cloud's values into the state" : "");
+  renderGate($("#review-gate"), jobId, plan.gate);
+  renderDiff($("#review-diff"), [...plan.diff.drift, ...plan.diff.resources]);
+  const blocked = plan.gate && !plan.gate.checks.every((check) => check.passed || (plan.gate.overrides || []).some((item) => item.check === check.name));
+  $("#apply-plan").disabled = Boolean(blocked);
+  $("#apply-plan").title = blocked ? "The policy gate blocks this plan" : "";
+  $("#review-error").textContent = "";
+  $("#review-section").hidden = false;
+  $("#review-section").scrollIntoView({ block: "start" });
+}
+
+async function applyReviewed() {
+  const plan = state.review;
+  try {
+    const job = await api("POST", `/api/clients/${plan.client}/instances/${plan.instance}/apply`, { plan: plan.job });
+    $("#review-section").hidden = true;
+    watchJob(job.job);
+  } catch (error) {
+    $("#review-error").textContent = error.message; // 409: what moved since, or what blocks it
+  }
+}
+
+async function openDrift(instance) {
+  const drift = await api("GET", `/api/clients/${state.client}/instances/${instance}/drift`);
+  history.replaceState(null, "", "#drift=" + instance);
+  $("#drift-instance").textContent = instance;
+  const check = drift.check ? `checked ${drift.checked_at || drift.check.at} (${drift.check.status})` : "not checked yet";
+  $("#drift-summary").textContent = `${drift.drift}: ${drift.resources.length} resource(s) differ from the declared state; ${check}`;
+  renderDiff($("#drift-diff"), drift.diff ? drift.diff.drift.length ? drift.diff.drift : drift.diff.resources : []);
+  $("#drift-restore").disabled = !drift.plan;
+  $("#drift-restore").onclick = () => { $("#drift-section").hidden = true; openReview(drift.plan).catch((error) => { $("#drift-error").textContent = error.message; }); };
+  $("#drift-accept").onclick = async () => {
+    try {
+      const job = await api("POST", `/api/clients/${state.client}/instances/${instance}/plan`, { refresh_only: true });
+      $("#drift-section").hidden = true;
+      watchJob(job.job, { review: true });
+    } catch (error) { $("#drift-error").textContent = error.message; }
+  };
+  $("#drift-error").textContent = "";
+  $("#drift-section").hidden = false;
+  $("#drift-section").scrollIntoView({ block: "start" });
 }
 
 function watchClient() {
@@ -397,7 +573,10 @@ function watchClient() {
 async function start() {
   $("#deploy-form").addEventListener("submit", deploy);
   $("#deploy-cancel").addEventListener("click", () => { $("#deploy-section").hidden = true; });
-  $("#cancel-job").addEventListener("click", () => state.currentJob && api("DELETE", `/api/jobs/${state.currentJob}`).catch(() => {}));
+  $("#cancel-job").addEventListener("click", () => state.currentJob && api("DELETE", `/api/jobs/${state.currentJob}`).catch((error) => { $("#log-error").textContent = error.message; }));
+  $("#apply-plan").addEventListener("click", applyReviewed);
+  $("#review-close").addEventListener("click", () => { $("#review-section").hidden = true; });
+  $("#drift-close").addEventListener("click", () => { $("#drift-section").hidden = true; });
   $("#logout").addEventListener("click", () => { sessionStorage.clear(); location.assign(state.config.end_session_endpoint || "/"); });
   if (!(await authenticate())) return;
   await showCatalog();
@@ -406,6 +585,10 @@ async function start() {
   watchClient();
   const linked = location.hash.match(/^#job=([0-9a-f-]{36})$/);
   if (linked) watchJob(linked[1]);
+  const reviewed = location.hash.match(/^#review=([0-9a-f-]{36})$/);
+  if (reviewed) await openReview(reviewed[1]);
+  const drifted = location.hash.match(/^#drift=([a-z0-9-]+)$/);
+  if (drifted) await openDrift(drifted[1]);
 }
 
 start().catch((error) => { document.body.insertAdjacentHTML("beforeend", `<p class="error" role="alert"></p>`); document.body.lastElementChild.textContent = error.message; });
