@@ -29,7 +29,13 @@ RUN sed 's/\[[^]]*\]//' requirements.txt > /tmp/constraints.txt \
  && /venv/bin/pip install --no-cache-dir --no-build-isolation -c /tmp/constraints.txt . \
  && rm /tmp/constraints.txt
 
+# Checkov for the policy gate on plans (spawnit/api/gate.py), in its own virtualenv: its pins clash with SpawnIt's.
+COPY requirements-checkov.txt ./
+RUN python3 -m venv /checkov \
+ && /checkov/bin/pip install --no-cache-dir -r requirements-checkov.txt
+
 ENV PATH=/venv/bin:$PATH \
+    SPAWNIT_CHECKOV=/checkov/bin/checkov \
     JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
     PYTHONUNBUFFERED=1 \
     SPAWNIT_DATA_DIR=/tmp/spawnit-data
