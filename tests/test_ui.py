@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import threading
 import time
@@ -400,3 +401,54 @@ def test_drift_detail_and_both_remedies_through_review(browser, site, artifacts,
     expect(page.locator("#log")).to_contain_text("applying reviewed plan", timeout=60_000)
     expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
     expect(page.locator("tr[data-instance=cache] .badge", has_text="compliant")).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_the_instance_page_edits_parameters_through_a_reviewed_plan_reveals_a_secret_and_lists_its_history(browser, site, artifacts, width):
+    import httpx
+
+    url, app, jobs = site
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    assert httpx.post(f"{url}/api/clients/local/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": "cache"}).status_code == 201
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(url)
+    page.click(".card[data-service=webapp]")
+    expect(page.locator("label[for=field-git_url]")).to_have_text(re.compile(r"^.+ \*$"))  # a required field is marked
+    page.click("#deploy-cancel")
+    page.click("tr[data-instance=cache] button.instance-open")
+    expect(page.locator("#instance-section")).to_be_visible()
+    expect(page.locator("#instance-history tbody")).to_contain_text("No job yet.")  # an empty state, said
+    expect(page.locator("#instance-outputs")).to_contain_text("No outputs yet")
+    expect(page.locator("label[for=edit-field-port]")).to_have_text("Port")  # defaulted: not required
+
+    page.fill("#edit-field-port", "80")  # refused by the API, shown beside its field
+    page.click("#edit-save")
+    expect(page.locator("#edit-error-port")).to_contain_text("port", timeout=30_000)
+    page.fill("#edit-field-port", "6390")
+    page.click("#edit-save")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)  # the edit goes through a plan, reviewed
+    assert app.state.store.get_spec("local", "cache")["parameters"]["port"] == 6390
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("applying reviewed plan", timeout=60_000)
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+
+    page.click("tr[data-instance=cache] button.instance-open")
+    history = page.locator("#instance-history tbody tr")
+    expect(history).to_have_count(2)
+    expect(history.first).to_contain_text("apply (reviewed plan)")
+    expect(history.nth(1)).to_contain_text("plan — Plan: 1 to add, 1 to change, 1 to destroy.")
+    secret = page.locator("#instance-secrets tr[data-secret=password]")
+    expect(secret).to_contain_text("••••••••")
+    secret.locator("button.reveal").click()
+    revealed = app.state.jobs.vault.reveal("local", "cache", "password")["value"]
+    expect(secret.locator("code")).to_have_text(revealed)
+    assert fits(page) and page.evaluate(
+        "[...document.querySelectorAll('#instance-section *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)"
+    ), f"the instance page overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-instance-{width}.png"), full_page=True)
+    audit = [json.loads(app.state.store.objects.get(key)) for key in app.state.store.objects.list("audit/")]
+    assert [record["action"] for record in audit] == ["secret.reveal"]
+
+    other = browser.new_page(viewport={"width": width, "height": 1000})
+    other.goto(f"{url}/#instance=cache")  # a deep link to the instance
+    expect(other.locator("#instance-name")).to_have_text("cache")

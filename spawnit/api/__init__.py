@@ -580,6 +580,21 @@ def create_app(
             return {**start(client, instance, "plan", by=principal.subject), "review": True}  # Deploy: a plan, then review
         return start(client, instance, action, by=principal.subject, plan=request.plan, auto_approve=request.auto_approve, refresh_only=request.refresh_only)
 
+    @app.get("/api/clients/{client}/instances/{instance}/jobs", tags=["jobs"], summary="The instance's jobs, newest first (its last 100)")
+    def instance_jobs(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        require_client(principal, client)
+        spec = spec_or_404(client, instance)
+        records = [jobs.get(job_id) for job_id in reversed(spec.get("jobs") or [])]
+        return {"jobs": [record for record in records if record is not None]}
+
+    @app.get("/api/clients/{client}/jobs", tags=["jobs"], summary="The client's jobs across its instances, newest first")
+    def client_jobs(client: str, principal: Principal = Depends(authenticate), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+        require_client(principal, client)
+        ids = [job_id for _, instance in store.list_instances(client) for job_id in (store.get_spec(client, instance) or {}).get("jobs") or []]
+        records = [record for record in map(jobs.get, ids) if record is not None]
+        records.sort(key=lambda record: record["created_at"], reverse=True)
+        return {"jobs": records[:limit]}
+
     @app.get("/api/clients/{client}/instances/{instance}/drift", tags=["instances"], summary="The instance's drift: status, last check, and what drifted (resources and attributes)")
     def instance_drift(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
         require_client(principal, client)

@@ -54,6 +54,7 @@ ACTIONS = ("plan", "apply", "destroy")
 ACTIVE = ACTIVE_STATUSES
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 FLUSH_SECONDS = 0.5
+HISTORY = 100  # job ids an instance's spec keeps, newest last
 KEEP_EVENTS = 10_000  # a job's live stream is trimmed to about this many events; the store keeps them all
 CANCEL_POLL_SECONDS = 0.25
 OWNER_FILE = "owner.json"
@@ -394,6 +395,7 @@ class JobManager:
         with self._lock:
             self._logs.pop(job.id, None)
             self._flushed.pop(job.id, None)
+        spec["jobs"] = (spec.get("jobs") or [])[-(HISTORY - 1):] + [job.id]  # the instance's history
         if by == DRIFT:  # a drift check never takes the place of the user's last job
             spec.update(drift_job=job.id)
         else:

@@ -121,6 +121,7 @@ function eventSource(path, listeners) {
 // ---- Catalog and deploy form -----------------------------------------------------------------
 async function showCatalog() {
   const catalog = await api("GET", "/api/catalog");
+  state.catalog = Object.fromEntries(catalog.services.map((service) => [service.name, service]));
   const byCategory = {};
   for (const service of catalog.services) (byCategory[service.category] ||= []).push(service);
   const root = $("#catalog");
@@ -206,6 +207,36 @@ function inputFor(name, property, required) {
   return { input, type };
 }
 
+// One labelled field with its help and the place its error is shown; ids are prefixed per form.
+function fieldRow(name, property, required, prefix) {
+  const row = document.createElement("div");
+  row.className = "field";
+  const label = document.createElement("label");
+  const { input, type } = inputFor(name, property, required);
+  input.id = prefix ? `${prefix}field-${name}` : input.id;
+  input.dataset.type = type || "string";
+  label.htmlFor = input.id;
+  label.textContent = (property.title || name) + (input.required ? " *" : "");
+  const help = document.createElement("small");
+  help.textContent = property.description || "";
+  const error = document.createElement("span");
+  error.className = "error";
+  error.id = prefix ? `${prefix}error-${name}` : "error-" + name;
+  input.addEventListener("input", () => { error.textContent = input.validity.valid ? "" : input.validationMessage; });
+  if (property["x-target"]) row.dataset.target = property["x-target"];
+  row.append(label, input, help, error);
+  return row;
+}
+
+function inputValue(input) {
+  const type = input.dataset.type;
+  if (type === "boolean") return input.checked;
+  if (input.value === "") return undefined;
+  if (type === "integer" || type === "number") return Number(input.value);
+  if (type === "array") return input.value.split(",").map((item) => item.trim()).filter(Boolean);
+  return input.value;
+}
+
 function openForm(service) {
   state.service = service.name;
   state.schema = service.parameters;
@@ -215,24 +246,7 @@ function openForm(service) {
   const required = new Set(state.schema.required || []);
   const instance = { title: "Instance name", type: "string", pattern: "^[a-z][a-z0-9-]{0,30}[a-z0-9]$", description: "Optional: 2-32 lowercase letters, digits and '-', starting with a letter." };
   const properties = { instance, ...state.schema.properties };
-  for (const [name, property] of Object.entries(properties)) {
-    const row = document.createElement("div");
-    row.className = "field";
-    const label = document.createElement("label");
-    label.htmlFor = "field-" + name;
-    label.textContent = property.title || name;
-    const { input, type } = inputFor(name, property, required.has(name));
-    input.dataset.type = type || "string";
-    const help = document.createElement("small");
-    help.textContent = property.description || "";
-    const error = document.createElement("span");
-    error.className = "error";
-    error.id = "error-" + name;
-    input.addEventListener("input", () => { error.textContent = input.validity.valid ? "" : input.validationMessage; });
-    if (property["x-target"]) row.dataset.target = property["x-target"];
-    row.append(label, input, help, error);
-    fields.append(row);
-  }
+  for (const [name, property] of Object.entries(properties)) fields.append(fieldRow(name, property, required.has(name), ""));
   const target = $("#field-target");
   if (target) target.addEventListener("change", showTargetFields);
   showTargetFields();
@@ -254,13 +268,9 @@ function formValues() {
   const parameters = {};
   let instance = null;
   for (const input of $("#fields").querySelectorAll("input:enabled, select:enabled, textarea:enabled")) {
-    const type = input.dataset.type;
     if (input.name === "instance") { instance = input.value || null; continue; }
-    if (type === "boolean") parameters[input.name] = input.checked;
-    else if (input.value === "") continue;
-    else if (type === "integer" || type === "number") parameters[input.name] = Number(input.value);
-    else if (type === "array") parameters[input.name] = input.value.split(",").map((item) => item.trim()).filter(Boolean);
-    else parameters[input.name] = input.value;
+    const value = inputValue(input);
+    if (value !== undefined) parameters[input.name] = value;
   }
   const target = parameters.target || "docker";
   delete parameters.target;
@@ -330,7 +340,7 @@ async function showInstances() {
   for (const item of instances) {
     const row = body.insertRow();
     row.dataset.instance = item.instance;
-    row.insertCell().textContent = item.instance;
+    row.insertCell().append(button(item.instance, "link instance-open", () => openInstance(item.instance).catch(alertError)));
     row.insertCell().textContent = item.service;
     row.insertCell().textContent = item.target;
     const status = item.last_job ? `${item.last_job.action} ${item.last_job.status}` : "created";
@@ -514,6 +524,113 @@ function renderGate(root, jobId, gate) {
   }
 }
 
+// ---- One instance: facts, parameters (edited through a reviewed plan), outputs, secrets, history --------------
+function fact(list, term, value) {
+  const dt = document.createElement("dt");
+  dt.textContent = term;
+  const dd = document.createElement("dd");
+  if (value instanceof Node) dd.append(value); else dd.textContent = value;
+  list.append(dt, dd);
+}
+
+async function openInstance(name) {
+  const [item, secrets, history] = await Promise.all([
+    api("GET", `/api/clients/${state.client}/instances/${name}`),
+    api("GET", `/api/clients/${state.client}/instances/${name}/secrets`),
+    api("GET", `/api/clients/${state.client}/instances/${name}/jobs`),
+  ]);
+  history_(name);
+  $("#instance-name").textContent = name;
+  const facts = $("#instance-facts");
+  facts.replaceChildren();
+  fact(facts, "Service", item.service);
+  fact(facts, "Target", item.target);
+  fact(facts, "Deployed", item.deployed_at || "not yet");
+  fact(facts, "Drift", badge(item.drift));
+  fact(facts, "Monthly cost", item.monthly_cost_usd === null || item.monthly_cost_usd === undefined ? "not deployed" : `${item.monthly_cost_usd.toFixed(2)} USD`);
+  if (item.live) fact(facts, "Live", badge(item.live.status));
+
+  const service = state.catalog[item.service];
+  const fields = $("#edit-fields");
+  fields.replaceChildren();
+  const required = new Set(service.parameters.required || []);
+  for (const [field, property] of Object.entries(service.parameters.properties)) {
+    if (field === "target" || (property["x-target"] && property["x-target"] !== item.target)) continue;
+    const current = item.parameters[field];
+    fields.append(fieldRow(field, { ...property, default: current === undefined ? property.default : current }, required.has(field), "edit-"));
+  }
+  $("#edit-error").textContent = "";
+  $("#edit-form").onsubmit = (event) => saveParameters(event, item);
+
+  const outputs = $("#instance-outputs");
+  outputs.replaceChildren();
+  const entries = Object.entries(item.outputs || {});
+  if (!entries.length) fact(outputs, "", Object.assign(document.createElement("span"), { className: "empty", textContent: "No outputs yet: they appear after an apply." }));
+  for (const [key, value] of entries) fact(outputs, key, shownValue(value));
+
+  const secretRows = $("#instance-secrets tbody");
+  secretRows.replaceChildren();
+  for (const secret of secrets.secrets) {
+    const row = secretRows.insertRow();
+    row.dataset.secret = secret.name;
+    row.insertCell().textContent = secret.name + (secret.pending ? " (rotation pending)" : "");
+    const value = row.insertCell();
+    value.textContent = "••••••••";
+    row.insertCell().append(button("Reveal", "reveal", async () => {
+      try {
+        const revealed = await api("POST", `/api/clients/${state.client}/instances/${name}/secrets/${secret.name}/reveal`);
+        const code = document.createElement("code");
+        code.textContent = revealed.value;
+        value.replaceChildren(code);
+      } catch (error) { alertError(error); }
+    }));
+  }
+  if (!secrets.secrets.length) secretRows.insertRow().insertCell().textContent = "This service has no secrets.";
+
+  const jobRows = $("#instance-history tbody");
+  jobRows.replaceChildren();
+  for (const job of history.jobs) {
+    const row = jobRows.insertRow();
+    row.dataset.job = job.id;
+    row.insertCell().textContent = job.created_at.replace("T", " ").replace("Z", "");
+    const kind = job.refresh_only ? "plan (refresh-only)" : job.applies_plan ? "apply (reviewed plan)" : job.auto_approved ? "apply (plan-and-apply)" : job.action;
+    row.insertCell().textContent = kind + (job.plan ? ` — ${job.plan.summary}` : "") + (job.gate && !job.gate.passed ? " — gate blocked" : "");
+    row.insertCell().append(badge(job.status));
+    row.insertCell().textContent = job.requested_by || "-";
+    const actions = row.insertCell();
+    actions.append(button("Logs", "logs", () => watchJob(job.id)));
+    if (job.plan && job.status === "succeeded") actions.append(button("Review", "review", () => openReview(job.id).catch(alertError)));
+  }
+  if (!history.jobs.length) jobRows.insertRow().insertCell().textContent = "No job yet.";
+  $("#instance-section").hidden = false;
+  $("#instance-section").scrollIntoView({ block: "start" });
+}
+
+function history_(name) { history.replaceState(null, "", "#instance=" + name); }
+
+async function saveParameters(event, item) {
+  event.preventDefault();
+  const parameters = {};
+  for (const input of $("#edit-fields").querySelectorAll("input, select, textarea")) {
+    const value = inputValue(input);
+    if (value !== undefined) parameters[input.name] = value;
+  }
+  for (const error of $("#edit-fields").querySelectorAll(".error")) error.textContent = "";
+  try {
+    await api("PATCH", `/api/clients/${state.client}/instances/${item.instance}`, { parameters });
+    const job = await api("POST", `/api/clients/${state.client}/instances/${item.instance}/plan`);
+    $("#instance-section").hidden = true;
+    watchJob(job.job, { review: true });
+  } catch (error) {
+    let placed = false;
+    for (const line of error.message.split("\n")) {  // "port = 80 is not allowed; ..." goes beside the field it names
+      const field = (line.match(/[a-z_][a-z0-9_]*/g) || []).find((word) => $("#edit-error-" + word));
+      if (field) { $("#edit-error-" + field).textContent = line.trim(); placed = true; }
+    }
+    if (!placed) $("#edit-error").textContent = error.message;
+  }
+}
+
 async function openReview(jobId) {
   const plan = await api("GET", `/api/jobs/${jobId}/plan`);
   state.review = plan;
@@ -577,6 +694,7 @@ async function start() {
   $("#apply-plan").addEventListener("click", applyReviewed);
   $("#review-close").addEventListener("click", () => { $("#review-section").hidden = true; });
   $("#drift-close").addEventListener("click", () => { $("#drift-section").hidden = true; });
+  $("#instance-close").addEventListener("click", () => { $("#instance-section").hidden = true; });
   $("#logout").addEventListener("click", () => { sessionStorage.clear(); location.assign(state.config.end_session_endpoint || "/"); });
   if (!(await authenticate())) return;
   await showCatalog();
@@ -589,6 +707,8 @@ async function start() {
   if (reviewed) await openReview(reviewed[1]);
   const drifted = location.hash.match(/^#drift=([a-z0-9-]+)$/);
   if (drifted) await openDrift(drifted[1]);
+  const opened = location.hash.match(/^#instance=([a-z0-9-]+)$/);
+  if (opened) await openInstance(opened[1]);
 }
 
 start().catch((error) => { document.body.insertAdjacentHTML("beforeend", `<p class="error" role="alert"></p>`); document.body.lastElementChild.textContent = error.message; });
