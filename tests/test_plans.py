@@ -387,3 +387,18 @@ def test_a_refresh_only_plan_accepts_the_clouds_values_through_review(flow):
     assert api.post("/api/clients/acme/instances/cache/apply", json={"refresh_only": True}).status_code == 422
     applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
     assert applied["status"] == "succeeded"
+
+
+def test_an_instances_history_lists_its_jobs_newest_first_drift_checks_included_and_the_clients_jobs_span_its_instances(flow):
+    api, app, calls = flow
+    plan = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
+    app.state.jobs.environ["TOFU_EXIT_CODES"] = "{}"
+    app.state.drift.check_all()
+    history = api.get("/api/clients/acme/instances/cache/jobs").json()["jobs"]
+    assert [(job["action"], job["requested_by"] == "drift") for job in history] == [("plan", True), ("apply", False), ("plan", False)]
+    assert api.get("/api/clients/acme/instances/cache").json()["last_job"]["id"] == applied["id"]
+    deployed(api, "other")
+    across = api.get("/api/clients/acme/jobs").json()["jobs"]
+    assert {job["instance"] for job in across} == {"cache", "other"} and [job["created_at"] for job in across] == sorted((job["created_at"] for job in across), reverse=True)
+    assert api.get("/api/clients/acme/jobs?limit=0").status_code == 422
