@@ -5,7 +5,6 @@ settings. The same flow with the real engine and AWS provider is in test_engine_
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
