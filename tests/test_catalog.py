@@ -280,3 +280,17 @@ def test_a_new_service_needs_no_change_elsewhere(tmp_path):
 def test_catalog_listing_does_not_load_the_jsii_runtime():
     code = "import sys; from spawnit.services import catalog_document; catalog_document(); print('cdktf' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_every_parameter_and_category_has_a_label_written_for_people():
+    from spawnit.services.base import CATEGORY_LABELS, field_label
+
+    assert field_label("maxmemory_mb") == "Max memory (MB)" and field_label("aws_subnet_id") == "AWS subnet ID"
+    document = catalog_document()
+    for service in document["services"]:
+        assert service["category_label"] == CATEGORY_LABELS[service["category"]]  # every category has its label
+        for name, schema in service["parameters"]["properties"].items():
+            title = schema["title"]
+            assert title != name.replace("_", " ").title() or name in ("port", "version", "target", "database", "domain", "difficulty", "entrypoint", "framework", "username"), (service["name"], name, title)
+            assert not {"Mb", "Gb", "Id", "Url", "Aws", "Ssh", "Http"} & set(title.split()), (service["name"], name, title)
+    assert {service["category_label"] for service in document["services"]} >= {"PaaS", "Databases", "Developer tools"}

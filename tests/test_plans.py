@@ -401,3 +401,18 @@ def test_an_instances_history_lists_its_jobs_newest_first_drift_checks_included_
     across = api.get("/api/clients/acme/jobs").json()["jobs"]
     assert {job["instance"] for job in across} == {"cache", "other"} and [job["created_at"] for job in across] == sorted((job["created_at"] for job in across), reverse=True)
     assert api.get("/api/clients/acme/jobs?limit=0").status_code == 422
+
+
+def test_the_cost_of_an_instance_is_estimated_before_it_exists_as_the_gate_prices_it(flow, outdir):
+    from spawnit.api.gate import monthly_cost
+
+    api, app, calls = flow
+    estimate = api.post("/api/catalog/postgresql/estimate", json={"target": "aws", "parameters": {"allowed_cidrs": ["203.0.113.0/24"]}})
+    assert estimate.status_code == 200, estimate.text
+    default = json.loads((outdir / "stacks" / "catalog-postgresql-aws" / "cdk.tf.json").read_text())  # the catalog's default aws instance
+    assert estimate.json() == {"service": "postgresql", "target": "aws", "monthly_usd": monthly_cost(default, "catalog-postgresql-aws"), "priced": True}
+    assert estimate.json()["monthly_usd"] > 10
+    assert api.post("/api/catalog/postgresql/estimate", json={"target": "docker"}).json()["monthly_usd"] == 0
+    bad = api.post("/api/catalog/postgresql/estimate", json={"target": "aws", "parameters": {"allowed_cidrs": ["203.0.113.0/24"], "port": 80}})
+    assert bad.status_code == 422 and "port = 80 is not allowed" in bad.json()["error"]
+    assert not list((app.state.jobs.workdir / "estimates").iterdir())  # nothing left behind

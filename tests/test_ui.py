@@ -420,6 +420,8 @@ def test_the_instance_page_edits_parameters_through_a_reviewed_plan_reveals_a_se
     expect(page.locator("#instance-history tbody")).to_contain_text("No job yet.")  # an empty state, said
     expect(page.locator("#instance-outputs")).to_contain_text("No outputs yet")
     expect(page.locator("label[for=edit-field-port]")).to_have_text("Port")  # defaulted: not required
+    expect(page.locator("label[for=edit-field-maxmemory_mb]")).to_have_text("Max memory (MB)")  # written for people
+    expect(page.locator(".category[data-category=paas] h3")).to_have_text("PaaS")
 
     page.fill("#edit-field-port", "80")  # refused by the API, shown beside its field
     page.click("#edit-save")
@@ -452,3 +454,38 @@ def test_the_instance_page_edits_parameters_through_a_reviewed_plan_reveals_a_se
     other = browser.new_page(viewport={"width": width, "height": 1000})
     other.goto(f"{url}/#instance=cache")  # a deep link to the instance
     expect(other.locator("#instance-name")).to_have_text("cache")
+
+
+def test_the_deploy_form_estimates_the_cost_before_the_first_plan_and_the_jobs_page_lists_every_job(browser, site, artifacts):
+    url, app, jobs = site
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    page = browser.new_page(viewport={"width": 420, "height": 1000})
+    page.goto(url)
+    page.click("#jobs-open")
+    expect(page.locator("#jobs tbody")).to_contain_text("No job yet")  # an empty state, said
+    page.click(".card[data-service=postgresql]")
+    page.select_option("#field-target", "aws")
+    page.fill("#field-allowed_cidrs", "203.0.113.0/24")
+    page.click("#estimate-cost")
+    expect(page.locator("#estimate")).to_have_text(re.compile(r"^About \d+\.\d\d USD a month"), timeout=60_000)
+    page.select_option("#field-target", "docker")
+    page.click("#estimate-cost")
+    expect(page.locator("#estimate")).to_have_text("0.00 USD a month from the cloud: it runs on your own host.", timeout=60_000)
+    page.fill("#field-instance", "listed")
+    page.click("#deploy")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("applying reviewed plan", timeout=60_000)
+    expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
+    page.click("#jobs-open")
+    rows = page.locator("#jobs tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("apply (reviewed plan)")
+    expect(rows.nth(1)).to_contain_text("listed")
+    assert fits(page) and page.evaluate(
+        "[...document.querySelectorAll('#jobs-section *, #deploy-section *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)"
+    ), "the jobs page overflows at 420 px"
+    page.screenshot(path=str(artifacts / "ui-jobs-420.png"), full_page=True)
+    other = browser.new_page(viewport={"width": 1400, "height": 1000})
+    other.goto(f"{url}/#jobs")  # a deep link to the jobs page
+    expect(other.locator("#jobs tbody tr")).to_have_count(2)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..services.base import instance_stack_name, shown
 from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
 from .engine import EngineError, LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager, NotQueued
-from .gate import GateError
+from .gate import GateError, monthly_cost
 from .plans import PlanError, ttl_from_environment
 from .live import docker_instance_status, reachability
 from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
@@ -43,7 +44,7 @@ from .store import JOB_ID, Store, store_from_environment
 from .credentials import CredentialError
 from .toolchain import Toolchain, ToolchainError
 from .vault import SecretVault, VaultError, check_supplied, key_from_environment
-from .worker import SynthWorker
+from .worker import SynthError, SynthWorker
 
 LOG = logging.getLogger("spawnit.api")
 INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
@@ -107,6 +108,11 @@ class JobRequest(RequestBody):
     refresh_only: bool = Field(
         False, description="plan: a refresh-only plan, which accepts the cloud's current values into the state once applied (drift's other remedy)."
     )
+
+
+class EstimateRequest(RequestBody):
+    target: str = Field("docker", description=f"Where the service would run: {', '.join(TARGETS)}.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters, as for a creation.")
 
 
 class GateOverride(RequestBody):
@@ -407,6 +413,23 @@ def create_app(
             return get_service(service).schema()
         except ParameterError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
+
+    @app.post("/api/catalog/{service}/estimate", tags=["catalog"], summary="What an instance would cost a month, before it exists (offline prices)")
+    def estimate(service: str, request: EstimateRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+        parameters = _validated(service, request.target, request.parameters, cluster)
+        folder = Path(jobs.workdir) / "estimates" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        try:
+            stack_dir = jobs.worker.synth(
+                service=service, parameters={**parameters, "target": request.target}, client="estimate", instance="estimate",
+                outdir=str(folder), state={"kind": "local", "path": str(folder / "state.tfstate")}, **jobs.toolchain.synth_options(),
+            )
+            monthly = monthly_cost(json.loads((stack_dir / "cdk.tf.json").read_text()), stack_dir.name)
+        except SynthError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return {"service": service, "target": request.target, "monthly_usd": monthly, "priced": monthly is not None}
 
     @app.post("/api/clients/{client}/instances", status_code=201, tags=["instances"], summary="Create an instance (validated, stored, not yet deployed)")
     def create_instance(client: str, request: InstanceRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:

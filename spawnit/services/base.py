@@ -198,7 +198,8 @@ class CatalogService:
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
-        """The parameters' JSON Schema; a target's own settings carry ``x-target`` (forms show them for it only)."""
+        """The parameters' JSON Schema; a target's own settings carry ``x-target`` (forms show them for it only).
+        A field without a title of its own gets one written for people (:func:`field_label`)."""
         schema = cls.Parameters.model_json_schema()
         schema["title"] = cls.name
         schema["description"] = cls.description
@@ -206,10 +207,29 @@ class CatalogService:
             target = target_of(name)
             if target:
                 field_schema["x-target"] = target
+            if field_schema.get("title") == name.replace("_", " ").title():  # pydantic's generated title
+                field_schema["title"] = field_label(name)
         return schema
 
 
 AWS_ONLY_FIELDS = ("allowed_cidrs", "root_volume_gb")
+
+# How a field name's words read in a form: acronyms, units, words run together.
+_WORDS = {
+    "aws": "AWS", "api": "API", "cidrs": "CIDRs", "eula": "EULA", "html": "HTML", "http": "HTTP", "id": "ID", "lxc": "LXC",
+    "maxmemory": "max memory", "motd": "message of the day", "ref": "git ref", "ssh": "SSH", "url": "URL", "vlan": "VLAN", "vmid": "VM ID",
+}
+_UNITS = {"mb": "(MB)", "gb": "(GB)"}
+CATEGORY_LABELS = {"database": "Databases", "devtools": "Developer tools", "games": "Games", "identity": "Identity",
+                   "paas": "PaaS", "storage": "Storage", "web": "Web"}
+
+
+def field_label(name: str) -> str:
+    """``maxmemory_mb`` -> ``Max memory (MB)``, ``aws_subnet_id`` -> ``AWS subnet ID``, ``proxmox_lxc_template`` ->
+    ``Proxmox LXC template``: a label for people, from a field's name."""
+    words = [_UNITS.get(word) or _WORDS.get(word, word) for word in name.split("_")]
+    text = " ".join(words)
+    return text[0].upper() + text[1:]
 
 
 def target_of(field: str) -> str | None:
@@ -285,6 +305,7 @@ def catalog_document() -> dict[str, Any]:
             {
                 "name": service.name,
                 "category": service.category,
+                "category_label": CATEGORY_LABELS.get(service.category, service.category.capitalize()),
                 "description": service.description,
                 "targets": list(TARGETS),
                 "secrets": list(service.secrets),

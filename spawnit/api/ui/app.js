@@ -123,14 +123,19 @@ async function showCatalog() {
   const catalog = await api("GET", "/api/catalog");
   state.catalog = Object.fromEntries(catalog.services.map((service) => [service.name, service]));
   const byCategory = {};
-  for (const service of catalog.services) (byCategory[service.category] ||= []).push(service);
+  const labels = {};
+  for (const service of catalog.services) {
+    (byCategory[service.category] ||= []).push(service);
+    labels[service.category] = service.category_label || service.category;
+  }
   const root = $("#catalog");
   root.replaceChildren();
   for (const category of Object.keys(byCategory).sort()) {
     const group = document.createElement("div");
     group.className = "category";
     group.innerHTML = `<h3></h3><div class="cards"></div>`;
-    group.querySelector("h3").textContent = category;
+    group.querySelector("h3").textContent = labels[category];
+    group.dataset.category = category;
     for (const service of byCategory[category]) {
       const card = document.createElement("button");
       card.className = "card";
@@ -251,6 +256,7 @@ function openForm(service) {
   if (target) target.addEventListener("change", showTargetFields);
   showTargetFields();
   $("#form-error").textContent = "";
+  $("#estimate").textContent = "";
   $("#deploy-section").hidden = false;
   $("#deploy-section").scrollIntoView({ block: "start" });
 }
@@ -593,17 +599,61 @@ async function openInstance(name) {
     const row = jobRows.insertRow();
     row.dataset.job = job.id;
     row.insertCell().textContent = job.created_at.replace("T", " ").replace("Z", "");
-    const kind = job.refresh_only ? "plan (refresh-only)" : job.applies_plan ? "apply (reviewed plan)" : job.auto_approved ? "apply (plan-and-apply)" : job.action;
-    row.insertCell().textContent = kind + (job.plan ? ` — ${job.plan.summary}` : "") + (job.gate && !job.gate.passed ? " — gate blocked" : "");
-    row.insertCell().append(badge(job.status));
-    row.insertCell().textContent = job.requested_by || "-";
-    const actions = row.insertCell();
-    actions.append(button("Logs", "logs", () => watchJob(job.id)));
-    if (job.plan && job.status === "succeeded") actions.append(button("Review", "review", () => openReview(job.id).catch(alertError)));
+    jobCells(row, job);
   }
   if (!history.jobs.length) jobRows.insertRow().insertCell().textContent = "No job yet.";
   $("#instance-section").hidden = false;
   $("#instance-section").scrollIntoView({ block: "start" });
+}
+
+function describeJob(job) {
+  const kind = job.refresh_only ? "plan (refresh-only)" : job.applies_plan ? "apply (reviewed plan)" : job.auto_approved ? "apply (plan-and-apply)" : job.action;
+  return kind + (job.plan ? ` — ${job.plan.summary}` : "") + (job.gate && !job.gate.passed ? " — gate blocked" : "");
+}
+
+function jobCells(row, job) {
+  row.insertCell().textContent = describeJob(job);
+  row.insertCell().append(badge(job.status));
+  row.insertCell().textContent = job.requested_by || "-";
+  const actions = row.insertCell();
+  actions.append(button("Logs", "logs", () => watchJob(job.id)));
+  if (job.plan && job.status === "succeeded") actions.append(button("Review", "review", () => openReview(job.id).catch(alertError)));
+}
+
+async function openJobs() {
+  const { jobs } = await api("GET", `/api/clients/${state.client}/jobs`);
+  history.replaceState(null, "", "#jobs");
+  const body = $("#jobs tbody");
+  body.replaceChildren();
+  for (const job of jobs) {
+    const row = body.insertRow();
+    row.dataset.job = job.id;
+    row.insertCell().textContent = job.created_at.replace("T", " ").replace("Z", "");
+    row.insertCell().append(button(job.instance, "link instance-open", () => openInstance(job.instance).catch(alertError)));
+    jobCells(row, job);
+  }
+  if (!jobs.length) {
+    const cell = body.insertRow().insertCell();
+    cell.colSpan = 6;
+    cell.className = "empty";
+    cell.textContent = "No job yet: deploy a service from the catalog.";
+  }
+  $("#jobs-section").hidden = false;
+  $("#jobs-section").scrollIntoView({ block: "start" });
+}
+
+async function estimateCost() {
+  const { target, parameters } = formValues();
+  const shown = $("#estimate");
+  shown.textContent = "Estimating…";
+  try {
+    const estimate = await api("POST", `/api/catalog/${state.service}/estimate`, { target, parameters });
+    shown.textContent = !estimate.priced ? "Not priced: no offline price table for this region."
+      : estimate.monthly_usd === 0 ? "0.00 USD a month from the cloud: it runs on your own host."
+      : `About ${estimate.monthly_usd.toFixed(2)} USD a month (offline list prices, before the first plan).`;
+  } catch (error) {
+    shown.textContent = error.message;
+  }
 }
 
 function history_(name) { history.replaceState(null, "", "#instance=" + name); }
@@ -695,6 +745,9 @@ async function start() {
   $("#review-close").addEventListener("click", () => { $("#review-section").hidden = true; });
   $("#drift-close").addEventListener("click", () => { $("#drift-section").hidden = true; });
   $("#instance-close").addEventListener("click", () => { $("#instance-section").hidden = true; });
+  $("#jobs-open").addEventListener("click", () => openJobs().catch(alertError));
+  $("#jobs-close").addEventListener("click", () => { $("#jobs-section").hidden = true; });
+  $("#estimate-cost").addEventListener("click", estimateCost);
   $("#logout").addEventListener("click", () => { sessionStorage.clear(); location.assign(state.config.end_session_endpoint || "/"); });
   if (!(await authenticate())) return;
   await showCatalog();
@@ -709,6 +762,7 @@ async function start() {
   if (drifted) await openDrift(drifted[1]);
   const opened = location.hash.match(/^#instance=([a-z0-9-]+)$/);
   if (opened) await openInstance(opened[1]);
+  if (location.hash === "#jobs") await openJobs();
 }
 
 start().catch((error) => { document.body.insertAdjacentHTML("beforeend", `<p class="error" role="alert"></p>`); document.body.lastElementChild.textContent = error.message; });
