@@ -414,7 +414,7 @@ def test_the_openapi_document_says_every_request_body_admits_no_other_field(api)
         name for path in document["paths"].values() for operation in path.values() if "requestBody" in operation
         for name in re.findall(r'"#/components/schemas/(\w+)"', json.dumps(operation["requestBody"]))
     }
-    assert bodies == {"Budget", "GateOverride", "InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation", "TicketRequest"}
+    assert bodies == {"Budget", "EstimateRequest", "GateOverride", "InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation", "TicketRequest"}
     assert all(document["components"]["schemas"][name]["additionalProperties"] is False for name in bodies)
 
 
