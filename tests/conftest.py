@@ -215,6 +215,19 @@ def serving(app, **config):
         thread.join(timeout=10)
 
 
+def wait_job(api, job_id: str, timeout: float = 60) -> dict:
+    """A job's record once it has ended, read through the API (a TestClient or an httpx client)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = api.get(f"/api/jobs/{job_id}").json()
+        if record["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end")
+
+
 def local_app(tmp_path: Path, synth_worker, environ: dict[str, str] | None = None, **job_options):
     """The API without login over a local store in ``tmp_path``, its jobs run here (``environ``: the
     jobs' environment, a stand-in engine's for instance)."""

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import local_app, serving
+from conftest import local_app, serving, wait_job
 from spawnit.api import create_app
 from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
@@ -32,16 +32,6 @@ def app(tmp_path, synth_worker, tofu):
 def api(app):
     with TestClient(app) as client:
         yield client
-
-
-def wait_job(api, job_id, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/jobs/{job_id}").json()
-        if record["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def create(api, **body):

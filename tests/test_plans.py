@@ -11,7 +11,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import local_app, real_plan
+from conftest import local_app, real_plan, wait_job
 from spawnit.api import job_settings
 from spawnit.api.plans import PlanError, PlanFiles, inputs_of, stale_reasons, ttl_from_environment
 from spawnit.api.store import LocalObjectStore, Store
@@ -161,21 +161,11 @@ def flow(tmp_path, synth_worker):
         yield api, app, calls
 
 
-def ended(api, job_id, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/jobs/{job_id}").json()
-        if record["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end")
-
-
 def test_deploy_without_a_plan_makes_one_for_review_and_apply_runs_exactly_that_file(flow):
     api, app, calls = flow
     response = api.post("/api/clients/acme/instances/cache/apply")
     assert response.status_code == 202 and response.json()["action"] == "plan" and response.json()["review"] is True
-    plan = ended(api, response.json()["job"])
+    plan = wait_job(api, response.json()["job"])
     assert plan["status"] == "succeeded" and plan["plan"]["summary"] == "Plan: 1 to add, 1 to change, 1 to destroy."
     assert plan["gate"]["passed"] is True, plan["gate"]
     assert plan["plan"]["made_by"] and plan["plan"]["expires_at"] > plan["plan"]["made_at"]
@@ -184,7 +174,7 @@ def test_deploy_without_a_plan_makes_one_for_review_and_apply_runs_exactly_that_
     assert "hunter2" not in json.dumps(review) and "hunter2" not in json.dumps(plan)
     [planned] = [call for call in calls() if call.get("argv", [None])[0] == "plan"]
 
-    applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
+    applied = wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
     assert applied["status"] == "succeeded" and applied["applies_plan"] == plan["id"] and not applied["auto_approved"]
     [apply] = [call for call in calls() if call.get("argv", [None])[0] == "apply"]
     assert apply["argv"] == ["apply", "-input=false", "-no-color", "tfplan"]
@@ -193,15 +183,15 @@ def test_deploy_without_a_plan_makes_one_for_review_and_apply_runs_exactly_that_
 
 def test_a_plan_is_refused_with_409_once_the_parameters_or_a_secret_moved_or_it_expired(flow, tmp_path):
     api, app, calls = flow
-    plan = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    plan = wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
     assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}}).status_code == 200
     refused = api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]})
     assert refused.status_code == 409 and "parameter port changed (6380 -> 6390); make a new plan" in refused.json()["error"]
-    second = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    second = wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
     app.state.jobs.vault.rotate("acme", "cache", "password")
     rotated = api.post("/api/clients/acme/instances/cache/apply", json={"plan": second["id"]})
     assert rotated.status_code == 409 and "a secret was rotated or changed" in rotated.json()["error"]
-    third = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    third = wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
     record = app.state.store.get_job(third["id"])
     record["plan"]["expires_at"] = "2020-01-01T00:00:00Z"
     app.state.store.put_job(record)
@@ -212,7 +202,7 @@ def test_a_plan_is_refused_with_409_once_the_parameters_or_a_secret_moved_or_it_
 
 def test_apply_requests_that_cannot_be_meant_are_refused(flow):
     api, app, calls = flow
-    plan = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    plan = wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
     both = api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"], "auto_approve": True})
     assert both.status_code == 422 and "give one" in both.json()["error"]
     on_destroy = api.post("/api/clients/acme/instances/cache/destroy", json={"plan": plan["id"]})
@@ -223,11 +213,11 @@ def test_apply_requests_that_cannot_be_meant_are_refused(flow):
     unknown = api.post("/api/clients/acme/instances/cache/apply", json={"plan": other})
     assert unknown.status_code == 404 and f"'{other}' is not a plan of acme/cache" in unknown.json()["error"]
     app.state.jobs.environ["TOFU_EXIT_CODES"] = "{}"  # a plan that finds nothing to change
-    clean = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    clean = wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
     nothing = api.post("/api/clients/acme/instances/cache/apply", json={"plan": clean["id"]})
     assert nothing.status_code == 409 and "has no changes to apply" in nothing.json()["error"]
     assert api.get(f"/api/jobs/{clean['id']}/plan").json()["error"].endswith("it found no changes")
-    auto = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
+    auto = wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
     assert auto["auto_approved"] is True and auto["applies_plan"] is None
     assert api.get(f"/api/jobs/{auto['id']}/plan").json()["error"].endswith("it is not a plan")
 
@@ -287,7 +277,7 @@ def test_the_gate_blocks_a_checkov_finding_and_an_overrun_budget_and_an_override
     budget = api.put("/api/clients/acme/budget", json={"monthly_usd": 5})
     assert budget.status_code == 200 and budget.json()["monthly_usd"] == 5
     app.state.jobs.environ["TOFU_SHOW_JSON"] = json.dumps(risky_plan)
-    plan = ended(api, api.post("/api/clients/acme/instances/pg/plan").json()["job"])
+    plan = wait_job(api, api.post("/api/clients/acme/instances/pg/plan").json()["job"])
     security, cost = plan["gate"]["checks"]
     assert plan["gate"]["passed"] is False and security["passed"] is False and cost["passed"] is False
     assert "CKV_AWS_24 on aws_security_group.open: Ensure no security groups allow ingress from 0.0.0.0:0 to port 22" in security["reasons"]
@@ -310,7 +300,7 @@ def test_the_gate_blocks_a_checkov_finding_and_an_overrun_budget_and_an_override
     assert api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "security", "reason": "SSH is closed by the site firewall"}).status_code == 422
     assert api.post(f"/api/jobs/{plan['id']}/gate/overrides", json={"check": "cost", "reason": "The budget grows next month, agreed"}).json()["passed"] is True
 
-    applied = ended(api, api.post("/api/clients/acme/instances/pg/apply", json={"plan": plan["id"]}).json()["job"])
+    applied = wait_job(api, api.post("/api/clients/acme/instances/pg/apply", json={"plan": plan["id"]}).json()["job"])
     assert applied["status"] == "succeeded", applied
     log = " ".join(str(event["data"]) for event in app.state.jobs.snapshot(applied["id"]))
     assert "policy gate overridden: security by" in log and "cost by" in log
@@ -325,7 +315,7 @@ def test_the_gate_blocks_a_checkov_finding_and_an_overrun_budget_and_an_override
 def test_plan_and_apply_in_one_step_stops_at_a_failing_gate_and_applies_nothing(flow, risky_plan):
     api, app, calls = flow
     app.state.jobs.environ["TOFU_SHOW_JSON"] = json.dumps(risky_plan)
-    job = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
+    job = wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"])
     assert job["status"] == "failed" and job["auto_approved"] is True
     assert job["error"].startswith("blocked by the policy gate: security: ") and "CKV_AWS_24 on aws_security_group.open" in job["error"]
     assert not [call for call in calls() if call.get("argv", [None])[0] == "apply"]
@@ -335,7 +325,7 @@ def test_plan_and_apply_in_one_step_stops_at_a_failing_gate_and_applies_nothing(
 
 def deployed(api, name: str) -> dict:
     assert api.post("/api/clients/acme/instances", json={"service": "redis", "parameters": {"port": 6380}, "instance": name}).status_code in (201, 409)
-    applied = ended(api, api.post(f"/api/clients/acme/instances/{name}/apply", json={"auto_approve": True}).json()["job"])
+    applied = wait_job(api, api.post(f"/api/clients/acme/instances/{name}/apply", json={"auto_approve": True}).json()["job"])
     assert applied["status"] == "succeeded"
     return applied
 
@@ -367,7 +357,7 @@ def test_a_cancelled_drift_check_leaves_the_drift_status_and_the_last_job_alone(
         time.sleep(0.05)
     check = spec["drift_job"]
     assert api.delete(f"/api/jobs/{check}").status_code == 202
-    assert ended(api, check)["status"] == "cancelled"
+    assert wait_job(api, check)["status"] == "cancelled"
     deadline = time.monotonic() + 30
     while (spec := api.get("/api/clients/acme/instances/cache").json()).get("drift_check", {}).get("job") != check and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -379,19 +369,19 @@ def test_a_refresh_only_plan_accepts_the_clouds_values_through_review(flow):
     api, app, calls = flow
     app.state.jobs.environ["TOFU_SHOW_JSON"] = json.dumps(DRIFT_PLAN)
     response = api.post("/api/clients/acme/instances/cache/plan", json={"refresh_only": True})
-    plan = ended(api, response.json()["job"])
+    plan = wait_job(api, response.json()["job"])
     assert plan["refresh_only"] is True and plan["plan"]["refresh_only"] is True
     [call] = [call for call in calls() if call.get("argv", [None])[0] == "plan"]
     assert call["argv"] == ["plan", "-input=false", "-no-color", "-detailed-exitcode", "-refresh-only", "-out=tfplan"]
     assert api.post("/api/clients/acme/instances/cache/apply", json={"refresh_only": True}).status_code == 422
-    applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
+    applied = wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
     assert applied["status"] == "succeeded"
 
 
 def test_an_instances_history_lists_its_jobs_newest_first_drift_checks_included_and_the_clients_jobs_span_its_instances(flow):
     api, app, calls = flow
-    plan = ended(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
-    applied = ended(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
+    plan = wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+    applied = wait_job(api, api.post("/api/clients/acme/instances/cache/apply", json={"plan": plan["id"]}).json()["job"])
     app.state.jobs.environ["TOFU_EXIT_CODES"] = "{}"
     app.state.drift.check_all()
     history = api.get("/api/clients/acme/instances/cache/jobs").json()["jobs"]

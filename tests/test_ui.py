@@ -288,11 +288,12 @@ def test_target_fields_follow_the_target_a_job_has_a_link_and_a_narrow_screen_fi
 # Review, gate, drift -----------------------------------------------------------------------------
 
 
-def fits(page) -> bool:
-    """Nothing wider than the viewport: no sideways scrolling, no element sticking out of it."""
+def fits(page, sections: str = "#review-section *, #drift-section *") -> bool:
+    """Nothing wider than the viewport: no sideways scrolling, no element of ``sections`` sticking out of it."""
     return page.evaluate(
-        """() => document.documentElement.scrollWidth <= window.innerWidth &&
-        [...document.querySelectorAll('#review-section *, #drift-section *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)"""
+        """(sections) => document.documentElement.scrollWidth <= window.innerWidth &&
+        [...document.querySelectorAll(sections)].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)""",
+        sections,
     )
 
 
@@ -444,9 +445,7 @@ def test_the_instance_page_edits_parameters_through_a_reviewed_plan_reveals_a_se
     secret.locator("button.reveal").click()
     revealed = app.state.jobs.vault.reveal("local", "cache", "password")["value"]
     expect(secret.locator("code")).to_have_text(revealed)
-    assert fits(page) and page.evaluate(
-        "[...document.querySelectorAll('#instance-section *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)"
-    ), f"the instance page overflows at {width} px"
+    assert fits(page) and fits(page, "#instance-section *"), f"the instance page overflows at {width} px"
     page.screenshot(path=str(artifacts / f"ui-instance-{width}.png"), full_page=True)
     audit = [json.loads(app.state.store.objects.get(key)) for key in app.state.store.objects.list("audit/")]
     assert [record["action"] for record in audit] == ["secret.reveal"]
@@ -482,9 +481,7 @@ def test_the_deploy_form_estimates_the_cost_before_the_first_plan_and_the_jobs_p
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("apply (reviewed plan)")
     expect(rows.nth(1)).to_contain_text("listed")
-    assert fits(page) and page.evaluate(
-        "[...document.querySelectorAll('#jobs-section *, #deploy-section *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth + 1)"
-    ), "the jobs page overflows at 420 px"
+    assert fits(page) and fits(page, "#jobs-section *, #deploy-section *"), "the jobs page overflows at 420 px"
     page.screenshot(path=str(artifacts / "ui-jobs-420.png"), full_page=True)
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
     other.goto(f"{url}/#jobs")  # a deep link to the jobs page
