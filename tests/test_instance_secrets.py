@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
-from conftest import local_app
+from conftest import local_app, wait_job
 from spawnit.api.store import LocalObjectStore
 from spawnit.api.vault import SecretVault, VaultError, key_from_environment
 from standin import stand_in_tofu
@@ -38,13 +38,7 @@ def api(app):
 
 def run(api, path: str) -> dict:
     job = api.post(path, json={"auto_approve": True} if path.endswith("/apply") else None).json()["job"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/jobs/{job}").json()
-        if record["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"job {job} did not end")
+    return wait_job(api, job)
 
 
 def create(api, instance: str = "db", **body):
