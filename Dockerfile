@@ -34,8 +34,14 @@ COPY requirements-checkov.txt ./
 RUN python3 -m venv /checkov \
  && /checkov/bin/pip install --no-cache-dir -r requirements-checkov.txt
 
+# boaviztapi for each applied instance's footprint (spawnit/footprint.py), in its own virtualenv for the same reason.
+COPY requirements-boavizta.txt ./
+RUN python3 -m venv /boavizta \
+ && /boavizta/bin/pip install --no-cache-dir -r requirements-boavizta.txt
+
 ENV PATH=/venv/bin:$PATH \
     SPAWNIT_CHECKOV=/checkov/bin/checkov \
+    SPAWNIT_BOAVIZTA_PYTHON=/boavizta/bin/python \
     JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
     PYTHONUNBUFFERED=1 \
     SPAWNIT_DATA_DIR=/tmp/spawnit-data

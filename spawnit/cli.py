@@ -135,6 +135,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
     worker.add_argument("--metrics-port", type=int, help="serve this worker's Prometheus metrics on this port (default: none)")
 
+    audit = commands.add_parser("audit", help="the platform's audit trail from its store (SPAWNIT_S3_* or SPAWNIT_DATA_DIR), newest first")
+    for name, help_text in (
+        ("client", "only this client's records"),
+        ("instance", "only this instance's records"),
+        ("subject", "only what this subject did"),
+        ("action", "an action (job.apply), or a family ending in a dot (job.)"),
+        ("outcome", "succeeded, refused, rejected, failed or cancelled"),
+        ("since", "ISO 8601 time, inclusive (2026-12-07T08:00:00Z)"),
+        ("until", "ISO 8601 time, inclusive"),
+    ):
+        audit.add_argument(f"--{name}", help=help_text)
+    audit.add_argument("--limit", type=int, default=50, help="records to print, 1-500 (default 50)")
+    audit.add_argument("--format", choices=("table", "jsonl", "csv"), default="table", help="table for people; jsonl or csv for machines (default: table)")
+
     bootstrap = commands.add_parser("bootstrap", help="create the remote state bucket and lock table (idempotent)")
     bootstrap.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (an S3-compatible service or a local emulator)")
     return parser
@@ -198,6 +212,8 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         return _serve(arguments.host, arguments.port, arguments.worker_concurrency)
     if arguments.command == "worker":
         return _worker(arguments.concurrency, arguments.metrics_port)
+    if arguments.command == "audit":
+        return _audit(arguments)
     return _tofu(arguments, spec_options)
 
 
@@ -499,7 +515,8 @@ def _serve(host: str, port: int, worker_concurrency: int) -> int:
     except SETTINGS_ERRORS as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Who called is the audit trail's business (SPAWNIT_TRUSTED_PROXIES): uvicorn does not rewrite the peer address.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0
 
 
@@ -518,6 +535,38 @@ def _worker(concurrency: int, metrics_port: int | None) -> int:
     except SETTINGS_ERRORS as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _audit(arguments: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .api import SETTINGS_ERRORS
+    from .api.audit import AuditQuery, AuditQueryError, AuditTrail, as_csv, parse_time
+    from .api.store import store_from_environment
+
+    try:
+        query = AuditQuery(
+            arguments.client, arguments.instance, arguments.subject, arguments.action, arguments.outcome,
+            parse_time("--since", arguments.since), parse_time("--until", arguments.until), limit=arguments.limit,
+        )
+        trail = AuditTrail(store_from_environment().objects)
+    except (AuditQueryError, *SETTINGS_ERRORS) as error:
+        print(f"spawnit: {str(error).replace('limit:', '--limit:', 1)}", file=sys.stderr)
+        return EXIT_USAGE
+    records = trail.page(query)["records"]
+    if arguments.format == "jsonl":
+        for record in records:
+            print(json.dumps(record, sort_keys=True))
+    elif arguments.format == "csv":
+        sys.stdout.write(as_csv(records))
+    else:
+        table = Table("at", "outcome", "action", "subject", "client/instance", "job", "address", box=None)
+        for record in records:
+            where = "/".join(filter(None, (record.get("client"), record.get("instance"))))
+            table.add_row(record["at"], record["outcome"], record["action"], record.get("subject") or "-", where or "-", (record.get("job") or "-")[:8], record.get("address") or "-")
+        Console(width=200).print(table) if records else print("no audit record matches")
+    return 0
 
 
 def _bootstrap(endpoint_url: str | None, specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 - a SpotilikeSpec

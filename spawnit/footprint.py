@@ -196,6 +196,21 @@ def estimate_footprint(stacks: Mapping[str, Mapping[str, Any]], *, load_percent:
     return report
 
 
+def stack_footprint(document: Mapping[str, Any], name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One stack's monthly footprint as an instance page shows it: the total and what it leaves out, or a
+    note saying why there is none (no cloud machine in the stack, boaviztapi unavailable). Never raises."""
+    found, managed = FootprintReader(name, document).demands()
+    if not found:
+        return {"total_kg": None, "note": "not estimated: no cloud machine in this stack (Boavizta's archetypes describe AWS instances)", "not_estimated": managed}
+    try:
+        stack = estimate_footprint({name: document}, environ=environ)
+    except FootprintError as error:
+        return {"total_kg": None, "note": f"not estimated: {error}", "not_estimated": managed}
+    (only,) = stack.as_dict()["stacks"]
+    problems = [f"{item['address']}: {item['problem']}" for item in only["items"] if item["problem"]]
+    return {"total_kg": only["total_kg"], "unit": "kgCO2e per month", "method": stack.as_dict()["method"], "not_estimated": managed, "problems": problems}
+
+
 def render_footprint(report: FootprintReport, console: Any) -> None:
     """Readable tables (rich) for people."""
     from rich.table import Table

@@ -4,11 +4,17 @@ session-scoped App (the default dev/preprod/prod stacks plus a few variants)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -538,3 +544,50 @@ def docker_engine(tmp_path_factory):
         daemon.terminate()
         daemon.wait(30)
         log.close()
+
+
+# A realm's signing key and its JWKS on 127.0.0.1, for tests of OIDC tokens, roles and grants -----------
+
+ISSUER = "http://localhost:8080/realms/spawnit"
+AUDIENCE = "spawnit-api"
+ALICE = "6f1c2b8e-4b7a-4c57-9a0e-2f8a1d3c5e7b"
+
+
+def new_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def signing_key():
+    return new_key()
+
+
+@pytest.fixture(scope="session")
+def jwks_url(signing_key):
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
+    body = json.dumps({"keys": [{**public, "kid": "test-key", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/realms/spawnit/protocol/openid-connect/certs"
+    server.shutdown()
+
+
+def token(key, *, subject=ALICE, roles=("user",), groups=None, audience=AUDIENCE, issuer=ISSUER, expires_in=300, kid="test-key") -> str:
+    now = int(time.time())
+    claims = {"sub": subject, "iss": issuer, "aud": audience, "iat": now, "exp": now + expires_in, "realm_access": {"roles": list(roles)}}
+    if groups is not None:  # Keycloak's group-membership mapper with full paths
+        claims["groups"] = list(groups)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+

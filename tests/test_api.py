@@ -57,6 +57,12 @@ def test_serve_rejects_a_bad_port():
     assert result.returncode == 2 and "--port: 70000 is not allowed" in result.stderr
 
 
+def test_serve_rejects_a_bad_trusted_proxy_naming_the_variable(tmp_path):
+    environ = {**os.environ, "SPAWNIT_AUTH": "off", "SPAWNIT_DATA_DIR": str(tmp_path), "SPAWNIT_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}
+    result = subprocess.run([sys.executable, "-m", "spawnit", "serve", "--port", "1"], capture_output=True, text=True, env=environ, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("spawnit: SPAWNIT_TRUSTED_PROXIES: 'proxy.local' is not allowed") and "Traceback" not in result.stderr
+
+
 def start_server(port, data, environ):
     return subprocess.Popen(
         [sys.executable, "-m", "spawnit", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -50,6 +50,8 @@ def test_bad_parameters_are_a_422_naming_the_fields_and_nothing_is_stored(api, a
     response = create(api, parameters={"port": 80, "maxmemory_mb": "lots"})
     assert response.status_code == 422
     assert "port = 80 is not allowed" in response.json()["error"] and "maxmemory_mb = 'lots'" in response.json()["error"]
+    fields = response.json()["fields"]  # each problem under its field's name, for a form to show it beside the field
+    assert sorted(fields) == ["maxmemory_mb", "port"] and fields["port"].startswith("port = 80 is not allowed")
     assert app.state.store.list_instances("acme") == []
 
 
@@ -60,9 +62,13 @@ def test_unknown_service_and_bad_names_are_422(api):
     assert api.post("/api/clients/-acme/instances", json={"service": "redis"}).status_code == 422
 
 
-def test_a_second_instance_of_the_same_name_is_a_409(api):
+def test_a_second_instance_of_the_same_name_is_a_409_on_the_name_field(api):
     create(api)
-    assert create(api).status_code == 409
+    second = create(api)
+    assert second.status_code == 409 and second.json() == {
+        "error": "instance acme/cache already exists",
+        "fields": {"instance": "'cache' is taken: choose another name"},
+    }
 
 
 def test_list_get_and_patch(api):
@@ -325,8 +331,10 @@ def test_a_name_with_a_trailing_newline_is_refused_and_nothing_is_written(api, a
 
 def test_validation_errors_have_the_one_error_shape_naming_the_field(api):
     response = api.post("/api/clients/acme/instances", json={"instance": "cache"})
-    assert response.status_code == 422 and set(response.json()) == {"error"}
-    assert "service: field required" in response.json()["error"]
+    assert response.status_code == 422 and set(response.json()) == {"error", "fields"}
+    assert "service: field required" in response.json()["error"] and response.json()["fields"] == {"service": "service: field required"}
+    malformed = api.post("/api/clients/acme/instances", json={"service": "redis", "instance": "Bad Name"})
+    assert list(malformed.json()["fields"]) == ["instance"] and "Bad Name" in malformed.json()["fields"]["instance"]
 
 
 def test_a_huge_value_is_not_echoed_back_whole(api, app):

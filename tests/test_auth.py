@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from spawnit.api import create_app
@@ -17,45 +13,7 @@ from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
 from spawnit.api.store import LocalObjectStore, Store
 
-ISSUER = "http://localhost:8080/realms/spawnit"
-AUDIENCE = "spawnit-api"
-ALICE = "6f1c2b8e-4b7a-4c57-9a0e-2f8a1d3c5e7b"
-
-
-def new_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def signing_key():
-    return new_key()
-
-
-@pytest.fixture(scope="module")
-def jwks_url(signing_key):
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
-    body = json.dumps({"keys": [{**public, "kid": "test-key", "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/realms/spawnit/protocol/openid-connect/certs"
-    server.shutdown()
-
-
-def token(key, *, subject=ALICE, roles=("user",), audience=AUDIENCE, issuer=ISSUER, expires_in=300, kid="test-key") -> str:
-    now = int(time.time())
-    claims = {"sub": subject, "iss": issuer, "aud": audience, "iat": now, "exp": now + expires_in, "realm_access": {"roles": list(roles)}}
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+from conftest import ALICE, AUDIENCE, ISSUER, new_key, token  # the realm's key and JWKS are conftest's fixtures
 
 
 @pytest.fixture
@@ -80,7 +38,8 @@ def test_a_valid_token_reaches_its_own_instances(api, signing_key):
 
 def test_another_clients_instances_are_forbidden(api, signing_key):
     response = get(api, "/api/clients/bob/instances", token(signing_key))
-    assert response.status_code == 403 and "is not yours" in response.json()["error"]
+    assert response.status_code == 403
+    assert response.json()["error"] == f"{ALICE} may not do this: the viewer role is required on client 'bob'; held: operator on {ALICE}"
 
 
 def test_admin_reaches_every_client(api, signing_key):
@@ -109,8 +68,9 @@ def test_no_token_is_401(api):
     assert response.status_code == 401 and response.json()["error"] == "missing bearer token"
 
 
-def test_catalog_and_health_need_no_token(api):
-    assert get(api, "/healthz").status_code == 200 and get(api, "/api/catalog").status_code == 200
+def test_health_and_the_login_config_need_no_token_the_catalog_does(api, signing_key):
+    assert get(api, "/healthz").status_code == 200 and get(api, "/api/config").status_code == 200
+    assert get(api, "/api/catalog").status_code == 401 and get(api, "/api/catalog", token(signing_key)).status_code == 200
 
 
 def test_auth_is_off_only_when_said_explicitly(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 
 from spawnit.cli import main
 from spawnit.cost import load_stacks
-from spawnit.footprint import FootprintError, estimate_footprint
+from spawnit.footprint import FootprintError, estimate_footprint, stack_footprint
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,21 @@ def test_the_readme_footprint_table_is_what_the_stacks_weigh(report):
         name, figure = line.strip("|").split("|")
         table[name.split(":")[0].strip()] = float(figure)
     assert table == {stack.name: stack.total_kg for stack in report.stacks}
+
+
+def test_an_instance_footprint_is_its_stacks_total_or_says_why_there_is_none(documents, report, outdir):
+    summary = stack_footprint(documents["prod"], "prod")
+    assert summary["total_kg"] == [stack.total_kg for stack in report.stacks if stack.name == "prod"][0] > 0
+    assert summary["unit"] == "kgCO2e per month" and summary["problems"] == [] and "alb/alb (load balancer)" in summary["not_estimated"]
+
+    unknown = stack_footprint(with_fleet_type(documents["prod"], "x9.huge"), "prod")
+    assert unknown["problems"] == ["fleet/group: instance type 'x9.huge' is not in Boavizta's AWS archetypes"]
+
+    docker = json.loads((outdir / "stacks" / "catalog-redis-docker" / "cdk.tf.json").read_text())
+    assert stack_footprint(docker, "catalog-redis-docker") == {
+        "total_kg": None,
+        "note": "not estimated: no cloud machine in this stack (Boavizta's archetypes describe AWS instances)",
+        "not_estimated": [],
+    }
+    missing = stack_footprint(documents["prod"], "prod", environ={"SPAWNIT_BOAVIZTA_PYTHON": "/nonexistent/python"})
+    assert missing["total_kg"] is None and missing["note"].startswith("not estimated: boaviztapi's Python /nonexistent/python cannot run")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import tool
+from conftest import dockerfile_stages, tool
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -261,3 +261,19 @@ def test_the_project_is_apache_2_licensed_and_says_so_in_both_manifests():
 def test_the_image_and_the_package_carry_the_licence_files(name):
     assert re.search(rf"^COPY [^\n]*\b{name}\b", (ROOT / "Dockerfile").read_text(), re.M)
     assert name in re.search(r"license-files = \[(.*)\]", (ROOT / "pyproject.toml").read_text()).group(1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "requirements", "program"),
+    [("SPAWNIT_CHECKOV", "requirements-checkov.txt", "checkov"), ("SPAWNIT_BOAVIZTA_PYTHON", "requirements-boavizta.txt", "python")],
+)
+def test_the_image_gives_the_gate_and_the_footprint_their_own_virtualenvs(variable, requirements, program):
+    """The worker finds Checkov (the gate) and boaviztapi (each applied instance's footprint) by these
+    variables; each must name a program of a virtualenv the image builds from the pinned requirements."""
+    (stage,) = dockerfile_stages(ROOT / "Dockerfile")[-1:]
+    environment = " ".join(line for line in stage if line.startswith("ENV "))
+    path = re.search(rf"\b{variable}=(\S+)", environment).group(1)
+    venv = path.removesuffix(f"/bin/{program}")
+    assert path != venv, f"{variable}={path} is not a virtualenv's {program}"
+    assert any(line.startswith("RUN ") and f"python3 -m venv {venv} " in line and f"{venv}/bin/pip install --no-cache-dir -r {requirements}" in line for line in stage)
+    assert any(line.startswith("COPY ") and requirements in line for line in stage)

@@ -308,7 +308,11 @@ def test_the_gate_blocks_a_checkov_finding_and_an_overrun_budget_and_an_override
     assert [(item["check"], item["reason"]) for item in overrides] == [
         ("security", "SSH is closed by the site firewall in front"), ("cost", "The budget grows next month, agreed")]
     audit = [json.loads(app.state.store.objects.get(key)) for key in app.state.store.objects.list("audit/")]
-    assert sorted(record["check"] for record in audit if record["action"] == "gate.override") == ["cost", "security"]
+    overridden = [record for record in audit if record["action"] == "gate.override" and record["outcome"] == "succeeded"]
+    assert sorted(record["details"]["check"] for record in overridden) == ["cost", "security"]
+    assert {record["plan_sha256"] for record in overridden} == {plan["plan"]["sha256"]}
+    [applying] = [record for record in audit if record["action"] == "job.apply" and record["job"] == applied["id"]]  # who applied which plan, by its hash
+    assert (applying["job"], applying["plan_sha256"], applying["details"]["plan"]) == (applied["id"], plan["plan"]["sha256"], plan["id"])
     assert api.get("/api/clients/acme/budget").json()["instances"]["pg"] == applied["monthly_cost_usd"] > 5
 
 

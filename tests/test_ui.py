@@ -90,18 +90,48 @@ def test_deploy_watch_cancel_destroy(browser, site, artifacts):
     page.screenshot(path=str(artifacts / "ui-4-destroyed.png"), full_page=True)
 
 
-def test_server_side_validation_errors_are_shown(browser, site):
+@pytest.mark.parametrize("width", [420, 1400])
+def test_server_side_creation_errors_are_shown_beside_their_field(browser, site, artifacts, width):
     url, _, _ = site
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": width, "height": 1000})
     page.goto(url)
+    expect(page.locator("#instances tbody")).to_have_text("No instance yet: choose a service in the catalog above to deploy one.")  # an empty state
     page.click(".card[data-service=redis]")
     page.fill("#field-instance", "cache")
     page.click("#deploy")
     expect(page.locator("tr[data-instance=cache]")).to_be_visible(timeout=30_000)
     page.click(".card[data-service=redis]")
     page.fill("#field-instance", "cache")
+    page.click("#deploy")  # the name is taken: only the API knows
+    expect(page.locator("#error-instance")).to_have_text("'cache' is taken: choose another name")
+    expect(page.locator("#form-error")).to_be_empty()
+
+    page.click(".card[data-service=webapp]")  # a rule across fields (django needs its entrypoint): only the API checks it
+    page.fill("#field-git_url", "https://git.example.com/acme/shop.git")
+    page.select_option("#field-framework", "django")
     page.click("#deploy")
-    expect(page.locator("#form-error")).to_contain_text("instance local/cache already exists")
+    expect(page.locator("#error-entrypoint")).to_contain_text("entrypoint = None is required for django")
+    expect(page.locator("#error-git_url")).to_be_empty()
+    assert fits(page, "#deploy-section *"), f"the deploy form overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-field-errors-{width}.png"), full_page=True)
+
+
+def test_the_catalog_and_each_service_form_have_deep_links(browser, site):
+    url, _, _ = site
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/#service=postgresql")
+    expect(page.locator("#deploy-section")).to_be_visible()
+    expect(page.locator("#deploy-service")).to_have_text("postgresql")
+    page.click("#deploy-cancel")
+    assert page.evaluate("location.hash") == ""
+    page.click(".card[data-service=redis]")  # opening a form links to it
+    assert page.evaluate("location.hash") == "#service=redis"
+    unknown = browser.new_page(viewport={"width": 1400, "height": 900})
+    unknown.goto(f"{url}/#service=oracle")
+    expect(unknown.locator("#notice")).to_contain_text("service oracle is not in the catalog")
+    catalog = browser.new_page(viewport={"width": 420, "height": 700})
+    catalog.goto(f"{url}/#catalog")
+    expect(catalog.locator("#catalog .card").first).to_be_in_viewport()
 
 
 # Login ---------------------------------------------------------------------------------------
@@ -332,10 +362,11 @@ def test_the_review_shows_deletes_first_marked_with_the_gate_beside_and_applies_
     expect(other.locator("#review-error")).to_contain_text("it was applied already", timeout=30_000)
 
 
-def test_a_blocked_gate_disables_apply_until_an_override_with_a_reason(browser, site, artifacts, risky_plan):
+@pytest.mark.parametrize("width", [420, 1400])
+def test_a_blocked_gate_disables_apply_until_an_override_with_a_reason(browser, site, artifacts, risky_plan, width):
     url, app, jobs = site
     jobs.environ |= {"TOFU_SLOW_APPLY": "0", "TOFU_SHOW_JSON": json.dumps(risky_plan)}
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": width, "height": 1000})
     page.goto(url)
     page.click(".card[data-service=redis]")
     page.fill("#field-instance", "risky")
@@ -346,7 +377,8 @@ def test_a_blocked_gate_disables_apply_until_an_override_with_a_reason(browser, 
     expect(security).to_contain_text("CKV_AWS_24 on aws_security_group.open")
     expect(security).to_contain_text("accepted: CKV_AWS_88 on aws_instance.instance")
     expect(page.locator("#apply-plan")).to_be_disabled()
-    page.screenshot(path=str(artifacts / "ui-gate-blocked.png"), full_page=True)
+    assert fits(page), f"the blocked gate overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-gate-blocked-{width}.png"), full_page=True)
 
     page.fill("#override-security", "short")
     page.click("text=Override security")
@@ -356,7 +388,8 @@ def test_a_blocked_gate_disables_apply_until_an_override_with_a_reason(browser, 
     expect(security.locator("strong")).to_have_text("Security (Checkov): overridden", timeout=30_000)
     expect(security).to_contain_text("SSH is closed by the site firewall in front")
     expect(page.locator("#apply-plan")).to_be_enabled()
-    page.screenshot(path=str(artifacts / "ui-gate-overridden.png"), full_page=True)
+    assert fits(page), f"the overridden gate overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-gate-overridden-{width}.png"), full_page=True)
     page.click("#apply-plan")
     expect(page.locator("#log")).to_contain_text("policy gate overridden: security", timeout=60_000)
     expect(page.locator("#log-status")).to_have_text("succeeded", timeout=60_000)
@@ -448,7 +481,7 @@ def test_the_instance_page_edits_parameters_through_a_reviewed_plan_reveals_a_se
     assert fits(page) and fits(page, "#instance-section *"), f"the instance page overflows at {width} px"
     page.screenshot(path=str(artifacts / f"ui-instance-{width}.png"), full_page=True)
     audit = [json.loads(app.state.store.objects.get(key)) for key in app.state.store.objects.list("audit/")]
-    assert [record["action"] for record in audit] == ["secret.reveal"]
+    assert [record["details"] for record in audit if record["action"] == "secret.reveal"] == [{"secret": "password"}]
 
     other = browser.new_page(viewport={"width": width, "height": 1000})
     other.goto(f"{url}/#instance=cache")  # a deep link to the instance
@@ -486,3 +519,23 @@ def test_the_deploy_form_estimates_the_cost_before_the_first_plan_and_the_jobs_p
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
     other.goto(f"{url}/#jobs")  # a deep link to the jobs page
     expect(other.locator("#jobs tbody tr")).to_have_count(2)
+
+
+def test_the_instance_page_shows_the_applied_footprint_or_why_there_is_none(browser, site):
+    import httpx
+
+    url, app, jobs = site
+    jobs.environ |= {"TOFU_SLOW_APPLY": "0", "TOFU_EXIT_CODES": "{}"}
+    for instance, target, parameters in (("cloud", "aws", {"allowed_cidrs": ["203.0.113.0/24"]}), ("home", "docker", {})):
+        body = {"service": "redis", "target": target, "instance": instance, "parameters": parameters}
+        assert httpx.post(f"{url}/api/clients/local/instances", json=body).status_code == 201
+        applied = httpx.post(f"{url}/api/clients/local/instances/{instance}/apply", json={"auto_approve": True}).json()["job"]
+        assert jobs.wait(applied, 60)["status"] == "succeeded"
+    footprint = app.state.store.get_spec("local", "cloud")["footprint"]  # a t3.small in eu-west-3, by boaviztapi
+    assert footprint["total_kg"] > 0 and footprint["problems"] == []
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/#instance=cloud")
+    expect(page.locator("#instance-facts dd[data-fact=Footprint]")).to_have_text(f"{footprint['total_kg']:.2f} kgCO2e a month (Boavizta)")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/#instance=home")
+    expect(page.locator("#instance-facts dd[data-fact=Footprint]")).to_contain_text("not estimated: no cloud machine in this stack")

@@ -15,12 +15,13 @@ import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -33,7 +34,8 @@ from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import instance_stack_name, shown
-from .auth import STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, require_client
+from .audit import AuditMiddleware, AuditSettingsError, AuditQuery, AuditQueryError, AuditTrail, as_csv, parse_time, trusted_networks
+from .auth import ROLES, STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, refusal
 from .engine import EngineError, LocalEngine, RedisEngine, engine_from_environment
 from .jobs import ACTIONS, Conflict, JobManager, NotQueued
 from .gate import GateError, monthly_cost
@@ -76,6 +78,17 @@ class ApiError(BaseModel):
     """Every error the API answers: one message naming what is wrong and what is allowed."""
 
     error: str = Field(description="What is wrong: the field, its value (cut) and the rule, or the state that forbids the request.")
+    fields: dict[str, str] | None = Field(
+        None, description="When the problem is in named fields of the request: each field's own message, for a form to show beside it."
+    )
+
+
+class FieldError(HTTPException):
+    """A refusal whose problems belong to named fields of the request (answered in ``fields``)."""
+
+    def __init__(self, status_code: int, detail: str, fields: Mapping[str, str]) -> None:
+        super().__init__(status_code=status_code, detail=detail)
+        self.fields = dict(fields)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -138,6 +151,29 @@ def _body_fields(request: Request) -> list[str]:
     return ["(see the OpenAPI document)"]
 
 
+def route_roles(app: FastAPI) -> list[dict[str, Any]]:
+    """Every route of the API with the role it needs and the action it records, from the routes'
+    own access checks; a route under /api/ without one is listed with role None (and a test fails)."""
+    table = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        checks = [dependency.call for dependency in route.dependant.dependencies if hasattr(dependency.call, "role")]
+        role = checks[0].role if checks else ("public" if route.path in PUBLIC_ROUTES else None)
+        action = checks[0].action if checks else None
+        for method in sorted(route.methods - {"HEAD"}):
+            table.append({"method": method, "path": route.path, "role": role, "action": action if isinstance(action, str) or action is None else "job.<action>"})
+    return table
+
+
+PUBLIC_ROUTES = ("/healthz", "/", "/api/config", "/metrics")  # liveness, the UI, how to log in, Prometheus
+
+
+def _job_action(params: Mapping[str, str]) -> str:
+    """The audit action of POST .../{action}: job.plan, job.apply, job.destroy (an unknown one as given)."""
+    return f"job.{params.get('action')}"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -149,7 +185,7 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any], clust
         service = get_service(service_name)
         model = service.checked({**parameters, "target": target})
     except ParameterError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from None
+        raise FieldError(422, str(error), error.fields) from None
     values = model.model_dump(mode="json", exclude={"target"})
     if target == "proxmox":
         memory = model.proxmox_memory(service(model).containers())
@@ -244,7 +280,7 @@ def state_from_environment() -> dict[str, Any]:
 
 
 # What a bad setting raises while the API or a worker starts: the CLI answers each with exit 2 and its message.
-SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError)
+SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError, AuditSettingsError)
 
 
 def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -339,12 +375,13 @@ def create_app(
         detail = error.detail
         if error.status_code == 400 and detail == "There was an error parsing the body":
             detail = "request body: cannot be read (not UTF-8 text); allowed: a JSON object encoded in UTF-8"
-        return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
+        fields = {"fields": error.fields} if isinstance(error, FieldError) and error.fields else {}
+        return JSONResponse({"error": detail, **fields}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         """The same shape as every other error: one message naming each bad field, its value (cut) and the rule."""
-        lines = ["invalid request:"]
+        lines, fields = ["invalid request:"], {}
         for problem in error.errors():
             if problem["type"] == "json_invalid":
                 position = problem["loc"][-1] if problem["loc"] and isinstance(problem["loc"][-1], int) else "?"
@@ -357,9 +394,44 @@ def create_app(
                 lines.append(f"  {location}: not a field of this request; allowed: {', '.join(_body_fields(request))}")
                 continue
             lines.append(f"  {location}{value}: {problem['msg'][0].lower()}{problem['msg'][1:]}")
-        return JSONResponse({"error": "\n".join(lines)}, status_code=422)
+            top = [part for part in problem["loc"] if part != "body"]
+            if len(top) == 1 and isinstance(top[0], str):  # a field of the body: its message goes beside it
+                fields[top[0]] = lines[-1].strip()
+        return JSONResponse({"error": "\n".join(lines), **({"fields": fields} if fields else {})}, status_code=422)
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    trail = AuditTrail(store.objects)
+    app.state.audit = trail
+    app.add_middleware(AuditMiddleware, trail=trail, trusted=trusted_networks(os.environ.get("SPAWNIT_TRUSTED_PROXIES")))
+
+    def allow(role: str, action: str | Callable[[Mapping[str, str]], str] | None = None) -> Callable[..., Principal]:
+        """The route's access rule, checked before its handler: ``role`` ("authenticated", or viewer,
+        operator, admin on the client the path names, directly or through its job), and the ``action`` its
+        audit record carries (None: a route that changes nothing). A refusal is a 403 naming the role
+        needed and the roles held; the audit middleware records it."""
+        if role not in ("authenticated", *ROLES):
+            raise ValueError(f"role: {role!r} is not allowed; allowed: authenticated, {', '.join(ROLES)}")
+
+        def check(request: Request, principal: Principal = Depends(authenticate)) -> Principal:
+            params = request.path_params
+            named = action(params) if callable(action) else action
+            context = request.state.audit = {"action": named, "principal": principal, "details": {}}
+            context |= {"client": params.get("client"), "instance": params.get("instance"), "job": params.get("job_id"), "secret": params.get("name")}
+            if context["client"] is None and params.get("job_id"):
+                context["client"] = job_or_404(params["job_id"], principal)["client"]  # a job the caller cannot see is a 404
+            if role == "authenticated" or principal.may(role, None if role == "admin" else context["client"]):
+                return principal
+            raise HTTPException(status_code=403, detail=refusal(principal, role, context["client"] if role != "admin" else None))
+
+        check.role, check.action = role, action  # read by the route x role table (GET /api/access)
+        return check
+
+    def audit_note(request: Request) -> dict[str, Any]:
+        """The details a handler adds to its audit record (a plan's hash, an override's reason...)."""
+        return request.state.audit["details"]
+
+    def taken(client: str, instance: str) -> FieldError:
+        return FieldError(409, f"instance {client}/{instance} already exists", {"instance": f"{instance!r} is taken: choose another name"})
 
     def spec_or_404(client: str, instance: str) -> dict[str, Any]:
         try:
@@ -404,18 +476,18 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/catalog", tags=["catalog"], summary="Every service with its category, description and parameter schema")
-    def catalog() -> dict[str, Any]:
+    def catalog(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         return catalog_document()
 
     @app.get("/api/catalog/{service}", tags=["catalog"], summary="One service's parameter JSON Schema")
-    def catalog_service(service: str) -> dict[str, Any]:
+    def catalog_service(service: str, principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         try:
             return get_service(service).schema()
         except ParameterError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
 
     @app.post("/api/catalog/{service}/estimate", tags=["catalog"], summary="What an instance would cost a month, before it exists (offline prices)")
-    def estimate(service: str, request: EstimateRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def estimate(service: str, request: EstimateRequest, principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         parameters = _validated(service, request.target, request.parameters, cluster)
         folder = Path(jobs.workdir) / "estimates" / uuid.uuid4().hex
         folder.mkdir(parents=True)
@@ -432,13 +504,15 @@ def create_app(
         return {"service": service, "target": request.target, "monthly_usd": monthly, "priced": monthly is not None}
 
     @app.post("/api/clients/{client}/instances", status_code=201, tags=["instances"], summary="Create an instance (validated, stored, not yet deployed)")
-    def create_instance(client: str, request: InstanceRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def create_instance(
+        client: str, request: InstanceRequest, principal: Principal = Depends(allow("operator", "instance.create")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        note.update(service=request.service, target=request.target, instance=request.instance)
         parameters = _validated(request.service, request.target, request.parameters, cluster)
         instance = request.instance or f"{request.service}-{uuid.uuid4().hex[:6]}"
         try:
             if store.get_spec(client, instance) is not None:
-                raise HTTPException(status_code=409, detail=f"instance {client}/{instance} already exists")
+                raise taken(client, instance)
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         spec = {
@@ -458,7 +532,7 @@ def create_app(
         except VaultError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         if not store.create_spec(client, instance, spec):  # atomic: of concurrent creations of one name, one wins
-            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} already exists")
+            raise taken(client, instance)
         try:
             generated = vault.create(client, instance, declared, request.secrets)
         except Exception:
@@ -467,8 +541,7 @@ def create_app(
         return {"instance": instance, "spec": spec, "secrets": {"generated": generated, "supplied": sorted(request.secrets or {})}}
 
     @app.get("/api/clients/{client}/instances", tags=["instances"], summary="The client's instances")
-    def list_instances(client: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def list_instances(client: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         try:
             pairs = store.list_instances(client)
         except ValueError as error:
@@ -485,8 +558,7 @@ def create_app(
         return {**spec, "last_job": last}
 
     @app.get("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Spec, last job and drift status")
-    def get_instance(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def get_instance(client: str, instance: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         described = describe(client, instance)
         if described["target"] == "proxmox":  # the guest as the cluster sees it now; the view still answers if it cannot
             try:
@@ -506,42 +578,31 @@ def create_app(
         return docker_instance_status(model.docker_host, prefix, expected)
 
     @app.post("/api/drift-checks", status_code=202, tags=["jobs"], summary="Start a drift round now (admin): a plan of every deployed instance, as the interval's rounds do")
-    def drift_check(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        if not principal.admin:
-            raise HTTPException(status_code=403, detail="drift checks: the admin role is required; allowed: a token with the admin role")
+    def drift_check(principal: Principal = Depends(allow("admin", "drift.check"))) -> dict[str, Any]:
         deployed = drift.start_round()
         return {"instances": [f"{client}/{instance}" for client, instance in deployed]}
 
     @app.get("/api/targets", tags=["targets"], summary="Whether this process reaches each target (Docker engine, AWS credentials, Proxmox endpoint)")
-    def targets(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def targets(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         return {"targets": reachability()}
 
-    def audit(principal: Principal, action: str, **details: Any) -> None:
-        """One record per sensitive action, never rewritten (``audit/<time>-<id>.json``), without any value."""
-        record = {"at": _now(), "action": action, "subject": principal.subject, "roles": sorted(principal.roles), **details}
-        store.objects.put(f"audit/{record['at']}-{uuid.uuid4().hex[:8]}.json", json.dumps(record, sort_keys=True).encode(), "application/json")
-
     @app.get("/api/clients/{client}/instances/{instance}/secrets", tags=["instances"], summary="The instance's secrets: names, dates, pending rotations (no values)")
-    def list_secrets(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def list_secrets(client: str, instance: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         spec_or_404(client, instance)
         return {"secrets": vault.describe(client, instance)}
 
     @app.post("/api/clients/{client}/instances/{instance}/secrets/{name}/reveal", tags=["instances"], summary="Reveal one secret's deployed value (recorded)")
-    def reveal_secret(client: str, instance: str, name: str, principal: Principal = Depends(authenticate)) -> Response:
-        require_client(principal, client)
+    def reveal_secret(client: str, instance: str, name: str, principal: Principal = Depends(allow("operator", "secret.reveal"))) -> Response:
         spec_or_404(client, instance)
         try:
             revealed = vault.reveal(client, instance, name)
         except LookupError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
-        audit(principal, "secret.reveal", client=client, instance=instance, secret=name)
         events.publish(client, "secret", {"instance": instance, "secret": name, "action": "revealed", "by": principal.subject})
         return JSONResponse(revealed, headers={"Cache-Control": "no-store"})
 
     @app.post("/api/clients/{client}/instances/{instance}/secrets/{name}/rotate", status_code=202, tags=["instances"], summary="Rotate one secret: a new value, pending until an apply deploys it; starts a plan")
-    def rotate_secret(client: str, instance: str, name: str, rotation: SecretRotation | None = None, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def rotate_secret(client: str, instance: str, name: str, rotation: SecretRotation | None = None, principal: Principal = Depends(allow("operator", "secret.rotate"))) -> dict[str, Any]:
         spec_or_404(client, instance)
         running = jobs.active_job(client, instance)
         if running is not None:
@@ -552,11 +613,10 @@ def create_app(
             raise HTTPException(status_code=404, detail=str(error)) from None
         except VaultError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        audit(principal, "secret.rotate", client=client, instance=instance, secret=name)
         return {"secret": name, "pending": True, **start(client, instance, "plan")}
 
     @app.get("/api/targets/proxmox/resources", tags=["targets"], summary="The Proxmox cluster's nodes with free CPU, memory and storage")
-    def proxmox_resources(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def proxmox_resources(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         try:
             reached = cluster()
             return {"endpoint": reached.endpoint, "nodes": as_documents(reached.nodes())}
@@ -564,8 +624,7 @@ def create_app(
             raise HTTPException(status_code=error.status, detail=error.message) from None
 
     @app.patch("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Change parameters (apply to deploy them)")
-    def update_instance(client: str, instance: str, update: InstanceUpdate, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def update_instance(client: str, instance: str, update: InstanceUpdate, principal: Principal = Depends(allow("operator", "instance.update"))) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
         running = jobs.active_job(client, instance)
         if running is not None:  # the spec never changes under a running job, wherever it runs
@@ -576,8 +635,7 @@ def create_app(
         return spec
 
     @app.delete("/api/clients/{client}/instances/{instance}", status_code=202, tags=["instances"], summary="Destroy, then remove the instance")
-    def delete_instance(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def delete_instance(client: str, instance: str, principal: Principal = Depends(allow("operator", "instance.destroy"))) -> dict[str, Any]:
         return start(client, instance, "destroy", then_remove=True)
 
     @app.post(
@@ -586,8 +644,14 @@ def create_app(
         tags=["jobs"],
         summary="Start a plan, apply or destroy job; apply applies a reviewed plan, or makes one for review",
     )
-    def run_action(client: str, instance: str, action: str, request: JobRequest | None = None, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def run_action(
+        client: str,
+        instance: str,
+        action: str,
+        request: JobRequest | None = None,
+        principal: Principal = Depends(allow("operator", _job_action)),
+        note: dict[str, Any] = Depends(audit_note),
+    ) -> dict[str, Any]:
         if action not in ACTIONS:
             raise HTTPException(status_code=404, detail=f"action: {action!r} is not allowed; allowed: {', '.join(ACTIONS)}")
         request = request or JobRequest()
@@ -599,28 +663,29 @@ def create_app(
             raise HTTPException(status_code=422, detail="plan, auto_approve: give one; allowed: a reviewed plan's id, or auto_approve: true")
         if request.plan is not None and not JOB_ID.fullmatch(request.plan):
             raise HTTPException(status_code=422, detail=f"plan: {request.plan[:60]!r} is not allowed; allowed: a plan job's id (a UUID)")
+        note.update(plan=request.plan, auto_approve=request.auto_approve or None, refresh_only=request.refresh_only or None)
+        if request.plan is not None:  # the reviewed plan's hash, as the record of who applied what
+            reviewed = jobs.get(request.plan)
+            note["plan_sha256"] = ((reviewed or {}).get("plan") or {}).get("sha256") if reviewed and reviewed.get("client") == client else None
         if action == "apply" and request.plan is None and not request.auto_approve:
             return {**start(client, instance, "plan", by=principal.subject), "review": True}  # Deploy: a plan, then review
         return start(client, instance, action, by=principal.subject, plan=request.plan, auto_approve=request.auto_approve, refresh_only=request.refresh_only)
 
     @app.get("/api/clients/{client}/instances/{instance}/jobs", tags=["jobs"], summary="The instance's jobs, newest first (its last 100)")
-    def instance_jobs(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def instance_jobs(client: str, instance: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
         records = [jobs.get(job_id) for job_id in reversed(spec.get("jobs") or [])]
         return {"jobs": [record for record in records if record is not None]}
 
     @app.get("/api/clients/{client}/jobs", tags=["jobs"], summary="The client's jobs across its instances, newest first")
-    def client_jobs(client: str, principal: Principal = Depends(authenticate), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
-        require_client(principal, client)
+    def client_jobs(client: str, principal: Principal = Depends(allow("viewer")), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
         ids = [job_id for _, instance in store.list_instances(client) for job_id in (store.get_spec(client, instance) or {}).get("jobs") or []]
         records = [record for record in map(jobs.get, ids) if record is not None]
         records.sort(key=lambda record: record["created_at"], reverse=True)
         return {"jobs": records[:limit]}
 
     @app.get("/api/clients/{client}/instances/{instance}/drift", tags=["instances"], summary="The instance's drift: status, last check, and what drifted (resources and attributes)")
-    def instance_drift(client: str, instance: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def instance_drift(client: str, instance: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
         plan = jobs.plan_diff(spec["drift_plan"]) if spec.get("drift_plan") else None
         return {
@@ -634,7 +699,7 @@ def create_app(
         }
 
     @app.get("/api/drift", tags=["instances"], summary="Drifted instances grouped by cause (the same resource type and attribute)")
-    def drift_groups(principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def drift_groups(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         groups: dict[tuple[str, str], list[str]] = {}
         for client, instance in store.list_instances():
             if not principal.may_reach(client):
@@ -657,11 +722,11 @@ def create_app(
         return record
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's record")
-    def get_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def get_job(job_id: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         return job_or_404(job_id, principal)
 
     @app.get("/api/jobs/{job_id}/plan", tags=["jobs"], summary="A plan job's saved plan as a reviewer reads it: summary, resources by action, attributes before and after")
-    def get_plan(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def get_plan(job_id: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         record = job_or_404(job_id, principal)
         diff = jobs.plan_diff(job_id)
         if diff is None:
@@ -670,30 +735,27 @@ def create_app(
         return diff
 
     @app.post("/api/jobs/{job_id}/gate/overrides", tags=["jobs"], summary="Override one failing check of a plan's policy gate, with a written reason (admin; recorded)")
-    def override_gate(job_id: str, request: GateOverride, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def override_gate(
+        job_id: str, request: GateOverride, principal: Principal = Depends(allow("admin", "gate.override")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
         record = job_or_404(job_id, principal)
-        if not principal.admin:
-            raise HTTPException(status_code=403, detail="gate override: the admin role is required; allowed: a token with the admin role")
+        note.update(plan_sha256=(record.get("plan") or {}).get("sha256"), check=request.check, reason=request.reason.strip())
         try:
             gate = jobs.override_gate(job_id, request.check, request.reason, principal.subject)
         except LookupError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
         except GateError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        audit(principal, "gate.override", client=record["client"], instance=record["instance"], job=job_id,
-              plan_sha256=(record.get("plan") or {}).get("sha256"), check=request.check, reason=request.reason.strip())
         return gate
 
     @app.get("/api/clients/{client}/budget", tags=["instances"], summary="The client's monthly budget and what its instances cost")
-    def get_budget(client: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        require_client(principal, client)
+    def get_budget(client: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
         costs = {instance: (store.get_spec(client, instance) or {}).get("monthly_cost_usd") for _, instance in store.list_instances(client)}
         return {"client": client, "monthly_usd": jobs.budget(client), "instances": costs, "total_usd": round(sum(cost or 0 for cost in costs.values()), 2)}
 
     @app.put("/api/clients/{client}/budget", tags=["instances"], summary="Set the client's monthly budget, which the policy gate holds plans to (admin)")
-    def put_budget(client: str, request: Budget, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
-        if not principal.admin:
-            raise HTTPException(status_code=403, detail="budget: the admin role is required; allowed: a token with the admin role")
+    def put_budget(client: str, request: Budget, principal: Principal = Depends(allow("admin", "budget.set")), note: dict[str, Any] = Depends(audit_note)) -> dict[str, Any]:
+        note["monthly_usd"] = request.monthly_usd
         try:
             settings = store.get_client_settings(client)
         except ValueError as error:
@@ -703,11 +765,10 @@ def create_app(
         else:
             settings["monthly_budget_usd"] = request.monthly_usd
         store.put_client_settings(client, settings)
-        audit(principal, "budget.set", client=client, monthly_usd=request.monthly_usd)
         return get_budget(client, principal)
 
     @app.delete("/api/jobs/{job_id}", status_code=202, tags=["jobs"], summary="Cancel a job (SIGTERM, then SIGKILL after a grace period)")
-    def cancel_job(job_id: str, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def cancel_job(job_id: str, principal: Principal = Depends(allow("operator", "job.cancel"))) -> dict[str, Any]:
         job_or_404(job_id, principal)
         try:
             return jobs.cancel(job_id)
@@ -715,15 +776,55 @@ def create_app(
             raise HTTPException(status_code=409, detail=str(error)) from None
 
     @app.post("/api/stream-tickets", status_code=201, tags=["jobs"], summary="A ticket opening one event stream for 60 s (EventSource cannot send a token)")
-    def stream_ticket(request: TicketRequest, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+    def stream_ticket(request: TicketRequest, principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
         if not STREAM_PATH.fullmatch(request.path):
             raise HTTPException(status_code=422, detail=f"path: {shown(request.path)} is not allowed; allowed: /api/jobs/<job id>/events or /api/clients/<client>/events")
         kind, name = request.path.split("/")[2:4]
         if kind == "jobs":
             job_or_404(name, principal)
-        else:
-            require_client(principal, name)
+        elif not principal.may("viewer", name):
+            raise HTTPException(status_code=403, detail=refusal(principal, "viewer", name))
         return {"ticket": tickets.issue(principal, request.path), "expires_in": int(tickets.ttl)}
+
+    @app.get("/api/me", tags=["access"], summary="Who the caller is: subject, realm roles and each client's role")
+    def me(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
+        return principal.described()
+
+    @app.get("/api/access", tags=["access"], summary="Every route and the role it needs (the route x role table), and what each role may do")
+    def access(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
+        return {"roles": list(ROLES), "routes": route_roles(app)}
+
+    @app.get(
+        "/api/audit",
+        tags=["access"],
+        summary="The audit trail, newest first: filters, cursor paging, CSV with format=csv",
+        responses={200: {"content": {"text/csv": {}}, "description": "The records (JSON), or every matching record as CSV"}},
+    )
+    def audit_records(
+        principal: Principal = Depends(allow("authenticated")),
+        client: str | None = Query(None, description="Only this client's records."),
+        instance: str | None = Query(None),
+        subject: str | None = Query(None, description="Only what this subject did."),
+        action: str | None = Query(None, description="An action (job.apply) or a family ending in a dot (job.)."),
+        outcome: str | None = Query(None, description="succeeded, refused, rejected or failed."),
+        since: str | None = Query(None, description="ISO 8601 time, inclusive."),
+        until: str | None = Query(None, description="ISO 8601 time, inclusive."),
+        cursor: str | None = Query(None, description="next_cursor of the previous page."),
+        limit: int = Query(50, ge=1, le=500),
+        format_: str = Query("json", alias="format", pattern="^(json|csv)$", description="json (a page) or csv (every matching record, up to 10,000)."),
+    ) -> Any:
+        try:
+            query = AuditQuery(client, instance, subject, action, outcome, parse_time("since", since), parse_time("until", until), cursor, limit)
+        except AuditQueryError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+
+        def visible(record: dict[str, Any]) -> bool:  # a viewer reads its clients' records and its own
+            return principal.admin or record.get("subject") == principal.subject or (record.get("client") is not None and principal.may("viewer", record["client"]))
+
+        if format_ == "csv":
+            records = [record for _, record in zip(range(10_000), trail.records(query, visible))]
+            return Response(as_csv(records), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="spawnit-audit.csv"'})
+        return trail.page(query, visible)
 
     def resume_after(header: str | None, query: str | None) -> int | None:
         """Last-Event-ID, from the header (EventSource's reconnects) or the query (a new EventSource)."""
@@ -734,7 +835,7 @@ def create_app(
 
     @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="Server-Sent Events: every output line and status change")
     async def job_events(
-        job_id: str, last_event_id: str | None = Header(None), last_event: str | None = Query(None, alias="last_event_id"), principal: Principal = Depends(authenticate)
+        job_id: str, last_event_id: str | None = Header(None), last_event: str | None = Query(None, alias="last_event_id"), principal: Principal = Depends(allow("viewer"))
     ) -> EventSourceResponse:
         job_or_404(job_id, principal)
         after = resume_after(last_event_id, last_event) or 0
@@ -754,9 +855,8 @@ def create_app(
         request: Request,
         last_event_id: str | None = Header(None),
         last_event: str | None = Query(None, alias="last_event_id"),
-        principal: Principal = Depends(authenticate),
+        principal: Principal = Depends(allow("viewer")),
     ) -> EventSourceResponse:
-        require_client(principal, client)
         # Resume after Last-Event-ID; a new subscriber starts at the newest event (no replay of history).
         after = resume_after(last_event_id, last_event)
         if after is None:

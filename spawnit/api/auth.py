@@ -1,8 +1,18 @@
-"""OIDC bearer tokens (from Keycloak), validated against the issuer's JWKS: signature, issuer, audience, expiry.
+"""OIDC bearer tokens (from Keycloak), validated against the issuer's JWKS: signature, issuer, audience, expiry;
+and what each caller may do.
 
-The client a user acts as is the token's subject; a user reaches only its own
-instances, and the realm role ``admin`` reaches every client's. Authentication
-is switched off only by the explicit setting ``SPAWNIT_AUTH=off`` (local use).
+A client is a team of subjects. Each subject holds, per client, one of the roles ``viewer`` (read
+everything of the client) and ``operator`` (also create, plan, apply reviewed plans, cancel, destroy);
+the realm role ``admin`` is everything on every client (override a policy gate, set budgets and expiry
+limits, manage the catalog). Grants come from the token, as Keycloak writes them:
+
+- a realm role ``<client>:<role>`` (``acme:operator``), in ``realm_access.roles``;
+- a group ``/clients/<client>/<role>`` (``/clients/acme/viewer``), in ``groups`` (the group-membership
+  mapper with full paths, which the platform's realm configures);
+- and a subject is the operator of the client named after it (its own workspace).
+
+The strongest grant wins. Authentication is switched off only by the explicit setting
+``SPAWNIT_AUTH=off`` (local use: one admin).
 """
 
 from __future__ import annotations
@@ -22,17 +32,56 @@ from fastapi import HTTPException, Request
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 
+ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+CLIENT_ROLES = ROLES[:2]  # granted per client; admin is granted by the realm role alone, on every client
+_CLIENT = r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]"
+_REALM_GRANT = re.compile(rf"(?P<client>{_CLIENT}):(?P<role>{'|'.join(CLIENT_ROLES)})")
+_GROUP_GRANT = re.compile(rf"/clients/(?P<client>{_CLIENT})/(?P<role>{'|'.join(CLIENT_ROLES)})")
+
+
+def rank(role: str | None) -> int:
+    """0 for no role, then viewer < operator < admin."""
+    return ROLES.index(role) + 1 if role in ROLES else 0
+
+
 @dataclass(frozen=True)
 class Principal:
     subject: str
-    roles: frozenset[str] = field(default_factory=frozenset)
+    roles: frozenset[str] = field(default_factory=frozenset)  # the token's realm roles
+    groups: frozenset[str] = frozenset()  # the token's groups (full paths)
 
     @property
     def admin(self) -> bool:
         return "admin" in self.roles
 
+    @property
+    def grants(self) -> dict[str, str]:
+        """Client -> the strongest role granted on it (admin's every-client grant is not listed)."""
+        found: dict[str, str] = {self.subject: "operator"} if re.fullmatch(_CLIENT, self.subject) else {}
+        matches = [_REALM_GRANT.fullmatch(role) for role in self.roles] + [_GROUP_GRANT.fullmatch(group) for group in self.groups]
+        for match in filter(None, matches):
+            if rank(match["role"]) > rank(found.get(match["client"])):
+                found[match["client"]] = match["role"]
+        return dict(sorted(found.items()))
+
+    def role_on(self, client: str) -> str | None:
+        return "admin" if self.admin else self.grants.get(client)
+
+    def may(self, role: str, client: str | None = None) -> bool:
+        """Whether the caller holds ``role`` (or a stronger one) on ``client``; without a client, the
+        admin role for "admin", any grant at that level otherwise."""
+        if self.admin:
+            return True
+        if client is None:
+            return role != "admin" and any(rank(held) >= rank(role) for held in self.grants.values())
+        return rank(self.grants.get(client)) >= rank(role)
+
     def may_reach(self, client: str) -> bool:
-        return self.admin or self.subject == client
+        return self.may("viewer", client)
+
+    def described(self) -> dict[str, Any]:
+        """Who, as an audit record and ``GET /api/me`` say it: subject, realm roles and grants."""
+        return {"subject": self.subject, "admin": self.admin, "roles": sorted(self.roles), "grants": self.grants}
 
 
 ANONYMOUS_ADMIN = Principal(subject="local", roles=frozenset({"admin"}))
@@ -102,7 +151,8 @@ class StreamTickets:
         if not STREAM_PATH.fullmatch(path):
             raise ValueError(f"path: {path[:80]!r} is not allowed; allowed: /api/jobs/<job id>/events or /api/clients/<client>/events")
         ticket = secrets.token_urlsafe(32)
-        self.engine.claim(self._key(ticket), json.dumps({"sub": principal.subject, "roles": sorted(principal.roles), "path": path}), self.ttl)
+        grant = {"sub": principal.subject, "roles": sorted(principal.roles), "groups": sorted(principal.groups), "path": path}
+        self.engine.claim(self._key(ticket), json.dumps(grant), self.ttl)
         return ticket
 
     def redeem(self, ticket: str, path: str) -> Principal | None:
@@ -110,7 +160,7 @@ class StreamTickets:
         if held is None:
             return None
         grant = json.loads(held)
-        return Principal(subject=grant["sub"], roles=frozenset(grant["roles"])) if grant["path"] == path else None
+        return Principal(grant["sub"], frozenset(grant["roles"]), frozenset(grant.get("groups", []))) if grant["path"] == path else None
 
 
 class Authenticator:
@@ -144,19 +194,24 @@ class Authenticator:
             )
         except (jwt.PyJWTError, jwt.PyJWKClientError) as error:
             raise HTTPException(status_code=401, detail=f"invalid token: {error}", headers={"WWW-Authenticate": "Bearer"}) from None
-        return Principal(subject=claims["sub"], roles=_roles(claims))
+        roles, groups = _roles(claims)
+        return Principal(subject=claims["sub"], roles=roles, groups=groups)
 
 
-def _roles(claims: dict) -> frozenset[str]:
-    """The realm roles of a signed token, or a 403 when its claims do not have Keycloak's shape."""
+def _roles(claims: dict) -> tuple[frozenset[str], frozenset[str]]:
+    """The realm roles and groups of a signed token, or a 403 when its claims do not have Keycloak's shape."""
     realm_access = claims.get("realm_access", {})
     roles = realm_access.get("roles", []) if isinstance(realm_access, dict) else None
+    groups = claims.get("groups", [])
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
-        raise HTTPException(status_code=403, detail="token claims: 'sub' must be a string and 'realm_access.roles' a list of strings")
-    return frozenset(roles)
+    if not isinstance(subject, str) or not all(isinstance(found, list) and all(isinstance(item, str) for item in found) for found in (roles, groups)):
+        raise HTTPException(status_code=403, detail="token claims: 'sub' must be a string, 'realm_access.roles' and 'groups' lists of strings")
+    return frozenset(roles), frozenset(groups)
 
 
-def require_client(principal: Principal, client: str) -> None:
-    if not principal.may_reach(client):
-        raise HTTPException(status_code=403, detail=f"client {client!r} is not yours; allowed: {principal.subject!r}")
+def refusal(principal: Principal, role: str, client: str | None) -> str:
+    """Why a caller may not: the role needed, on what, and what the caller holds."""
+    held = ", ".join(f"{role_held} on {name}" for name, role_held in principal.grants.items()) or "no role on any client"
+    where = f" on client {client!r}" if client else ""
+    return f"{principal.subject} may not do this: the {role} role is required{where}; held: {held}"
+

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from ..footprint import stack_footprint
 from ..plandiff import drift_causes, readable
 from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
@@ -138,6 +139,7 @@ class Job:
     auto_approved: bool = False  # apply: planned and applied in one step, as the caller explicitly asked
     gate: dict[str, Any] | None = None  # plan with changes: the policy gate's checks and overrides (gate.py)
     monthly_cost_usd: float | None = None  # apply: what the applied configuration costs a month (offline prices)
+    footprint: dict[str, Any] | None = None  # apply: its monthly greenhouse-gas footprint (footprint.stack_footprint)
     refresh_only: bool = False  # plan: -refresh-only, to accept the cloud's values into the state (drift's second remedy)
 
     def record(self) -> dict[str, Any]:
@@ -703,6 +705,7 @@ class JobManager:
                 self._save_plan(job, run_dir, plan, folder)
         elif job.action == "apply" and code == 0:
             job.outputs = public_outputs(self._capture(run_dir, ["output", "-json", "-no-color"], environ) or {})
+            job.footprint = stack_footprint(json.loads((run_dir / "cdk.tf.json").read_text()), run_dir.name)
         return code
 
     def _save_plan(self, job: Job, run_dir: Path, plan: dict[str, Any], folder: Path) -> None:

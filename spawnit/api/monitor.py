@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from .audit import JOB_OUTCOMES, AuditTrail
 from .engine import LocalEngine, RedisEngine
 from .jobs import DRIFT, Conflict, Job, JobManager, now
 from .store import Store
@@ -92,15 +93,23 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
         metrics.on_event(job, event)
         events.publish(job.client, event["event"], {"job": job.id, "instance": job.instance, "action": job.action, "data": event["data"]})
 
+    trail = AuditTrail(store.objects)
+
     def on_finish(job: Job) -> None:
         metrics.on_finish(job)
+        if job.requested_by != DRIFT:  # what a person asked for, and how it ended (a drift round's plans are not changes)
+            try:
+                trail.write(None, f"job.{job.action}.finished", JOB_OUTCOMES.get(job.status, "failed"), subject=job.requested_by or None,
+                            client=job.client, instance=job.instance, job=job.id, plan_sha256=(job.plan or {}).get("sha256"))
+            except Exception as error:  # noqa: BLE001 - the job ended either way; a lost record is logged loudly
+                LOG.error("audit record of job %s not written: %s", job.id, error)
         spec = store.get_spec(job.client, job.instance)
         if spec is None:
             return
         if job.action == "apply" and job.status == "succeeded":
-            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], drift_causes=[], drift_plan=None, outputs=job.outputs or {}, monthly_cost_usd=job.monthly_cost_usd)
+            spec.update(deployed_at=now(), drift="compliant", drift_resources=[], drift_causes=[], drift_plan=None, outputs=job.outputs or {}, monthly_cost_usd=job.monthly_cost_usd, footprint=job.footprint)
         elif job.action == "destroy" and job.status == "succeeded":
-            spec.update(deployed_at=None, drift="unknown", drift_resources=[], drift_causes=[], drift_plan=None, outputs={}, monthly_cost_usd=None)
+            spec.update(deployed_at=None, drift="unknown", drift_resources=[], drift_causes=[], drift_plan=None, outputs={}, monthly_cost_usd=None, footprint=None)
         elif job.action == "plan" and spec.get("deployed_at") and not job.refresh_only:
             # Drift is a resource to change; a plan that changes only outputs (a restarted instance's new
             # public address, read by the refresh) is in sync, and its known outputs are the current ones.

@@ -26,7 +26,24 @@ PROXMOX_SYSTEM_MEMORY_MB = 512  # what the guest's own system (Docker, agent) ke
 
 
 class ParameterError(ValueError):
-    """Invalid service parameters; the message names each field, its value and the rule."""
+    """Invalid service parameters; the message names each field, its value and the rule.
+
+    Every message has one line per problem that starts with the field's name (``  port = 80 is not
+    allowed...``, ``service: 'x' is not in the catalog...``): :attr:`fields` maps each field to its lines,
+    so a form can show each problem beside its field.
+    """
+
+    @property
+    def fields(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for line in str(self).splitlines():
+            match = _PROBLEM_LINE.match(line)
+            if match:
+                found[match["field"]] = "\n".join(filter(None, (found.get(match["field"]), line.strip())))
+        return found
+
+
+_PROBLEM_LINE = re.compile(r"^\s*(?P<field>[a-z_][a-z0-9_]*)(?:\.[\w.]+)?(?: = | is |: )")
 
 
 class ServiceParameters(BaseModel):

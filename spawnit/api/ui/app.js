@@ -90,7 +90,7 @@ async function api(method, path, body) {
   if (state.token) headers.Authorization = "Bearer " + state.token;
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error(data.error || response.statusText), { status: response.status });
+  if (!response.ok) throw Object.assign(new Error(data.error || response.statusText), { status: response.status, fields: data.fields || {} });
   return data;
 }
 
@@ -258,6 +258,7 @@ function openForm(service) {
   $("#form-error").textContent = "";
   $("#estimate").textContent = "";
   $("#deploy-section").hidden = false;
+  history.replaceState(null, "", "#service=" + service.name);
   $("#deploy-section").scrollIntoView({ block: "start" });
 }
 
@@ -300,8 +301,20 @@ async function deploy(event) {
     watchJob(job.job, { review: true });
     await showInstances();
   } catch (error) {
-    $("#form-error").textContent = error.message;
+    showErrors(error, "error-", $("#form-error"));
   }
+}
+
+// A refusal's problems go beside the fields they name (the API's "fields"); the rest under the form.
+function showErrors(error, prefix, general) {
+  const unplaced = [];
+  for (const [field, message] of Object.entries(error.fields || {})) {
+    const beside = document.getElementById(prefix + field);
+    if (beside && !beside.closest("[hidden]")) beside.textContent = message;
+    else unplaced.push(message);
+  }
+  const placed = Object.keys(error.fields || {}).length - unplaced.length;
+  general.textContent = placed ? unplaced.join("\n") : error.message;
 }
 
 // ---- Proxmox cluster: nodes and what is free on them ---------------------------------------------
@@ -343,6 +356,12 @@ async function showInstances() {
   const { instances } = await api("GET", `/api/clients/${state.client}/instances`);
   const body = $("#instances tbody");
   body.replaceChildren();
+  if (!instances.length) {
+    const cell = body.insertRow().insertCell();
+    cell.colSpan = 7;
+    cell.className = "empty";
+    cell.textContent = "No instance yet: choose a service in the catalog above to deploy one.";
+  }
   for (const item of instances) {
     const row = body.insertRow();
     row.dataset.instance = item.instance;
@@ -535,6 +554,7 @@ function fact(list, term, value) {
   const dt = document.createElement("dt");
   dt.textContent = term;
   const dd = document.createElement("dd");
+  if (term) dd.dataset.fact = term;
   if (value instanceof Node) dd.append(value); else dd.textContent = value;
   list.append(dt, dd);
 }
@@ -554,6 +574,7 @@ async function openInstance(name) {
   fact(facts, "Deployed", item.deployed_at || "not yet");
   fact(facts, "Drift", badge(item.drift));
   fact(facts, "Monthly cost", item.monthly_cost_usd === null || item.monthly_cost_usd === undefined ? "not deployed" : `${item.monthly_cost_usd.toFixed(2)} USD`);
+  fact(facts, "Footprint", footprintText(item));
   if (item.live) fact(facts, "Live", badge(item.live.status));
 
   const service = state.catalog[item.service];
@@ -656,6 +677,16 @@ async function estimateCost() {
   }
 }
 
+// The applied configuration's monthly footprint (Boavizta), or why there is none.
+function footprintText(item) {
+  const footprint = item.footprint;
+  if (!item.deployed_at || !footprint) return "not deployed";
+  if (footprint.total_kg === null) return footprint.note;
+  const left = footprint.not_estimated.length ? `; not estimated: ${footprint.not_estimated.length} managed resource(s)` : "";
+  const problems = footprint.problems.length ? `; unknown: ${footprint.problems.join(", ")}` : "";
+  return `${footprint.total_kg.toFixed(2)} kgCO2e a month (Boavizta${left}${problems})`;
+}
+
 function history_(name) { history.replaceState(null, "", "#instance=" + name); }
 
 async function saveParameters(event, item) {
@@ -672,12 +703,7 @@ async function saveParameters(event, item) {
     $("#instance-section").hidden = true;
     watchJob(job.job, { review: true });
   } catch (error) {
-    let placed = false;
-    for (const line of error.message.split("\n")) {  // "port = 80 is not allowed; ..." goes beside the field it names
-      const field = (line.match(/[a-z_][a-z0-9_]*/g) || []).find((word) => $("#edit-error-" + word));
-      if (field) { $("#edit-error-" + field).textContent = line.trim(); placed = true; }
-    }
-    if (!placed) $("#edit-error").textContent = error.message;
+    showErrors(error, "edit-error-", $("#edit-error"));
   }
 }
 
@@ -739,7 +765,7 @@ function watchClient() {
 
 async function start() {
   $("#deploy-form").addEventListener("submit", deploy);
-  $("#deploy-cancel").addEventListener("click", () => { $("#deploy-section").hidden = true; });
+  $("#deploy-cancel").addEventListener("click", () => { $("#deploy-section").hidden = true; history.replaceState(null, "", location.pathname); });
   $("#cancel-job").addEventListener("click", () => state.currentJob && api("DELETE", `/api/jobs/${state.currentJob}`).catch((error) => { $("#log-error").textContent = error.message; }));
   $("#apply-plan").addEventListener("click", applyReviewed);
   $("#review-close").addEventListener("click", () => { $("#review-section").hidden = true; });
@@ -763,6 +789,12 @@ async function start() {
   const opened = location.hash.match(/^#instance=([a-z0-9-]+)$/);
   if (opened) await openInstance(opened[1]);
   if (location.hash === "#jobs") await openJobs();
+  if (location.hash === "#catalog") $("#catalog-section").scrollIntoView({ block: "start" });
+  const chosen = location.hash.match(/^#service=([a-z0-9-]+)$/);
+  if (chosen) {
+    if (state.catalog[chosen[1]]) openForm(state.catalog[chosen[1]]);
+    else alertError(new Error(`service ${chosen[1]} is not in the catalog; it lists ${Object.keys(state.catalog).join(", ")}`));
+  }
 }
 
 start().catch((error) => { document.body.insertAdjacentHTML("beforeend", `<p class="error" role="alert"></p>`); document.body.lastElementChild.textContent = error.message; });
