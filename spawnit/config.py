@@ -321,6 +321,9 @@ class PlatformUser(BaseModel):
     first_name: str = ""
     last_name: str = ""
     roles: tuple[Literal["admin", "user"], ...] = ("user",)
+    groups: tuple[Annotated[str, StringConstraints(pattern=r"^/clients/[a-z0-9][a-z0-9-]{0,62}[a-z0-9]/(viewer|operator)$")], ...] = Field(
+        (), description="Team memberships, /clients/<client>/<viewer|operator>: the user's role on each client it shares."
+    )
 
 
 class PlatformSettings(BaseModel):

@@ -27,6 +27,19 @@ def user_password_variable(user: PlatformUser) -> str:
     return "user_" + re.sub(r"[^a-z0-9]", "_", user.username) + "_password"
 
 
+def team_groups(settings: PlatformSettings) -> list[dict[str, Any]]:
+    """The group tree ``/clients/<client>/<role>`` that the users' memberships name (a role is granted by
+    membership: spawnit/api/auth.py reads the groups claim)."""
+    clients: dict[str, set[str]] = {}
+    for user in settings.users:
+        for group in user.groups:
+            _, _, client, role = group.split("/")
+            clients.setdefault(client, set()).add(role)
+    if not clients:
+        return []
+    return [{"name": "clients", "subGroups": [{"name": client, "subGroups": [{"name": role} for role in sorted(roles)]} for client, roles in sorted(clients.items())]}]
+
+
 def realm_document(settings: PlatformSettings) -> dict[str, Any]:
     """The realm: roles, an OIDC client for the web UI (public, code flow + PKCE) and one for the API
     (the audience of the UI's tokens), and the configured users with temporary passwords."""
@@ -44,10 +57,11 @@ def realm_document(settings: PlatformSettings) -> dict[str, Any]:
         "accessTokenLifespan": 300,
         "roles": {
             "realm": [
-                {"name": "admin", "description": "Reaches every client's instances."},
-                {"name": "user", "description": "Reaches its own instances."},
+                {"name": "admin", "description": "Everything on every client: gate overrides, budgets, drift rounds, the whole audit trail."},
+                {"name": "user", "description": "Operator of its own client; other clients through the groups /clients/<client>/<role>."},
             ]
         },
+        "groups": team_groups(settings),
         "clients": [
             {
                 "clientId": WEB_CLIENT,
@@ -67,7 +81,13 @@ def realm_document(settings: PlatformSettings) -> dict[str, Any]:
                         "protocol": "openid-connect",
                         "protocolMapper": "oidc-audience-mapper",
                         "config": {"included.client.audience": API_CLIENT, "access.token.claim": "true", "id.token.claim": "false"},
-                    }
+                    },
+                    {  # the user's groups, by full path (/clients/acme/operator), in the access token's "groups" claim
+                        "name": "groups",
+                        "protocol": "openid-connect",
+                        "protocolMapper": "oidc-group-membership-mapper",
+                        "config": {"claim.name": "groups", "full.path": "true", "access.token.claim": "true", "id.token.claim": "false", "userinfo.token.claim": "false"},
+                    },
                 ],
             },
             {
@@ -92,6 +112,7 @@ def realm_document(settings: PlatformSettings) -> dict[str, Any]:
                 "enabled": True,
                 "emailVerified": True,
                 "realmRoles": list(user.roles),
+                "groups": list(user.groups),
                 "credentials": [{"type": "password", "value": "${" + user_password_env(user) + "}", "temporary": True}],
                 "requiredActions": ["UPDATE_PASSWORD"],
             }

@@ -302,6 +302,31 @@ def test_default_users_come_from_the_config_file(tmp_path):
     assert realm["clients"][0]["redirectUris"] == ["http://localhost:8088/*"]
 
 
+def test_team_memberships_become_keycloak_groups_and_the_groups_claim_grants_the_roles(tmp_path):
+    """Keycloak's group-membership mapper writes each group's full path (/clients/acme/operator) in the
+    "groups" claim ("full.path", "claim.name": its provider config, as in Keycloak's GroupMembershipMapper);
+    no Keycloak server can be had here, so the claim is fed to the API's grants as Keycloak would write it."""
+    config = tmp_path / "spawnit.toml"
+    config.write_text(
+        '[[platform.users]]\nusername = "alice"\nemail = "alice@example.com"\ngroups = ["/clients/acme/operator", "/clients/beta/viewer"]\n'
+        '[[platform.users]]\nusername = "carol"\nemail = "carol@example.com"\ngroups = ["/clients/acme/operator"]\n'
+    )
+    realm = realm_document(load_platform_settings(config_file=config, environ={}))
+    assert realm["groups"] == [{"name": "clients", "subGroups": [
+        {"name": "acme", "subGroups": [{"name": "operator"}]}, {"name": "beta", "subGroups": [{"name": "viewer"}]}]}]
+    assert [user["groups"] for user in realm["users"]] == [["/clients/acme/operator", "/clients/beta/viewer"], ["/clients/acme/operator"]]
+    web = next(client for client in realm["clients"] if client["clientId"] == WEB_CLIENT)
+    mapper = next(mapper for mapper in web["protocolMappers"] if mapper["protocolMapper"] == "oidc-group-membership-mapper")
+    assert mapper["config"]["claim.name"] == "groups" and mapper["config"]["full.path"] == "true" and mapper["config"]["access.token.claim"] == "true"
+    from spawnit.api.auth import Principal
+
+    alice = Principal("f1e2", frozenset({"user"}), frozenset(realm["users"][0]["groups"]))
+    assert alice.role_on("acme") == "operator" and alice.role_on("beta") == "viewer" and alice.role_on("gamma") is None
+    config.write_text('[[platform.users]]\nusername = "dan"\nemail = "dan@example.com"\ngroups = ["/clients/acme/owner"]\n')
+    with pytest.raises(ConfigError, match=r"users.0.groups.0"):
+        load_platform_settings(config_file=config, environ={})
+
+
 def test_bad_platform_settings_name_the_field(tmp_path):
     config = tmp_path / "spawnit.toml"
     config.write_text('[platform]\nkeycloak_port = 9000\n')

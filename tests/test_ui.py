@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
@@ -140,7 +141,8 @@ def test_the_catalog_and_each_service_form_have_deep_links(browser, site):
 class FakeKeycloak:
     """The realm's authorize, token and certs endpoints, enough for authorization code + PKCE."""
 
-    def __init__(self) -> None:
+    def __init__(self, **claims) -> None:
+        self.claims = {"sub": "alice-id", "preferred_username": "alice", **claims}  # what the tokens say (groups, realm_access...)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.codes: dict[str, dict] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
@@ -188,7 +190,7 @@ class FakeKeycloak:
                     self.send(400, b'{"error": "invalid_grant"}')
                     return
                 now = int(time.time())
-                claims = {"sub": "alice-id", "preferred_username": "alice", "iss": provider.issuer, "aud": "spawnit-api", "iat": now, "exp": now + 300}
+                claims = {**provider.claims, "iss": provider.issuer, "aud": "spawnit-api", "iat": now, "exp": now + 300}
                 token = jwt.encode(claims, provider.key, algorithm="RS256", headers={"kid": "k1"})
                 self.send(200, json.dumps({"access_token": token, "token_type": "Bearer"}).encode(), [("Content-Type", "application/json")])
 
@@ -539,3 +541,75 @@ def test_the_instance_page_shows_the_applied_footprint_or_why_there_is_none(brow
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{url}/#instance=home")
     expect(page.locator("#instance-facts dd[data-fact=Footprint]")).to_contain_text("not estimated: no cloud machine in this stack")
+
+
+# Teams, roles, audit ------------------------------------------------------------------------------
+
+
+def test_a_viewer_picks_its_team_client_and_is_offered_no_change(browser, tmp_path, synth_worker, artifacts):
+    keycloak = FakeKeycloak(sub="dave-id", preferred_username="dave", groups=["/clients/acme/viewer"], realm_access={"roles": ["user"]})
+    store = Store(LocalObjectStore(tmp_path / "store"))
+    unreachable = {"docker_host": f"unix://{tmp_path}/no-engine.sock"}
+    store.put_spec("acme", "shop", {"client": "acme", "instance": "shop", "service": "nginx", "target": "docker", "parameters": unreachable, "drift": "compliant"})
+    jobs = JobManager(store, synth_worker, workdir=tmp_path / "work", environ=stand_in_tofu(tmp_path)[0])
+    auth = AuthSettings("oidc", issuer=keycloak.issuer, audience="spawnit-api", jwks_url=keycloak.issuer + "/protocol/openid-connect/certs")
+    try:
+        with serving(create_app(store=store, jobs=jobs, auth=auth)) as url:
+            page = browser.new_page(viewport={"width": 420, "height": 900})
+            page.goto(url)
+            expect(page.locator("#client-choice")).to_be_visible(timeout=30_000)  # two clients: its own and the team's
+            page.select_option("#client", "acme")
+            expect(page.locator("#role")).to_have_text("viewer")
+            row = page.locator("tr[data-instance=shop]")
+            expect(row).to_be_visible()
+            expect(row.locator("button.logs")).to_be_visible()
+            expect(row.locator("button.plan")).to_be_hidden()  # what a viewer may not do is not offered
+            expect(row.locator("button.destroy")).to_be_hidden()
+            page.click(".card[data-service=redis]")
+            expect(page.locator("#deploy")).to_be_hidden()
+            assert fits(page, "header *, #instances *"), "the client picker or the instances overflow at 420 px"
+            page.screenshot(path=str(artifacts / "ui-viewer-420.png"), full_page=True)
+            page.select_option("#client", "dave-id")  # its own client: an operator there
+            expect(page.locator("#role")).to_have_text("operator")
+            expect(page.locator("#deploy")).to_be_visible()
+            assert page.evaluate("sessionStorage.getItem('client')") == "dave-id"
+    finally:
+        keycloak.server.shutdown()
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_the_audit_page_filters_pages_older_records_and_exports_csv(browser, site, artifacts, width):
+    import httpx
+
+    url, app, jobs = site
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    for name in ("one", "two"):
+        assert httpx.post(f"{url}/api/clients/local/instances", json={"service": "redis", "instance": name}).status_code == 201
+    for budget in range(1, 61):  # more records than a page holds
+        assert httpx.put(f"{url}/api/clients/local/budget", json={"monthly_usd": budget}).status_code == 200
+    page = browser.new_page(viewport={"width": width, "height": 1000}, accept_downloads=True)
+    page.goto(url)
+    page.click("#audit-open")
+    rows = page.locator("#audit tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("budget.set")
+    page.click("#audit-more")  # the next page, by cursor
+    expect(rows).to_have_count(62)
+    expect(page.locator("#audit-more")).to_be_hidden()
+    page.fill("#audit-filters input[name=action]", "instance.create")
+    page.click("#audit-search")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("two")
+    page.fill("#audit-filters input[name=instance]", "nothing-here")
+    page.click("#audit-search")
+    expect(rows).to_have_text(["No record matches these filters."])
+    page.fill("#audit-filters input[name=instance]", "")
+    assert fits(page, "#audit-section *"), f"the audit page overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-audit-{width}.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("#audit-csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("at,outcome,status,action") and len(lines) == 3 and all(",instance.create," in line for line in lines[1:])
+    other = browser.new_page(viewport={"width": width, "height": 1000})
+    other.goto(f"{url}/#audit")  # a deep link to the audit page
+    expect(other.locator("#audit tbody tr")).to_have_count(50)

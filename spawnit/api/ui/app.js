@@ -85,6 +85,37 @@ async function authenticate() {
   return true;
 }
 
+// The clients the caller belongs to and its role on each (GET /api/me): a picker when there are several,
+// and the page shows only what the role may do (the API refuses the rest anyway).
+async function loadGrants() {
+  state.me = await api("GET", "/api/me");
+  const clients = Object.keys(state.me.grants);
+  const saved = sessionStorage.getItem("client");
+  if (saved && clients.includes(saved)) state.client = saved;
+  else if (!clients.includes(state.client) && clients.length) state.client = clients[0];
+  const select = $("#client");
+  select.replaceChildren(...clients.map((name) => new Option(`${name} (${state.me.admin ? "admin" : state.me.grants[name]})`, name)));
+  select.value = state.client;
+  $("#client-choice").hidden = clients.length < 2;
+  showRole();
+}
+
+function showRole() {
+  const role = state.me.admin ? "admin" : state.me.grants[state.client] || "none";
+  document.body.dataset.role = role;
+  $("#role").textContent = role;
+}
+
+async function switchClient() {
+  state.client = $("#client").value;
+  sessionStorage.setItem("client", state.client);
+  showRole();
+  if (state.clientStream) state.clientStream.close();
+  for (const section of ["#instance-section", "#review-section", "#drift-section", "#jobs-section", "#log-section"]) $(section).hidden = true;
+  await showInstances();
+  watchClient();
+}
+
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = "Bearer " + state.token;
@@ -386,7 +417,7 @@ async function showInstances() {
     const actions = row.insertCell();
     const logs = button("Logs", "logs", () => watchJob(item.last_job.id));
     logs.disabled = !item.last_job;
-    const plan = button("Plan", "plan", async () => {
+    const plan = button("Plan", "plan needs-operator", async () => {
       try { watchJob((await api("POST", `/api/clients/${state.client}/instances/${item.instance}/plan`)).job, { review: true }); }
       catch (error) { alertError(error); }
     });
@@ -395,7 +426,7 @@ async function showInstances() {
     if (last && last.action === "plan" && last.status === "succeeded" && last.plan) {
       actions.append(button("Review", "review", () => openReview(last.id)));
     }
-    const destroy = button("Destroy", "destroy", async () => {
+    const destroy = button("Destroy", "destroy needs-operator", async () => {
       if (!confirm(`Destroy ${item.instance}?`)) return;
       try { watchJob((await api("DELETE", `/api/clients/${state.client}/instances/${item.instance}`)).job); }
       catch (error) { alertError(error); }
@@ -523,7 +554,7 @@ function renderGate(root, jobId, gate) {
     box.append(list);
     if (verdict === "blocked") {
       const form = document.createElement("form");
-      form.className = "override";
+      form.className = "override needs-admin";
       form.noValidate = true;
       const label = document.createElement("label");
       label.textContent = "Override (admin), reason:";
@@ -603,7 +634,7 @@ async function openInstance(name) {
     row.insertCell().textContent = secret.name + (secret.pending ? " (rotation pending)" : "");
     const value = row.insertCell();
     value.textContent = "••••••••";
-    row.insertCell().append(button("Reveal", "reveal", async () => {
+    row.insertCell().append(button("Reveal", "reveal needs-operator", async () => {
       try {
         const revealed = await api("POST", `/api/clients/${state.client}/instances/${name}/secrets/${secret.name}/reveal`);
         const code = document.createElement("code");
@@ -661,6 +692,65 @@ async function openJobs() {
   }
   $("#jobs-section").hidden = false;
   $("#jobs-section").scrollIntoView({ block: "start" });
+}
+
+// ---- Audit trail: filters, older pages, CSV ------------------------------------------------------
+function auditQuery() {
+  const query = new URLSearchParams({ client: state.client, limit: "50" });
+  for (const input of $("#audit-filters").querySelectorAll("input, select")) {
+    if (!input.value) continue;
+    query.set(input.name, input.type === "datetime-local" ? new Date(input.value).toISOString() : input.value);
+  }
+  return query;
+}
+
+async function openAudit({ more = false } = {}) {
+  const query = auditQuery();
+  if (more && state.auditCursor) query.set("cursor", state.auditCursor);
+  $("#audit-error").textContent = "";
+  let page;
+  try { page = await api("GET", "/api/audit?" + query); }
+  catch (error) { $("#audit-error").textContent = error.message; return; }
+  history.replaceState(null, "", "#audit");
+  const body = $("#audit tbody");
+  if (!more) body.replaceChildren();
+  for (const record of page.records) {
+    const row = body.insertRow();
+    row.dataset.action = record.action;
+    row.insertCell().textContent = record.at.replace("T", " ").replace("Z", "");
+    row.insertCell().append(badge(record.outcome));
+    row.insertCell().textContent = record.action;
+    row.insertCell().textContent = record.subject || "?";
+    row.insertCell().textContent = record.instance || "";
+    row.insertCell().textContent = record.job ? record.job.slice(0, 8) : "";
+    row.insertCell().textContent = record.address || "";
+    row.title = Object.entries(record.details || {}).map(([key, value]) => `${key}: ${value}`).join("\n");
+  }
+  if (!body.rows.length) {
+    const cell = body.insertRow().insertCell();
+    cell.colSpan = 7;
+    cell.className = "empty";
+    cell.textContent = "No record matches these filters.";
+  }
+  state.auditCursor = page.next_cursor;
+  $("#audit-more").hidden = !page.next_cursor;
+  $("#audit-section").hidden = false;
+  if (!more) $("#audit-section").scrollIntoView({ block: "start" });
+}
+
+async function exportAudit() {
+  const query = auditQuery();
+  query.set("format", "csv");
+  query.delete("limit");
+  const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
+  const response = await fetch("/api/audit?" + query, { headers });
+  if (!response.ok) { $("#audit-error").textContent = (await response.json().catch(() => ({}))).error || response.statusText; return; }
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = `spawnit-audit-${state.client}.csv`;
+  document.body.append(link);
+  link.click();
+  link.remove();
 }
 
 async function estimateCost() {
@@ -774,8 +864,15 @@ async function start() {
   $("#jobs-open").addEventListener("click", () => openJobs().catch(alertError));
   $("#jobs-close").addEventListener("click", () => { $("#jobs-section").hidden = true; });
   $("#estimate-cost").addEventListener("click", estimateCost);
+  $("#audit-open").addEventListener("click", () => openAudit().catch(alertError));
+  $("#audit-filters").addEventListener("submit", (event) => { event.preventDefault(); openAudit().catch(alertError); });
+  $("#audit-more").addEventListener("click", () => openAudit({ more: true }).catch(alertError));
+  $("#audit-csv").addEventListener("click", () => exportAudit().catch(alertError));
+  $("#audit-close").addEventListener("click", () => { $("#audit-section").hidden = true; });
+  $("#client").addEventListener("change", () => switchClient().catch(alertError));
   $("#logout").addEventListener("click", () => { sessionStorage.clear(); location.assign(state.config.end_session_endpoint || "/"); });
   if (!(await authenticate())) return;
+  await loadGrants();
   await showCatalog();
   await showInstances();
   await showProxmox();
@@ -789,6 +886,7 @@ async function start() {
   const opened = location.hash.match(/^#instance=([a-z0-9-]+)$/);
   if (opened) await openInstance(opened[1]);
   if (location.hash === "#jobs") await openJobs();
+  if (location.hash === "#audit") await openAudit();
   if (location.hash === "#catalog") $("#catalog-section").scrollIntoView({ block: "start" });
   const chosen = location.hash.match(/^#service=([a-z0-9-]+)$/);
   if (chosen) {
