@@ -364,6 +364,13 @@ def redis_server(directory: Path):
         server.wait(10)
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """One real redis-server for the session; each user keeps to its own key prefix."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
 def local_caddyfile(listen: int, backend: int, storefront: int) -> str:
     """The project's application Caddyfile, listening on ``listen`` with its upstreams (``backend:9000``,
     ``storefront:8000`` in the containers' network) on those ports of 127.0.0.1."""
@@ -591,3 +598,32 @@ def token(key, *, subject=ALICE, roles=("user",), groups=None, audience=AUDIENCE
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
+
+
+# Every audit record the suite writes, read at its end: only the trail's own fields, no credential ----------
+
+RECORD_FIELDS = {"id", "at", "action", "outcome", "subject", "roles", "grants", "status", "route", "client", "instance", "job", "plan_sha256", "address", "details"}
+CREDENTIAL = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|Bearer\s|ticket=|BEGIN [A-Z ]*PRIVATE KEY|hunter2|A-New-Password-For-2027")
+
+
+def audit_offenders(root: Path) -> list[str]:
+    """Audit records under ``root`` holding more than the trail's fields, a detail it does not name, or
+    something that looks like a token, a ticket, a private key or one of the tests' secrets."""
+    from spawnit.api.audit import DETAIL_FIELDS
+
+    offenders = []
+    for path in root.rglob("audit/*/*.json"):
+        text = path.read_text()
+        record = json.loads(text)
+        if set(record) - RECORD_FIELDS or set(record.get("details") or {}) - set(DETAIL_FIELDS) or CREDENTIAL.search(text):
+            offenders.append(f"{path}: {text[:200]}")
+    return offenders
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_records_hold_no_secret(tmp_path_factory):
+    """After the whole session, every audit record written to a local store under the session's temporary
+    folder is read (S3 stores in the emulator are read by their own tests): none may hold a credential."""
+    yield
+    offenders = audit_offenders(tmp_path_factory.getbasetemp())
+    assert offenders == [], "audit records with more than they may hold:\n" + "\n".join(offenders)

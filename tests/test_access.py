@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ALICE, AUDIENCE, ISSUER, serving, token, wait_job
+from conftest import ALICE, AUDIENCE, ISSUER, audit_offenders, serving, token, wait_job
 from spawnit.api import create_app, route_roles
 from spawnit.api.auth import AuthSettings, Principal
 from spawnit.api.jobs import JobManager
@@ -57,6 +58,12 @@ EXPECTED = {
     ("POST", "/api/jobs/{job_id}/gate/overrides"): ("admin", "gate.override"),
     ("PUT", "/api/clients/{client}/budget"): ("admin", "budget.set"),
     ("POST", "/api/drift-checks"): ("admin", "drift.check"),
+    ("PUT", "/api/clients/{client}/instances/{instance}/expiry"): ("operator", "expiry.set"),
+    ("GET", "/api/clients/{client}/expiry-policy"): ("viewer", None),
+    ("PUT", "/api/clients/{client}/expiry-policy"): ("admin", "expiry.policy"),
+    ("GET", "/api/clients/{client}/webhook"): ("viewer", None),
+    ("PUT", "/api/clients/{client}/webhook"): ("admin", "webhook.set"),
+    ("DELETE", "/api/clients/{client}/webhook"): ("admin", "webhook.delete"),
 }
 
 # Who calls, and the strongest role each holds on client "acme" (None: no token at all).
@@ -78,6 +85,9 @@ BODIES = {
     ("PATCH", "/api/clients/{client}/instances/{instance}"): {"parameters": {}},
     ("POST", "/api/jobs/{job_id}/gate/overrides"): {"check": "security", "reason": "x"},
     ("PUT", "/api/clients/{client}/budget"): {"monthly_usd": -1},
+    ("PUT", "/api/clients/{client}/instances/{instance}/expiry"): {"expires_in_hours": 1},
+    ("PUT", "/api/clients/{client}/expiry-policy"): {"default_hours": -1},
+    ("PUT", "/api/clients/{client}/webhook"): {"url": "ftp://example.com", "events": ["job.failed"]},
 }
 
 
@@ -273,3 +283,16 @@ def test_spawnit_audit_prints_the_trail_from_the_store(trail, tmp_path, monkeypa
     assert "--since: 'last week' is not allowed" in capsys.readouterr().err
     assert main(["audit", "--limit", "0"]) == 2
     assert "--limit: 0 is not allowed; allowed: 1-500" in capsys.readouterr().err
+
+
+def test_the_suites_audit_check_finds_a_record_holding_a_token_or_an_unnamed_field(tmp_path, signing_key):
+    """The check conftest runs over every record the suite wrote, tried on planted records."""
+    trail = AuditTrail(LocalObjectStore(tmp_path / "store"))
+    trail.write(Principal("alice"), "budget.set", "succeeded", client="acme", monthly_usd=5)
+    assert audit_offenders(tmp_path) == []
+    trail.write(Principal("alice"), "instance.create", "succeeded", client="acme", reason=f"pasted {token(signing_key)}")
+    planted = tmp_path / "store" / "audit" / "2026-12-07" / "000000.000000-deadbeef.json"
+    planted.write_text(json.dumps({"id": "x", "action": "instance.create", "parameters": {"password": "x"}}))
+    found = audit_offenders(tmp_path)
+    shutil.rmtree(tmp_path / "store")  # planted on purpose: not for the session's own check
+    assert len(found) == 2 and any("pasted eyJ" in line for line in found) and any('"parameters"' in line for line in found)

@@ -31,12 +31,6 @@ FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def s3_endpoint():
     """The tests' S3 (moto's server, with conditional PUTs made atomic: see tests/emulator.py)."""
     emulator = Emulator(free_port())

@@ -613,3 +613,31 @@ def test_the_audit_page_filters_pages_older_records_and_exports_csv(browser, sit
     other = browser.new_page(viewport={"width": width, "height": 1000})
     other.goto(f"{url}/#audit")  # a deep link to the audit page
     expect(other.locator("#audit tbody tr")).to_have_count(50)
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_the_instance_page_shows_and_extends_the_expiry_and_a_warning_reaches_the_page(browser, site, artifacts, width):
+    import httpx
+    from datetime import datetime, timedelta
+
+    url, app, jobs = site
+    assert httpx.put(f"{url}/api/clients/local/expiry-policy", json={"max_hours": 72}).status_code == 200
+    created = httpx.post(f"{url}/api/clients/local/instances", json={"service": "redis", "instance": "temp", "expires_in_hours": 5}).json()
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(f"{url}/#instance=temp")
+    expires = page.locator("#instance-facts dd[data-fact=Expires]")
+    expect(expires.locator(".expires-at")).to_have_text(created["spec"]["expires_at"].replace("T", " ").replace("Z", " UTC"))
+    page.fill("#expiry-hours", "100")
+    page.click("text=Extend")
+    expect(page.locator("#expiry-error")).to_contain_text("expires_in_hours: 100 is not allowed; allowed: at most 72 hours from now")
+    page.fill("#expiry-hours", "48")
+    page.click("text=Extend")
+    expect(page.locator("#expiry-error")).to_be_empty()
+    extended = app.state.store.get_spec("local", "temp")["expires_at"]
+    expect(expires.locator(".expires-at")).to_have_text(extended.replace("T", " ").replace("Z", " UTC"))
+    assert fits(page, "#instance-section *"), f"the expiry overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-expiry-{width}.png"), full_page=True)
+
+    moment = datetime.fromisoformat(extended.replace("Z", "+00:00")) - timedelta(minutes=90)  # the time, injected
+    assert app.state.expiry.sweep(moment) == {"warned": ["local/temp 2h"], "destroying": []}
+    expect(page.locator("#notice")).to_contain_text("temp expires in less than 2 hours", timeout=30_000)

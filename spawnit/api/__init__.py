@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import re
+import secrets as secrets_module
 import shutil
+import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,9 @@ from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import instance_stack_name, shown
+from .expiry import EXPIRY, ExpiryError, ExpiryMonitor, ExpirySettingsError, check_policy, effective_limits, resolve, server_limits
+from .notify import EVENTS as NOTIFIED_EVENTS
+from .notify import WebhookError, check_webhook, client_webhooks
 from .audit import AuditMiddleware, AuditSettingsError, AuditQuery, AuditQueryError, AuditTrail, as_csv, parse_time, trusted_networks
 from .auth import ROLES, STREAM_PATH, Authenticator, AuthSettings, Principal, StreamTickets, refusal
 from .engine import EngineError, LocalEngine, RedisEngine, engine_from_environment
@@ -65,6 +70,8 @@ class InstanceRequest(RequestBody):
     target: str = Field("docker", description=f"Where the service runs: {', '.join(TARGETS)}.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters (see GET /api/catalog/{service}).")
     instance: str | None = Field(None, pattern=INSTANCE_NAME, description="Instance name; default: <service>-<random>.")
+    expires_at: str | None = Field(None, description="When the instance is destroyed (ISO 8601); default: the client's or service's default expiry, if any.")
+    expires_in_hours: float | None = Field(None, description="Or: hours from now.")
     secrets: dict[str, str] | None = Field(
         None, description="Values of the service's secrets (see the service's `secrets`); each one not given is generated, strong and per instance."
     )
@@ -133,6 +140,23 @@ class GateOverride(RequestBody):
     reason: str = Field(max_length=500, description="Why, in words (at least 10 characters); recorded on the plan and in the audit trail.")
 
 
+class ExpiryRequest(RequestBody):
+    expires_at: str | None = Field(None, description="When the instance is destroyed (ISO 8601, UTC if no offset).")
+    expires_in_hours: float | None = Field(None, description="Or: hours from now.")
+
+
+class ExpiryPolicy(RequestBody):
+    default_hours: float | None = Field(None, description="Expiry of an instance created without one, hours from its creation.")
+    max_hours: float | None = Field(None, description="The longest an expiry may be from the moment it is set; with it, every instance expires.")
+    services: dict[str, dict[str, float | None]] = Field(default_factory=dict, description="Per service: {default_hours, max_hours}, overriding the client's.")
+
+
+class WebhookRequest(RequestBody):
+    url: str = Field(description="Where the events are POSTed: https://, or http:// to a private address.", max_length=2000)
+    events: list[str] = Field(description=f"Events to send: {', '.join(NOTIFIED_EVENTS)}.")
+    secret: str | None = Field(None, description="The shared secret that signs each delivery (16+ characters); default: generated and returned once.", max_length=200)
+
+
 class Budget(RequestBody):
     monthly_usd: float | None = Field(description="The client's monthly budget in USD (> 0), or null for none.", gt=0, le=10_000_000)
 
@@ -167,6 +191,17 @@ def route_roles(app: FastAPI) -> list[dict[str, Any]]:
 
 
 PUBLIC_ROUTES = ("/healthz", "/", "/api/config", "/metrics")  # liveness, the UI, how to log in, Prometheus
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ExpirySettingsError(f"{variable}: {raw!r} is not allowed; allowed: a number of seconds, more than 0")
+    return value
 
 
 def _job_action(params: Mapping[str, str]) -> str:
@@ -280,7 +315,7 @@ def state_from_environment() -> dict[str, Any]:
 
 
 # What a bad setting raises while the API or a worker starts: the CLI answers each with exit 2 and its message.
-SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError, AuditSettingsError)
+SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError, AuditSettingsError, ExpirySettingsError)
 
 
 def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -311,11 +346,13 @@ def create_app(
     proxmox: Callable[[], ProxmoxCluster] | None = None,
     engine: LocalEngine | RedisEngine | None = None,
     worker_concurrency: int | None = None,
+    webhook_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The API. Without arguments, everything comes from the environment: SPAWNIT_S3_* or SPAWNIT_DATA_DIR (store),
     SPAWNIT_REDIS_URL (the engine: replicas and workers on Redis; none: this process alone), SPAWNIT_AUTH /
     SPAWNIT_OIDC_* (auth), SPAWNIT_DRIFT_INTERVAL (seconds, default 600) and SPAWNIT_DRIFT_CONCURRENCY (default 2),
-    SPAWNIT_PROXMOX_* (the Proxmox cluster, read when first needed).
+    SPAWNIT_PROXMOX_* (the Proxmox cluster, read when first needed), SPAWNIT_EXPIRY_* (instances' expiry:
+    default and maximum hours, the sweep's interval in seconds, default 60), SPAWNIT_TRUSTED_PROXIES.
 
     ``worker_concurrency``: on Redis, how many queued jobs this process runs at once (0: none, an API-only
     replica; default 2). Without Redis every job runs here."""
@@ -336,7 +373,19 @@ def create_app(
     concurrency = 2 if worker_concurrency is None else worker_concurrency
     runs_jobs = not engine.shared or concurrency > 0
     events, metrics = ClientEvents(engine), Metrics()
-    track_deployments(store, events, metrics, jobs)
+    webhooks = client_webhooks(store, jobs.vault, **(webhook_options or {}))
+    track_deployments(store, events, metrics, jobs, notify=webhooks.notify)
+    limits = server_limits()
+    trail_writer = AuditTrail(store.objects)
+
+    def expiry_news(client: str, event: str, data: dict[str, Any]) -> None:
+        events.publish(client, "expiry", {**data, "event": event})
+        webhooks.notify(client, event, data)
+
+    def system_record(action: str, outcome: str, **fields: Any) -> None:
+        trail_writer.write(None, action, outcome, subject=EXPIRY, **fields)
+
+    expiry = ExpiryMonitor(store, jobs, notify=expiry_news, record=system_record, interval=_seconds("SPAWNIT_EXPIRY_INTERVAL", 60.0))
     drift = DriftMonitor(
         store,
         jobs,
@@ -351,8 +400,11 @@ def create_app(
         if engine.shared and runs_jobs and owns_jobs:
             engine.serve(jobs.execute, concurrency=concurrency)
         drift.start()
+        expiry.start()
         yield
         drift.stop()
+        expiry.stop()
+        webhooks.close()
         if warming is not None:
             warming.cancel()
         if owns_jobs:
@@ -368,6 +420,7 @@ def create_app(
         description="Deploy catalog services on Docker, AWS or Proxmox VE without touching infrastructure code.",
     )
     app.state.store, app.state.jobs, app.state.events, app.state.drift = store, jobs, events, drift
+    app.state.expiry, app.state.webhooks = expiry, webhooks
     vault = jobs.vault
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the framework's own (a body it cannot read)
@@ -515,6 +568,12 @@ def create_app(
                 raise taken(client, instance)
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
+        try:
+            instance_limits = effective_limits(limits, store.get_client_settings(client).get("expiry") or {}, request.service)
+            expires_at = resolve(request.expires_at, request.expires_in_hours, instance_limits, datetime.now(UTC), creating=True)
+        except ExpiryError as error:
+            raise FieldError(422, str(error), {str(error).split(":")[0].split(",")[0]: str(error)}) from None
+        note["expires_at"] = expires_at
         spec = {
             "client": client,
             "instance": instance,
@@ -525,6 +584,7 @@ def create_app(
             "updated_at": _now(),
             "last_job": None,
             "drift": "unknown",
+            "expires_at": expires_at,
         }
         declared = get_service(request.service).secrets
         try:
@@ -766,6 +826,73 @@ def create_app(
             settings["monthly_budget_usd"] = request.monthly_usd
         store.put_client_settings(client, settings)
         return get_budget(client, principal)
+
+    @app.put("/api/clients/{client}/instances/{instance}/expiry", tags=["instances"], summary="Set, extend or clear an instance's expiry, within its limits, before it expires")
+    def set_expiry(
+        client: str, instance: str, request: ExpiryRequest, principal: Principal = Depends(allow("operator", "expiry.set")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        now = datetime.now(UTC)
+        if spec.get("expires_at") and parse_time("expires_at", spec["expires_at"]) <= now:
+            raise HTTPException(status_code=409, detail=f"instance {client}/{instance} expired at {spec['expires_at']}; its destroy is under way or failed ({spec.get('expiry_job') or 'not started yet'}); allowed: before it expires")
+        instance_limits = effective_limits(limits, store.get_client_settings(client).get("expiry") or {}, spec["service"])
+        try:
+            spec["expires_at"] = resolve(request.expires_at, request.expires_in_hours, instance_limits, now, creating=False)
+        except ExpiryError as error:
+            raise FieldError(422, str(error), {str(error).split(":")[0].split(",")[0]: str(error)}) from None
+        note["expires_at"] = spec["expires_at"]
+        spec.pop("expiry_warnings", None)  # a new expiry: its warnings are still to come, its destroy too
+        spec.pop("expiry_job", None)
+        spec["updated_at"] = _now()
+        store.put_spec(client, instance, spec)
+        events.publish(client, "expiry", {"instance": instance, "expires_at": spec["expires_at"], "event": "expiry.set", "by": principal.subject})
+        return {"instance": instance, "expires_at": spec["expires_at"], "limits": instance_limits.as_dict()}
+
+    @app.get("/api/clients/{client}/expiry-policy", tags=["instances"], summary="The client's expiry limits (default and maximum hours, per service), and the server's")
+    def get_expiry_policy(client: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
+        return {"client": client, "server": limits.as_dict(), "policy": store.get_client_settings(client).get("expiry") or {}}
+
+    @app.put("/api/clients/{client}/expiry-policy", tags=["instances"], summary="Set the client's expiry limits (admin)")
+    def put_expiry_policy(
+        client: str, request: ExpiryPolicy, principal: Principal = Depends(allow("admin", "expiry.policy")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        try:
+            policy = check_policy(request.model_dump())
+        except ExpiryError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        note["policy"] = policy
+        settings = store.get_client_settings(client)
+        settings["expiry"] = policy
+        store.put_client_settings(client, settings)
+        return get_expiry_policy(client, principal)
+
+    @app.get("/api/clients/{client}/webhook", tags=["notifications"], summary="The client's webhook: its URL and events (never its secret)")
+    def get_webhook(client: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
+        hook = store.get_client_settings(client).get("webhook")
+        return {"client": client, "webhook": {"url": hook["url"], "events": hook["events"]} if hook else None, "events": list(NOTIFIED_EVENTS)}
+
+    @app.put("/api/clients/{client}/webhook", tags=["notifications"], summary="Set the client's webhook (admin); a generated secret is returned once")
+    def put_webhook(
+        client: str, request: WebhookRequest, principal: Principal = Depends(allow("admin", "webhook.set")), note: dict[str, Any] = Depends(audit_note)
+    ) -> JSONResponse:
+        try:
+            check_webhook(request.url, request.events, request.secret)
+        except WebhookError as error:
+            raise FieldError(422, str(error), {str(error).split(":")[0]: str(error)}) from None
+        secret = request.secret or secrets_module.token_urlsafe(32)
+        note.update(url=urllib.parse.urlsplit(request.url).hostname, events=sorted(set(request.events)))  # a URL's path may itself be a secret
+        settings = store.get_client_settings(client)
+        settings["webhook"] = {"url": request.url, "events": sorted(set(request.events)), "secret": vault.seal(secret)}
+        store.put_client_settings(client, settings)
+        shown_once = {"secret": secret} if request.secret is None else {}
+        return JSONResponse({"client": client, "webhook": {"url": request.url, "events": sorted(set(request.events))}, **shown_once}, headers={"Cache-Control": "no-store"})
+
+    @app.delete("/api/clients/{client}/webhook", tags=["notifications"], summary="Remove the client's webhook (admin)")
+    def delete_webhook(client: str, principal: Principal = Depends(allow("admin", "webhook.delete"))) -> dict[str, Any]:
+        settings = store.get_client_settings(client)
+        settings.pop("webhook", None)
+        store.put_client_settings(client, settings)
+        return {"client": client, "webhook": None}
 
     @app.delete("/api/jobs/{job_id}", status_code=202, tags=["jobs"], summary="Cancel a job (SIGTERM, then SIGKILL after a grace period)")
     def cancel_job(job_id: str, principal: Principal = Depends(allow("operator", "job.cancel"))) -> dict[str, Any]:

@@ -34,7 +34,10 @@ PREFIX = "audit/"
 OUTCOMES = ("succeeded", "refused", "rejected", "failed", "cancelled")
 JOB_OUTCOMES = {"succeeded": "succeeded", "failed": "failed", "interrupted": "failed", "cancelled": "cancelled"}  # a job's end
 # What an action may add to its record, beside who, what, when, where and the outcome.
-DETAIL_FIELDS = ("secret", "check", "reason", "monthly_usd", "expires_at", "service", "version", "target", "plan", "auto_approve", "refresh_only")
+DETAIL_FIELDS = (
+    "secret", "check", "reason", "monthly_usd", "expires_at", "service", "version", "target", "plan", "auto_approve", "refresh_only",
+    "event", "events", "url", "attempts", "policy",
+)
 RECORD_ID = re.compile(r"\d{4}-\d{2}-\d{2}/\d{6}\.\d{6}-[0-9a-f]{8}")
 MAX_LIMIT = 500
 CSV_COLUMNS = ("at", "outcome", "status", "action", "subject", "client", "instance", "job", "plan_sha256", "address", "route", "details")

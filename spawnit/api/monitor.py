@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from .audit import JOB_OUTCOMES, AuditTrail
 from .engine import LocalEngine, RedisEngine
+from .gate import blocking_reasons, passed
 from .jobs import DRIFT, Conflict, Job, JobManager, now
 from .store import Store
 
@@ -86,8 +87,12 @@ class Metrics:
         self.jobs.labels(job.action, job.status).inc()
 
 
-def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs: JobManager) -> None:
-    """Keep each instance's deployment and drift status in its spec as jobs finish, and tell the client."""
+def track_deployments(
+    store: Store, events: ClientEvents, metrics: Metrics, jobs: JobManager, notify: Callable[[str, str, dict[str, Any]], Any] | None = None
+) -> None:
+    """Keep each instance's deployment and drift status in its spec as jobs finish, and tell the client
+    (its event stream, and through ``notify`` its webhook: a failed job, a blocked gate, drift detected)."""
+    notify = notify or (lambda client, event, data: None)
 
     def on_event(job: Job, event: dict[str, Any]) -> None:
         metrics.on_event(job, event)
@@ -103,6 +108,11 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
                             client=job.client, instance=job.instance, job=job.id, plan_sha256=(job.plan or {}).get("sha256"))
             except Exception as error:  # noqa: BLE001 - the job ended either way; a lost record is logged loudly
                 LOG.error("audit record of job %s not written: %s", job.id, error)
+        about = {"instance": job.instance, "job": job.id, "action": job.action, "by": job.requested_by}
+        if job.status in ("failed", "interrupted"):
+            notify(job.client, "job.failed", {**about, "status": job.status, "error": job.error})
+        if job.gate and not passed(job.gate):
+            notify(job.client, "gate.blocked", {**about, "reasons": blocking_reasons(job.gate)})
         spec = store.get_spec(job.client, job.instance)
         if spec is None:
             return
@@ -121,6 +131,7 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
                 events.publish(job.client, "drift", {"instance": job.instance, "drift": spec.get("drift", "unknown"), "job": job.id, "check": job.status})
                 store.put_spec(job.client, job.instance, spec)
                 return
+            previous = spec.get("drift")
             drift = "drifted" if job.changes and job.changed != [] else "compliant"  # changed None: not read back, drifted
             resources = sorted({change["address"] for change in job.changed or []}) if drift == "drifted" else []
             causes = (job.plan or {}).get("causes") or [] if drift == "drifted" else []
@@ -129,6 +140,8 @@ def track_deployments(store: Store, events: ClientEvents, metrics: Metrics, jobs
                 spec["outputs"] = {**spec.get("outputs", {}), **job.outputs}
             metrics.drift_checks.labels(drift).inc()
             events.publish(job.client, "drift", {"instance": job.instance, "drift": drift, "job": job.id, "resources": resources})
+            if drift == "drifted" and previous != "drifted":  # news, not every round's repetition
+                notify(job.client, "drift.detected", {"instance": job.instance, "job": job.id, "resources": resources, "causes": causes})
         else:
             return
         store.put_spec(job.client, job.instance, spec)

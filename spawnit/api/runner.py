@@ -21,6 +21,7 @@ from . import job_settings
 from .engine import EngineError, engine_from_environment
 from .jobs import JobManager
 from .monitor import ClientEvents, Metrics, track_deployments
+from .notify import client_webhooks
 from .store import store_from_environment
 from .worker import SynthWorker
 
@@ -51,7 +52,7 @@ def run_worker(concurrency: int, metrics_port: int | None = None) -> int:
     store = store_from_environment()
     jobs = JobManager(store, SynthWorker(), engine=engine, **job_settings(store))
     metrics = Metrics()
-    track_deployments(store, ClientEvents(engine), metrics, jobs)
+    track_deployments(store, ClientEvents(engine), metrics, jobs, notify=client_webhooks(store, jobs.vault).notify)
     if metrics_port is not None:  # this worker's jobs, for Prometheus (the API replicas count only their own)
         from prometheus_client import start_http_server
 

@@ -114,6 +114,16 @@ class SecretVault:
     def _write(self, client: str, instance: str, entries: dict[str, Any]) -> None:
         self.objects.put(self._key(client, instance), self.key.encrypt(json.dumps(entries, sort_keys=True).encode()))
 
+    def seal(self, text: str) -> str:
+        """A value encrypted with the vault's key, for a setting that is itself a secret (a webhook's)."""
+        return self.key.encrypt(text.encode()).decode()
+
+    def unseal(self, token: str) -> str:
+        try:
+            return self.key.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise VaultError("a sealed setting cannot be read with SPAWNIT_SECRET_KEY (another key sealed it); allowed: the key it was sealed with, first or among the keys") from None
+
     def create(self, client: str, instance: str, declared: tuple[str, ...], supplied: Mapping[str, str] | None = None) -> list[str]:
         """Store the instance's secrets: each declared one supplied or generated. Returns the names generated."""
         supplied = check_supplied(declared, supplied)

@@ -606,6 +606,7 @@ async function openInstance(name) {
   fact(facts, "Drift", badge(item.drift));
   fact(facts, "Monthly cost", item.monthly_cost_usd === null || item.monthly_cost_usd === undefined ? "not deployed" : `${item.monthly_cost_usd.toFixed(2)} USD`);
   fact(facts, "Footprint", footprintText(item));
+  fact(facts, "Expires", expiryControl(item));
   if (item.live) fact(facts, "Live", badge(item.live.status));
 
   const service = state.catalog[item.service];
@@ -767,6 +768,41 @@ async function estimateCost() {
   }
 }
 
+// When the instance is destroyed, and (for an operator) a way to move it, within the client's limits.
+function expiryControl(item) {
+  const box = document.createElement("span");
+  box.className = "expiry";
+  const when = document.createElement("span");
+  when.className = "expires-at";
+  when.textContent = item.expires_at ? item.expires_at.replace("T", " ").replace("Z", " UTC") : "never";
+  const form = document.createElement("form");
+  form.className = "expiry-form needs-operator";
+  form.noValidate = true;
+  const hours = document.createElement("input");
+  hours.type = "number";
+  hours.min = "1";
+  hours.step = "1";
+  hours.id = "expiry-hours";
+  hours.setAttribute("aria-label", "Expire in hours");
+  hours.placeholder = "hours";
+  const save = document.createElement("button");
+  save.textContent = item.expires_at ? "Extend" : "Set expiry";
+  const error = document.createElement("span");
+  error.className = "error";
+  error.id = "expiry-error";
+  form.append(hours, save, error);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      const answer = await api("PUT", `/api/clients/${state.client}/instances/${item.instance}/expiry`, { expires_in_hours: Number(hours.value) });
+      when.textContent = answer.expires_at ? answer.expires_at.replace("T", " ").replace("Z", " UTC") : "never";
+    } catch (failure) { error.textContent = failure.message; }
+  });
+  box.append(when, form);
+  return box;
+}
+
 // The applied configuration's monthly footprint (Boavizta), or why there is none.
 function footprintText(item) {
   const footprint = item.footprint;
@@ -850,7 +886,13 @@ async function openDrift(instance) {
 function watchClient() {
   let pending = null;
   const refresh = () => { clearTimeout(pending); pending = setTimeout(showInstances, 200); };
-  state.clientStream = eventSource(`/api/clients/${state.client}/events`, { status: refresh, drift: refresh });
+  const expiry = (event) => {  // warnings and expiry destroys are said on the page, whatever it shows
+    const data = JSON.parse(event.data);
+    if (data.event === "expiry.warning") alertError(new Error(`${data.instance} expires in less than ${data.in.replace("d", " days").replace("h", " hours").replace("m", " minutes")} (${data.expires_at}); extend it on its page.`));
+    if (data.event === "expiry.destroy") alertError(new Error(`${data.instance} expired at ${data.expires_at}: it is being destroyed.`));
+    refresh();
+  };
+  state.clientStream = eventSource(`/api/clients/${state.client}/events`, { status: refresh, drift: refresh, expiry });
 }
 
 async function start() {
