@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ALICE, AUDIENCE, ISSUER, audit_offenders, serving, token, wait_job
+from conftest import ALICE, AUDIENCE, ISSUER, audit_offenders, serving, token, wait_job, wait_until
 from spawnit.api import create_app, route_roles
 from spawnit.api.auth import AuthSettings, Principal
 from spawnit.api.jobs import JobManager
@@ -296,3 +296,41 @@ def test_the_suites_audit_check_finds_a_record_holding_a_token_or_an_unnamed_fie
     found = audit_offenders(tmp_path)
     shutil.rmtree(tmp_path / "store")  # planted on purpose: not for the session's own check
     assert len(found) == 2 and any("pasted eyJ" in line for line in found) and any('"parameters"' in line for line in found)
+
+
+def test_every_action_that_changes_something_is_one_record_with_its_outcome(tmp_path, synth_worker):
+    """create, update, plan, apply, cancel, destroy, expiry change, budget: each request one record, and
+    each job's end one more (written by the worker, with how it ended)."""
+    from conftest import local_app
+    from fastapi.testclient import TestClient
+
+    environ, _ = stand_in_tofu(tmp_path)
+    environ["TOFU_SLOW_APPLY"] = "600"  # an apply long enough to cancel
+    with TestClient(local_app(tmp_path, synth_worker, environ=environ)) as api:
+        assert api.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache"}).status_code == 201
+        assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}}).status_code == 200
+        wait_job(api, api.post("/api/clients/acme/instances/cache/plan").json()["job"])
+        applying = api.post("/api/clients/acme/instances/cache/apply", json={"auto_approve": True}).json()["job"]
+        assert api.delete(f"/api/jobs/{applying}").status_code == 202
+        assert wait_job(api, applying)["status"] == "cancelled"
+        assert api.put("/api/clients/acme/instances/cache/expiry", json={"expires_in_hours": 3}).status_code == 200
+        assert api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 80}}).status_code == 422
+        destroying = api.delete("/api/clients/acme/instances/cache").json()["job"]
+        wait_job(api, destroying)
+        wait_until(lambda: len(records(api.app, action="job.destroy.finished")) == 1, 30, "the destroy's end recorded")
+        trail = sorted(records(api.app), key=lambda record: record["id"])
+    assert [(record["action"], record["outcome"]) for record in trail] == [
+        ("instance.create", "succeeded"),
+        ("instance.update", "succeeded"),
+        ("job.plan", "succeeded"),
+        ("job.plan.finished", "succeeded"),
+        ("job.apply", "succeeded"),
+        ("job.cancel", "succeeded"),
+        ("job.apply.finished", "cancelled"),
+        ("expiry.set", "succeeded"),
+        ("instance.update", "rejected"),
+        ("instance.destroy", "succeeded"),
+        ("job.destroy.finished", "succeeded"),
+    ]
+    assert [record["job"] for record in trail if record["action"].startswith(("job.apply", "job.cancel"))] == [applying] * 3
+    assert [(record["action"], record["subject"], record["client"], record["instance"]) for record in trail if (record["subject"], record["client"], record["instance"]) != ("local", "acme", "cache")] == []

@@ -471,7 +471,8 @@ def create_app(
             context = request.state.audit = {"action": named, "principal": principal, "details": {}}
             context |= {"client": params.get("client"), "instance": params.get("instance"), "job": params.get("job_id"), "secret": params.get("name")}
             if context["client"] is None and params.get("job_id"):
-                context["client"] = job_or_404(params["job_id"], principal)["client"]  # a job the caller cannot see is a 404
+                record = job_or_404(params["job_id"], principal)  # a job the caller cannot see is a 404
+                context |= {"client": record["client"], "instance": record["instance"]}
             if role == "authenticated" or principal.may(role, None if role == "admin" else context["client"]):
                 return principal
             raise HTTPException(status_code=403, detail=refusal(principal, role, context["client"] if role != "admin" else None))
@@ -496,7 +497,7 @@ def create_app(
         return spec
 
     def start(
-        client: str, instance: str, action: str, *, then_remove: bool = False, by: str = "", plan: str | None = None, auto_approve: bool = False, refresh_only: bool = False
+        client: str, instance: str, action: str, *, by: str, then_remove: bool = False, plan: str | None = None, auto_approve: bool = False, refresh_only: bool = False
     ) -> dict[str, Any]:
         spec_or_404(client, instance)
         try:
@@ -673,7 +674,7 @@ def create_app(
             raise HTTPException(status_code=404, detail=str(error)) from None
         except VaultError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        return {"secret": name, "pending": True, **start(client, instance, "plan")}
+        return {"secret": name, "pending": True, **start(client, instance, "plan", by=principal.subject)}
 
     @app.get("/api/targets/proxmox/resources", tags=["targets"], summary="The Proxmox cluster's nodes with free CPU, memory and storage")
     def proxmox_resources(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
@@ -696,7 +697,7 @@ def create_app(
 
     @app.delete("/api/clients/{client}/instances/{instance}", status_code=202, tags=["instances"], summary="Destroy, then remove the instance")
     def delete_instance(client: str, instance: str, principal: Principal = Depends(allow("operator", "instance.destroy"))) -> dict[str, Any]:
-        return start(client, instance, "destroy", then_remove=True)
+        return start(client, instance, "destroy", then_remove=True, by=principal.subject)
 
     @app.post(
         "/api/clients/{client}/instances/{instance}/{action}",
