@@ -8,3 +8,7 @@
 """
 
 __version__ = "0.1.0"
+
+from . import bindings as _bindings
+
+_bindings.install()  # the provider bindings load their submodules on first use (spawnit/bindings.py)

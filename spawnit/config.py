@@ -545,8 +545,19 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 # SPAWNIT_* variables that are not environment fields: settings of the other commands and of the API.
-OTHER_VARIABLES = ("SPAWNIT_CONFIG", "SPAWNIT_TOFU", "SPAWNIT_AUTH", "SPAWNIT_DATA_DIR", "SPAWNIT_LOG", "SPAWNIT_ROOT", "SPAWNIT_REDIS_URL", "SPAWNIT_BOAVIZTA_PYTHON")
-OTHER_PREFIXES = ("SPAWNIT_S3_", "SPAWNIT_PROXMOX_", "SPAWNIT_SPOTILIKE_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_", "SPAWNIT_USER_", "SPAWNIT_PLATFORM_")
+# Every SPAWNIT_* variable that is not an environment's field: the product's other settings (the server's,
+# the workers', the tools'). A SPAWNIT_* variable named nowhere here nor as a field is a misspelling; a
+# test finds every SPAWNIT_* name in the sources and checks it is one or the other.
+OTHER_VARIABLES = (
+    "SPAWNIT_CONFIG", "SPAWNIT_TOFU", "SPAWNIT_AUTH", "SPAWNIT_DATA_DIR", "SPAWNIT_LOG", "SPAWNIT_ROOT", "SPAWNIT_REDIS_URL",
+    "SPAWNIT_BOAVIZTA_PYTHON", "SPAWNIT_CHECKOV", "SPAWNIT_CLIENT_BUDGET_USD", "SPAWNIT_EAGER_BINDINGS", "SPAWNIT_PLAN_TTL",
+    "SPAWNIT_PLUGIN_CACHE", "SPAWNIT_PROVIDER_MIRROR", "SPAWNIT_PROVIDER_VERSIONS", "SPAWNIT_QUEUE_TIMEOUT", "SPAWNIT_SECRET_KEY",
+    "SPAWNIT_SECRET_KEY_FILE", "SPAWNIT_SSH_AUTH_SOCK", "SPAWNIT_TRUSTED_PROXIES", "SPAWNIT_DOCKER_CERT_PATH",
+)
+OTHER_PREFIXES = (
+    "SPAWNIT_S3_", "SPAWNIT_PROXMOX_", "SPAWNIT_SPOTILIKE_", "SPAWNIT_OIDC_", "SPAWNIT_DRIFT_", "SPAWNIT_JOB_", "SPAWNIT_API_",
+    "SPAWNIT_USER_", "SPAWNIT_PLATFORM_", "SPAWNIT_AWS_", "SPAWNIT_EXPIRY_", "SPAWNIT_TEST_",
+)
 
 
 def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, tuple[Any, str]]:

@@ -132,3 +132,22 @@ def test_state_names_have_defaults_and_can_be_set():
 def test_model_rejects_unknown_fields_directly():
     with pytest.raises(ValidationError):
         EnvironmentSpec(name="prod", regoin="eu-west-1")
+
+
+def test_every_spawnit_variable_the_product_reads_is_a_field_or_a_named_setting():
+    """A server or tool setting (SPAWNIT_CHECKOV, SPAWNIT_SECRET_KEY...) in the environment must never
+    stop `spawnit synth` as a misspelled field: every SPAWNIT_* name in the sources, the image and the
+    scripts is an environment's field (or SPAWNIT_<ENV>_<FIELD>) or one of the named other settings."""
+    import re
+    from pathlib import Path
+
+    from spawnit.config import ENVIRONMENTS, FIELDS, OTHER_PREFIXES, OTHER_VARIABLES, check_environ_names
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.joinpath("spawnit").rglob("*.py"), root / "Dockerfile", *root.joinpath("scripts").iterdir(), root / "README.md"]
+    names = {name.rstrip("_") for path in sources if path.is_file() for name in re.findall(r"\bSPAWNIT_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace"))}
+    fields = {f"SPAWNIT_{field.upper()}" for field in FIELDS} | {f"SPAWNIT_{env.upper()}_{field.upper()}" for env in ENVIRONMENTS for field in FIELDS}
+    unnamed = sorted(name for name in names if name not in fields and name not in OTHER_VARIABLES and not name.startswith(OTHER_PREFIXES)
+                     and not any(other.startswith(name + "_") for other in (*OTHER_VARIABLES, *OTHER_PREFIXES)))
+    assert unnamed == ["SPAWNIT_PROD_FLEET_MAXX"]  # the README's example of a misspelling, refused
+    check_environ_names({name: "x" for name in names if name in OTHER_VARIABLES})  # none of them is refused
