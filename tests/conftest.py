@@ -208,7 +208,9 @@ def serving(app, **config):
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), **{"log_level": "warning", **config}))
+    # An open event stream (a browser's EventSource) would hold a graceful shutdown: 1 s, then it is cut.
+    settings = {"log_level": "warning", "timeout_graceful_shutdown": 1, **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), **settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
