@@ -629,3 +629,48 @@ def audit_records_hold_no_secret(tmp_path_factory):
     yield
     offenders = audit_offenders(tmp_path_factory.getbasetemp())
     assert offenders == [], "audit records with more than they may hold:\n" + "\n".join(offenders)
+
+
+# The suite's own figures, printed at its end: duration (set-up by scripts/test, fixtures, tests), the
+# slowest tests (--durations), and the peak memory of the machine and of the largest process. ----------
+
+_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "sampling": None}
+
+
+def pytest_sessionstart(session):
+    import psutil
+
+    _SUITE["start"] = time.monotonic()
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.5):
+            _SUITE["machine_peak"] = max(_SUITE["machine_peak"], psutil.virtual_memory().used)
+
+    threading.Thread(target=sample, name="memory-sampler", daemon=True).start()
+    _SUITE["sampling"] = stop
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "setup":
+        _SUITE["setup"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    import resource
+
+    import psutil
+
+    if _SUITE["sampling"] is not None:
+        _SUITE["sampling"].set()
+    _SUITE["machine_peak"] = max(_SUITE["machine_peak"], psutil.virtual_memory().used)
+    total = time.monotonic() - _SUITE["start"]
+    installs = float(os.environ.get("SPAWNIT_TEST_SETUP_SECONDS") or 0)
+    largest = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
+
+    def clock(seconds: float) -> str:
+        return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
+
+    terminalreporter.write_sep("=", "suite figures")
+    terminalreporter.write_line(f"total: {clock(total + installs)} (installs by scripts/test: {clock(installs)}; tests: {clock(total)}, of which fixtures' set-up {clock(_SUITE['setup'])})")
+    terminalreporter.write_line(f"peak memory: machine {_SUITE['machine_peak'] / 2**30:.1f} GB in use at most; largest single process {largest:.2f} GB")

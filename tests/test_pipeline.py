@@ -277,3 +277,11 @@ def test_the_image_gives_the_gate_and_the_footprint_their_own_virtualenvs(variab
     assert path != venv, f"{variable}={path} is not a virtualenv's {program}"
     assert any(line.startswith("RUN ") and f"python3 -m venv {venv} " in line and f"{venv}/bin/pip install --no-cache-dir -r {requirements}" in line for line in stage)
     assert any(line.startswith("COPY ") and requirements in line for line in stage)
+
+
+def test_the_main_job_installs_what_the_products_commands_need():
+    """`spawnit footprint` (and the footprint in `spawnit cost`) run boaviztapi from its own virtualenv:
+    the main job installs it, not only the tests' set-up."""
+    synth = (ROOT / "scripts" / "synth").read_text()
+    assert re.search(r"^spawnit_setup_boavizta\b", synth, re.M) and re.search(r"^spawnit_setup_python\b", synth, re.M)
+    assert "spawnit_setup_boavizta() {" in (ROOT / "scripts" / "setup").read_text()
