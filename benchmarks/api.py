@@ -32,7 +32,7 @@ from spawnit.api import create_app  # noqa: E402
 from spawnit.api.auth import AuthSettings  # noqa: E402
 from spawnit.api.jobs import JobManager  # noqa: E402
 from spawnit.api.store import LocalObjectStore, Store  # noqa: E402
-from spawnit.api.worker import SynthWorker  # noqa: E402
+from spawnit.api.synthesizer import SynthWorker  # noqa: E402
 
 from tofu_standin import stand_in_path  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 

@@ -50,7 +50,7 @@ def main() -> int:
     from emulator import Emulator
 
     from spawnit.api.toolchain import Toolchain
-    from spawnit.api.worker import SynthWorker
+    from spawnit.api.synthesizer import SynthWorker
     from spawnit.tofu import find_engine
 
     found = find_aws_provider_mirror()

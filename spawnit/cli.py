@@ -528,7 +528,7 @@ def _worker(concurrency: int, metrics_port: int | None) -> int:
         print(f"spawnit: --metrics-port: {metrics_port} is not allowed; allowed: 1 to 65535", file=sys.stderr)
         return EXIT_USAGE
     from .api import SETTINGS_ERRORS
-    from .api.runner import run_worker
+    from .api.worker import run_worker
 
     try:
         return run_worker(concurrency, metrics_port)

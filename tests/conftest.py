@@ -252,7 +252,7 @@ def local_app(tmp_path: Path, synth_worker, environ: dict[str, str] | None = Non
 @pytest.fixture(scope="session")
 def synth_worker():
     """One long-lived synthesis worker for the session (its jsii runtime loads once)."""
-    from spawnit.api.worker import SynthWorker
+    from spawnit.api.synthesizer import SynthWorker
 
     worker = SynthWorker()
     worker.start()

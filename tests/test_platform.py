@@ -11,7 +11,7 @@ import pytest
 from spawnit.config import ConfigError, PlatformSettings, PlatformUser, load_platform_settings
 from spawnit.constructs._common import asset
 from spawnit.constructs.app import AppRelease
-from spawnit.platform import API_CLIENT, WEB_CLIENT, realm_document
+from spawnit.realm import API_CLIENT, WEB_CLIENT, realm_document
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -46,12 +46,13 @@ from .jobs import ACTIONS, Conflict, JobManager, NotQueued
 from .gate import GateError, monthly_cost
 from .plans import PlanError, ttl_from_environment
 from .live import docker_instance_status, reachability
-from .monitor import ClientEvents, DriftMonitor, Metrics, track_deployments
+from .drift import DriftMonitor, track_deployments
+from .monitor import ClientEvents, Metrics
 from .store import JOB_ID, Store, store_from_environment
 from .credentials import CredentialError
 from .toolchain import Toolchain, ToolchainError
 from .vault import SecretVault, VaultError, check_supplied, key_from_environment
-from .worker import SynthError, SynthWorker
+from .synthesizer import SynthError, SynthWorker
 
 LOG = logging.getLogger("spawnit.api")
 INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"

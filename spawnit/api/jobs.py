@@ -48,7 +48,7 @@ from .plans import DEFAULT_TTL, PlanBasis, PlanFiles, digest, expiry, inputs_of,
 from .store import ACTIVE_STATUSES, Store
 from .toolchain import Toolchain
 from .vault import SecretVault, key_from_environment
-from .worker import SynthError, SynthWorker
+from .synthesizer import SynthError, SynthWorker
 
 LOG = logging.getLogger("spawnit.jobs")
 ACTIONS = ("plan", "apply", "destroy")

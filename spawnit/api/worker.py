@@ -1,125 +1,91 @@
-"""A long-lived synthesis worker: the jsii runtime loads once, then every request reuses it.
+"""``spawnit worker``: runs queued jobs from Redis, beside any number of API replicas and other workers.
 
-The parent talks to the worker process (:func:`serve`) over stdin/stdout, one JSON
-object per line. A request names a catalog service, its parameters, the client,
-the instance, the output folder, where the state lives and the operator's settings
-(target settings, provider versions); the answer is the
-synthesized stack's folder, or an error message.
+``--metrics-port`` serves the worker's Prometheus metrics (jobs by status, durations, drift checks, and
+``spawnit_target_reachable{target}`` with ``spawnit_target_info{target,detail}``: whether each target
+answers with the credentials configured for it, checked at start and every five minutes; the start
+prints one line per target too).
+Settings come from the environment, as for ``spawnit serve``: SPAWNIT_REDIS_URL (required), the store
+(SPAWNIT_S3_* or SPAWNIT_DATA_DIR), SPAWNIT_JOB_STALE_AFTER, SPAWNIT_QUEUE_TIMEOUT. The first SIGTERM
+or SIGINT stops taking jobs and lets the running ones end; a second one cancels them (tofu gets
+SIGTERM, the state lock is released).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
+import signal
 import threading
-from pathlib import Path
-from typing import Any
+import time
+
+from . import job_settings
+from .engine import EngineError, engine_from_environment
+from .jobs import JobManager
+from .drift import track_deployments
+from .monitor import ClientEvents, Metrics
+from .notify import client_webhooks
+from .store import store_from_environment
+from .synthesizer import SynthWorker
 
 
-class SynthError(RuntimeError):
-    """The worker could not synthesize the instance (bad parameters, or the worker died)."""
+TARGET_CHECK_SECONDS = 300.0
 
 
-class SynthWorker:
-    """The parent's handle on one worker process; requests are served one at a time."""
+def _recheck_targets(environ: dict[str, str], metrics: Metrics, found: dict) -> None:
+    """Every few minutes, each target again: the metrics follow, and a change is one line in the log."""
+    from .live import describe_reachability, reachability
 
-    def __init__(self, python: str = sys.executable) -> None:
-        self.python = python
-        self._process: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the worker and wait until its runtime is loaded (the slow part, done once)."""
-        with self._lock:
-            self._ensure_started()
-
-    def _ensure_started(self) -> subprocess.Popen[str]:
-        if self._process is None or self._process.poll() is not None:
-            environ = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-            self._process = subprocess.Popen(
-                [self.python, "-c", "from spawnit.api.worker import serve; serve()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=environ
-            )
-            ready = self._process.stdout.readline()
-            if json.loads(ready or "{}").get("ready") is not True:
-                raise SynthError("the synthesis worker did not start")
-        return self._process
-
-    def synth(self, **request: Any) -> Path:
-        with self._lock:
-            process = self._ensure_started()
-            process.stdin.write(json.dumps(request) + "\n")
-            process.stdin.flush()
-            line = process.stdout.readline()
-        if not line:
-            raise SynthError("the synthesis worker stopped")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise SynthError(answer["error"])
-        return Path(answer["stack_dir"])
-
-    def close(self) -> None:
-        """Stop the worker. One still loading its runtime (holding the lock) is terminated at once:
-        a server asked to stop during warm-up must not wait for it."""
-        if not self._lock.acquire(timeout=1):
-            process = self._process
-            if process is not None and process.poll() is None:
-                process.terminate()
-            self._lock.acquire()
-        try:
-            if self._process is not None and self._process.poll() is None:
-                self._process.stdin.close()
-                try:
-                    self._process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
-            self._process = None
-        finally:
-            self._lock.release()
+    while True:
+        time.sleep(TARGET_CHECK_SECONDS)
+        now_found = reachability(environ)
+        metrics.on_reachability(now_found)
+        for line, before in zip(describe_reachability(now_found), describe_reachability(found), strict=True):
+            if line.split(" (")[0] != before.split(" (")[0]:
+                print(f"spawnit worker: {line}", flush=True)
+        found = now_found
 
 
-def serve() -> None:
-    """The worker process's loop: load every provider binding once, then answer requests."""
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    sys.stdout = sys.stderr  # whatever the libraries print must not reach the protocol stream
+def run_worker(concurrency: int, metrics_port: int | None = None) -> int:
+    engine = engine_from_environment(dict(os.environ))
+    if not engine.shared:
+        raise EngineError(
+            "SPAWNIT_REDIS_URL: not set; allowed: a redis:// URL (`spawnit worker` takes its jobs from Redis; without it, `spawnit serve` runs them itself)"
+        )
+    store = store_from_environment()
+    jobs = JobManager(store, SynthWorker(), engine=engine, **job_settings(store))
+    metrics = Metrics()
+    track_deployments(store, ClientEvents(engine), metrics, jobs, notify=client_webhooks(store, jobs.vault).notify)
+    if metrics_port is not None:  # this worker's jobs, for Prometheus (the API replicas count only their own)
+        from prometheus_client import start_http_server
 
-    import cdktf_cdktf_provider_aws  # noqa: F401 - the slow part, done before the first request
-    import cdktf_cdktf_provider_docker  # noqa: F401
-    from cdktf import App
+        start_http_server(metrics_port, registry=metrics.registry)
+    signals = threading.Semaphore(0)
 
-    from ..reachability import require_reachable
-    from ..services import ParameterError, get_service
-    from ..services.base import instance_stack_name
-    from ..services.stack import InstanceState, ServiceStack
-    from ..services.targets import TargetSettings
+    def on_signal(signum: int, frame: object) -> None:
+        signals.release()
 
-    protocol.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
-        try:
-            request = json.loads(line)
-            service = get_service(request["service"])
-            parameters = service.parse(request.get("parameters", {}))
-            app = App(outdir=request["outdir"])
-            state = InstanceState(**request["state"]) if request.get("state") else None
-            ServiceStack(
-                app,
-                service=service,
-                parameters=parameters,
-                client=request["client"],
-                instance=request["instance"],
-                state=state,
-                target_settings=TargetSettings(**request.get("target_settings", {})),
-                provider_versions=request.get("provider_versions"),
-            )
-            app.synth()
-            name = instance_stack_name(request["client"], request["instance"])
-            require_reachable(Path(request["outdir"]), [name])
-            stack_dir = Path(request["outdir"]) / "stacks" / name
-            protocol.write(json.dumps({"stack_dir": str(stack_dir)}) + "\n")
-        except (ParameterError, ValueError, KeyError, TypeError) as error:
-            protocol.write(json.dumps({"error": str(error)}) + "\n")
-        except Exception as error:  # noqa: BLE001 - report, keep serving
-            protocol.write(json.dumps({"error": f"{type(error).__name__}: {error}"}) + "\n")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    jobs.worker.start()
+    engine.serve(jobs.execute, concurrency=concurrency)
+    from ..tofu import describe_engine
 
+    from .live import describe_reachability, reachability
+
+    print(f"spawnit worker: {describe_engine(jobs.environ)}", flush=True)
+    found = reachability(jobs.environ)
+    metrics.on_reachability(found)
+    for line in describe_reachability(found):
+        print(f"spawnit worker: {line}", flush=True)
+    threading.Thread(target=_recheck_targets, args=(jobs.environ, metrics, found), name="target-checks", daemon=True).start()
+    print(f"spawnit worker: taking jobs ({concurrency} at a time), {len(jobs.cleaned)} left-over work folder(s) cleaned", flush=True)
+    signals.acquire()
+    engine.stop_serving()
+    print(f"spawnit worker: stopping; {jobs.busy()} running job(s) end first (signal again to cancel them)", flush=True)
+    while jobs.busy():
+        if signals.acquire(timeout=0.2):
+            for job_id in jobs.running_ids():
+                jobs.cancel(job_id)
+    jobs.close()
+    jobs.worker.close()
+    engine.close()
+    return 0
