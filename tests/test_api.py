@@ -63,6 +63,28 @@ def test_serve_rejects_a_bad_trusted_proxy_naming_the_variable(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("spawnit: SPAWNIT_TRUSTED_PROXIES: 'proxy.local' is not allowed") and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SPAWNIT_DRIFT_INTERVAL", "often", "SPAWNIT_DRIFT_INTERVAL: 'often' is not allowed; allowed: a duration from 1 s to 7 days, e.g. 600, 90s, 10m, 24h, 7d"),
+        ("SPAWNIT_DRIFT_CONCURRENCY", "0", "SPAWNIT_DRIFT_CONCURRENCY: '0' is not allowed; allowed: a whole number from 1 to 16"),
+        ("SPAWNIT_JOB_STALE_AFTER", "1", "SPAWNIT_JOB_STALE_AFTER: '1' is not allowed; allowed: a duration from 2 s to 1 h"),
+        ("SPAWNIT_EXPIRY_INTERVAL", "-5", "SPAWNIT_EXPIRY_INTERVAL: '-5' is not allowed"),
+    ],
+)
+def test_serve_checks_its_settings_naming_the_variable(tmp_path, variable, value, message):
+    environ = {**os.environ, "SPAWNIT_AUTH": "off", "SPAWNIT_DATA_DIR": str(tmp_path), variable: value}
+    result = subprocess.run([sys.executable, "-m", "spawnit", "serve", "--port", "1"], capture_output=True, text=True, env=environ, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith(f"spawnit: {message}") and "Traceback" not in result.stderr
+
+
+def test_durations_read_as_people_write_them():
+    from spawnit.api.settings import amount, duration
+
+    assert [duration({"X": text}, "X", 5) for text in ("", "600", "90s", "10m", "1.5h", "2d")] == [5, 600, 90, 600, 5400, 172800]
+    assert amount({"B": "250"}, "B") == 250.0 and amount({}, "B") is None
+
+
 def start_server(port, data, environ):
     return subprocess.Popen(
         [sys.executable, "-m", "spawnit", "serve", "--host", "127.0.0.1", "--port", str(port)],

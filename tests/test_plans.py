@@ -130,7 +130,7 @@ def test_the_plan_ttl_setting(text, seconds):
 
 @pytest.mark.parametrize("text", ["10", "forever", "-1h", "31d"])
 def test_a_bad_plan_ttl_names_the_variable_and_what_is_allowed(text, tmp_path):
-    with pytest.raises(PlanError, match=rf"SPAWNIT_PLAN_TTL: '{text}' is not allowed; allowed: a duration from 60 s to 30 days"):
+    with pytest.raises(PlanError, match=rf"SPAWNIT_PLAN_TTL: '{text}' is not allowed; allowed: a duration from 1 min to 30 days"):
         job_settings(Store(LocalObjectStore(tmp_path)), {"SPAWNIT_PLAN_TTL": text})
 
 

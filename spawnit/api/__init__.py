@@ -48,6 +48,7 @@ from .plans import PlanError, ttl_from_environment
 from .live import docker_instance_status, reachability
 from .drift import DriftMonitor, track_deployments
 from .monitor import ClientEvents, Metrics
+from .settings import SettingError, duration, integer
 from .store import JOB_ID, Store, store_from_environment
 from .credentials import CredentialError
 from .toolchain import Toolchain, ToolchainError
@@ -194,17 +195,6 @@ def route_roles(app: FastAPI) -> list[dict[str, Any]]:
 PUBLIC_ROUTES = ("/healthz", "/", "/api/config", "/metrics")  # liveness, the UI, how to log in, Prometheus
 
 
-def _seconds(variable: str, default: float) -> float:
-    raw = os.environ.get(variable)
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ExpirySettingsError(f"{variable}: {raw!r} is not allowed; allowed: a number of seconds, more than 0")
-    return value
-
-
 def _job_action(params: Mapping[str, str]) -> str:
     """The audit action of POST .../{action}: job.plan, job.apply, job.destroy (an unknown one as given)."""
     return f"job.{params.get('action')}"
@@ -316,7 +306,7 @@ def state_from_environment() -> dict[str, Any]:
 
 
 # What a bad setting raises while the API or a worker starts: the CLI answers each with exit 2 and its message.
-SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError, AuditSettingsError, ExpirySettingsError)
+SETTINGS_ERRORS = (EngineError, ToolchainError, VaultError, CredentialError, PlanError, AuditSettingsError, ExpirySettingsError, SettingError)
 
 
 def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -329,9 +319,9 @@ def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[st
         "vault": SecretVault(store.objects, key_from_environment(environ, data_dir(), shared=shared)),
         "workdir": data_dir() / "work",
         "state": state_from_environment(),
-        "stale_after": float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")),
-        "heartbeat_seconds": min(5.0, float(environ.get("SPAWNIT_JOB_STALE_AFTER", "30")) / 4),
-        "queue_timeout": float(environ.get("SPAWNIT_QUEUE_TIMEOUT", "900")),
+        "stale_after": duration(environ, "SPAWNIT_JOB_STALE_AFTER", 30, minimum=2, maximum=3600),
+        "heartbeat_seconds": min(5.0, duration(environ, "SPAWNIT_JOB_STALE_AFTER", 30, minimum=2, maximum=3600) / 4),
+        "queue_timeout": duration(environ, "SPAWNIT_QUEUE_TIMEOUT", 900, minimum=10, maximum=7 * 86400),
         "plan_ttl": ttl_from_environment(environ),
     }
 
@@ -386,12 +376,12 @@ def create_app(
     def system_record(action: str, outcome: str, **fields: Any) -> None:
         trail_writer.write(None, action, outcome, subject=EXPIRY, **fields)
 
-    expiry = ExpiryMonitor(store, jobs, notify=expiry_news, record=system_record, interval=_seconds("SPAWNIT_EXPIRY_INTERVAL", 60.0))
+    expiry = ExpiryMonitor(store, jobs, notify=expiry_news, record=system_record, interval=duration(os.environ, "SPAWNIT_EXPIRY_INTERVAL", 60, minimum=1, maximum=86400))
     drift = DriftMonitor(
         store,
         jobs,
-        interval=drift_interval or float(os.environ.get("SPAWNIT_DRIFT_INTERVAL", "600")),
-        concurrency=drift_concurrency or int(os.environ.get("SPAWNIT_DRIFT_CONCURRENCY", "2")),
+        interval=drift_interval or duration(os.environ, "SPAWNIT_DRIFT_INTERVAL", 600, minimum=1, maximum=7 * 86400),
+        concurrency=drift_concurrency or integer(os.environ, "SPAWNIT_DRIFT_CONCURRENCY", 2, minimum=1, maximum=16),
     )
 
     @asynccontextmanager

@@ -44,6 +44,7 @@ from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
 from .engine import LocalEngine, RedisEngine
 from .gate import blocking_reasons, cost_check, monthly_cost, override, passed, security_check
+from .settings import amount
 from .plans import DEFAULT_TTL, PlanBasis, PlanFiles, digest, expiry, inputs_of, secrets_digest, stale_reasons, state_version
 from .store import ACTIVE_STATUSES, Store
 from .toolchain import Toolchain
@@ -460,8 +461,7 @@ class JobManager:
         settings = self.store.get_client_settings(client)
         if "monthly_budget_usd" in settings:
             return settings["monthly_budget_usd"]
-        default = self.environ.get("SPAWNIT_CLIENT_BUDGET_USD")
-        return float(default) if default else None
+        return amount(self.environ, "SPAWNIT_CLIENT_BUDGET_USD")
 
     def _others_cost(self, client: str, instance: str) -> float:
         total = 0.0

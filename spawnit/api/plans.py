@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,11 +26,10 @@ from typing import Any, Mapping
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from .. import __version__
+from .settings import SettingError, duration
 from .store import ObjectStore, Store
 
 DEFAULT_TTL = 24 * 3600.0
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class PlanError(ValueError):
@@ -40,14 +38,10 @@ class PlanError(ValueError):
 
 def ttl_from_environment(environ: Mapping[str, str]) -> float:
     """``SPAWNIT_PLAN_TTL``: how long a saved plan may be applied, e.g. ``24h`` (default), ``90m``, ``3600``."""
-    text = environ.get("SPAWNIT_PLAN_TTL", "").strip()
-    if not text:
-        return DEFAULT_TTL
-    match = _DURATION.match(text)
-    seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else 0
-    if not match or not 60 <= seconds <= 30 * 86400:
-        raise PlanError(f"SPAWNIT_PLAN_TTL: {text!r} is not allowed; allowed: a duration from 60 s to 30 days, e.g. 3600, 90m, 24h, 7d")
-    return seconds
+    try:
+        return duration(environ, "SPAWNIT_PLAN_TTL", DEFAULT_TTL, minimum=60, maximum=30 * 86400)
+    except SettingError as error:
+        raise PlanError(str(error)) from None
 
 
 def digest(data: bytes) -> str:
