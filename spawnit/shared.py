@@ -21,6 +21,13 @@ GREENLEAF_BACKEND_IMAGE = "ghcr.io/greenleaf/medusa-backend:1.0.0"
 GREENLEAF_STOREFRONT_IMAGE = "ghcr.io/greenleaf/medusa-storefront:1.0.0"
 GREENLEAF_CADDY_IMAGE = "caddy:2.8-alpine"
 
+# One rule for an instance's name wherever one is given (the API, the command line, the web form): it
+# becomes part of stack, container and guest names. A client's name is looser: a token's subject (a UUID).
+INSTANCE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+INSTANCE_NAME_RULE = "2-32 lowercase letters, digits and '-', starting with a letter, not ending with '-'"
+CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
+CLIENT_NAME_RULE = "2-64 lowercase letters, digits and '-', not starting or ending with '-'"
+
 # An EC2 image id, as the configuration and the construct library both check it.
 AMI_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
 

@@ -288,7 +288,9 @@ def test_client_events_resume_with_last_event_id(live):
 
 
 def test_config_tells_the_ui_how_to_log_in(api):
-    assert api.get("/api/config").json() == {"auth": "off", "local_client": "local"}
+    from spawnit.shared import INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE
+
+    assert api.get("/api/config").json() == {"auth": "off", "local_client": "local", "instance_name": {"pattern": INSTANCE_NAME_PATTERN, "rule": INSTANCE_NAME_RULE}}
     from spawnit.api.auth import AuthSettings
 
     oidc = AuthSettings("oidc", issuer="http://localhost:8080/realms/spawnit", audience="spawnit-api", jwks_url="http://x/certs").browser_config()

@@ -294,3 +294,18 @@ def test_every_parameter_and_category_has_a_label_written_for_people():
             assert title != name.replace("_", " ").title() or name in ("port", "version", "target", "database", "domain", "difficulty", "entrypoint", "framework", "username"), (service["name"], name, title)
             assert not {"Mb", "Gb", "Id", "Url", "Aws", "Ssh", "Http"} & set(title.split()), (service["name"], name, title)
     assert {service["category_label"] for service in document["services"]} >= {"PaaS", "Databases", "Developer tools"}
+
+
+@pytest.mark.parametrize("name", ["9lives", "a" * 33, "cache-", "Cache"])
+def test_one_instance_name_rule_for_the_command_line_and_the_api(name, tmp_path, capsys, synth_worker):
+    from fastapi.testclient import TestClient
+
+    from conftest import local_app
+    from spawnit.shared import INSTANCE_NAME_RULE
+
+    assert main(["synth", "--service", "redis", "--instance", name, "--outdir", str(tmp_path / "out")]) == 2
+    assert f"instance: {name!r} is not allowed; allowed: {INSTANCE_NAME_RULE}" in capsys.readouterr().err
+    with TestClient(local_app(tmp_path, synth_worker)) as api:
+        refused = api.post("/api/clients/acme/instances", json={"service": "redis", "instance": name})
+        assert refused.status_code == 422 and list(refused.json()["fields"]) == ["instance"]
+        assert api.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache-2"}).status_code == 201

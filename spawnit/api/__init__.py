@@ -36,6 +36,7 @@ from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document, get_service
 from ..services.base import instance_stack_name, shown
+from ..shared import INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE
 from .expiry import EXPIRY, ExpiryError, ExpiryMonitor, ExpirySettingsError, check_policy, effective_limits, resolve, server_limits
 from .notify import EVENTS as NOTIFIED_EVENTS
 from .notify import WebhookError, check_webhook, client_webhooks
@@ -56,7 +57,6 @@ from .vault import SecretVault, VaultError, check_supplied, key_from_environment
 from .synthesizer import SynthError, SynthWorker
 
 LOG = logging.getLogger("spawnit.api")
-INSTANCE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 MAX_BODY_BYTES = 256 * 1024  # a service's parameters fit in far less; nginx's index_html is at most 100,000 characters
 
 
@@ -71,7 +71,7 @@ class InstanceRequest(RequestBody):
     service: str = Field(description="A catalog service, e.g. postgresql.")
     target: str = Field("docker", description=f"Where the service runs: {', '.join(TARGETS)}.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="The service's parameters (see GET /api/catalog/{service}).")
-    instance: str | None = Field(None, pattern=INSTANCE_NAME, description="Instance name; default: <service>-<random>.")
+    instance: str | None = Field(None, pattern=INSTANCE_NAME_PATTERN, description=f"Instance name: {INSTANCE_NAME_RULE}; default: <service>-<random>.")
     expires_at: str | None = Field(None, description="When the instance is destroyed (ISO 8601); default: the client's or service's default expiry, if any.")
     expires_in_hours: float | None = Field(None, description="Or: hours from now.")
     secrets: dict[str, str] | None = Field(
@@ -513,8 +513,8 @@ def create_app(
         return FileResponse(ui / "index.html")
 
     @app.get("/api/config", tags=["operations"], summary="How the web UI logs in (OIDC endpoints and client), or that auth is off")
-    def config() -> dict[str, str]:
-        return auth.browser_config()
+    def config() -> dict[str, Any]:
+        return {**auth.browser_config(), "instance_name": {"pattern": INSTANCE_NAME_PATTERN, "rule": INSTANCE_NAME_RULE}}
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics: jobs by status, job duration, drift checks")
     def prometheus() -> Response:

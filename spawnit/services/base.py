@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from ..shared import Health
+from ..shared import CLIENT_NAME_PATTERN, CLIENT_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE, Health
 
 InstanceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
 TARGETS = ("docker", "aws", "proxmox")
@@ -333,12 +333,10 @@ def catalog_document() -> dict[str, Any]:
     }
 
 
-INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
-
-
 def instance_stack_name(client: str, instance: str) -> str:
-    """The stack name of ``client``'s ``instance``: ``CLIENT-INSTANCE``, both checked."""
-    for name, value in (("client", client), ("instance", instance)):
-        if not INSTANCE_NAME.fullmatch(value):  # match's $ also matches before a final newline
-            raise ParameterError(f"{name}: {value!r} is not allowed; allowed: 2-64 lowercase letters, digits and '-'")
+    """The stack name of ``client``'s ``instance``: ``CLIENT-INSTANCE``, both checked (the rules of
+    :mod:`spawnit.shared`, the same for the API and the command line)."""
+    for name, value, pattern, rule in (("client", client, CLIENT_NAME_PATTERN, CLIENT_NAME_RULE), ("instance", instance, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE)):
+        if not re.fullmatch(pattern, value):  # fullmatch: $ alone also matches before a final newline
+            raise ParameterError(f"{name}: {value!r} is not allowed; allowed: {rule}")
     return f"{client}-{instance}"

@@ -280,7 +280,8 @@ function openForm(service) {
   const fields = $("#fields");
   fields.replaceChildren();
   const required = new Set(state.schema.required || []);
-  const instance = { title: "Instance name", type: "string", pattern: "^[a-z][a-z0-9-]{0,30}[a-z0-9]$", description: "Optional: 2-32 lowercase letters, digits and '-', starting with a letter." };
+  const rule = state.config.instance_name;  // the API's own rule for a name (GET /api/config)
+  const instance = { title: "Instance name", type: "string", pattern: rule.pattern, description: `Optional: ${rule.rule}.` };
   const properties = { instance, ...state.schema.properties };
   for (const [name, property] of Object.entries(properties)) fields.append(fieldRow(name, property, required.has(name), ""));
   const target = $("#field-target");
