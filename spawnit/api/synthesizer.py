@@ -68,13 +68,18 @@ class SynthWorker:
                 process.terminate()
             self._lock.acquire()
         try:
-            if self._process is not None and self._process.poll() is None:
-                self._process.stdin.close()
+            process = self._process
+            if process is not None and process.poll() is None:
+                process.stdin.close()
                 try:
-                    self._process.wait(timeout=30)
+                    process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
+                    process.kill()
+                    process.wait()
+            if process is not None:  # its pipes too, whichever way it ended
+                for pipe in (process.stdin, process.stdout):
+                    if pipe is not None and not pipe.closed:
+                        pipe.close()
             self._process = None
         finally:
             self._lock.release()
