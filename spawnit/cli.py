@@ -24,6 +24,7 @@ from .config import (
     size_warnings,
 )
 from .services.base import TARGETS
+from .shared import did_you_mean
 
 DEFAULT_OUTDIR = Path("cdktf.out")
 EXIT_USAGE = 2
@@ -392,7 +393,7 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
 
     environment = arguments.environment
     if environment not in ENVIRONMENTS:
-        print(f"spawnit: ENV: {environment!r} is not allowed; allowed: {', '.join(ENVIRONMENTS)}", file=sys.stderr)
+        print(f"spawnit: ENV: {environment!r} is not allowed; {did_you_mean(environment, ENVIRONMENTS)}allowed: {', '.join(ENVIRONMENTS)}", file=sys.stderr)
         return EXIT_USAGE
     specs = _specs(spec_options, local_state=(environment,) if arguments.local_state else ())  # the named stack only
     spec = specs[environment]
@@ -472,7 +473,7 @@ def _check(arguments: argparse.Namespace) -> int:
         raise ConfigError(f"--outdir: {str(arguments.outdir)!r} holds no synthesized stack; allowed: a folder written by 'spawnit synth'")
     unknown = [name for name in arguments.stacks if name not in available]
     if unknown:
-        raise ConfigError(f"STACK: {unknown[0]!r} is not allowed; allowed: {', '.join(available)}")
+        raise ConfigError(f"STACK: {unknown[0]!r} is not allowed; {did_you_mean(unknown[0], available)}allowed: {', '.join(available)}")
     reports = check_folder(arguments.outdir, arguments.stacks or None)
     print(render(reports))
     failures = [line for report in reports for line in report.failures]

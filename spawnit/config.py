@@ -15,13 +15,12 @@ value, where it came from and what is allowed.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import ipaddress
 import json
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +35,7 @@ from .shared import (
     KEYCLOAK_IMAGE,
     MINIO_IMAGE,
     VALKEY_IMAGE,
+    did_you_mean,
 )
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -280,7 +280,7 @@ def load_spec(
     def apply(layer: Mapping[str, Any], source: str) -> None:
         for key, value in layer.items():
             if key not in FIELDS:
-                raise ConfigError(f"{source}: unknown field {key!r}; {_closest(key, FIELDS)}allowed: {', '.join(FIELDS)}")
+                raise ConfigError(f"{source}: unknown field {key!r}; {did_you_mean(key, FIELDS)}allowed: {', '.join(FIELDS)}")
             values[key] = value
             sources[key] = source
 
@@ -476,7 +476,7 @@ def load_spotilike_spec(
         if variable.startswith("SPAWNIT_SPOTILIKE_"):
             field = variable.removeprefix("SPAWNIT_SPOTILIKE_").lower()
             if field not in SPOTILIKE_FIELDS:
-                raise ConfigError(f"environment {variable}: unknown field {field!r}; {_closest(field, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
+                raise ConfigError(f"environment {variable}: unknown field {field!r}; {did_you_mean(field, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
             is_sequence = "tuple" in str(SpotilikeSpec.model_fields[field].annotation)
             from_environ[field] = [item.strip() for item in raw.split(",") if item.strip()] if is_sequence and not raw.strip().startswith("[") else (
                 json.loads(raw) if is_sequence else raw.strip()
@@ -485,7 +485,7 @@ def load_spotilike_spec(
     for source, layer in layers:
         for key, value in layer.items():
             if key not in SPOTILIKE_FIELDS:
-                raise ConfigError(f"{source}: unknown field {key!r}; {_closest(key, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
+                raise ConfigError(f"{source}: unknown field {key!r}; {did_you_mean(key, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
             values[key] = value
     try:
         return SpotilikeSpec(**values)
@@ -570,11 +570,6 @@ def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, tuple[An
     return found
 
 
-def _closest(word: str, choices: Sequence[str]) -> str:
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean {match[0]!r}? " if match else ""
-
-
 def check_environ_names(environ: Mapping[str, str]) -> None:
     """A misspelled ``SPAWNIT_*`` variable is an error naming the closest field, not a silent no-op."""
     for variable in sorted(environ):
@@ -587,7 +582,7 @@ def check_environ_names(environ: Mapping[str, str]) -> None:
                 break
         field = rest.lower()
         if field not in FIELDS:
-            raise ConfigError(f"environment {variable}: unknown field {field!r}; {_closest(field, FIELDS)}allowed: {', '.join(FIELDS)}")
+            raise ConfigError(f"environment {variable}: unknown field {field!r}; {did_you_mean(field, FIELDS)}allowed: {', '.join(FIELDS)}")
 
 
 def _parse_environ_value(field: str, raw: str) -> Any:
@@ -682,7 +677,7 @@ def size_warnings(spec: EnvironmentSpec) -> list[str]:
         known = _known_sizes(entry)
         value = getattr(spec, field)
         if value not in known:
-            warnings.append(f"{spec.name}.{field}: {value!r} is not a size SpawnIt knows; {_closest(value, known)}known: {', '.join(known)}")
+            warnings.append(f"{spec.name}.{field}: {value!r} is not a size SpawnIt knows; {did_you_mean(value, known)}known: {', '.join(known)}")
     return warnings
 
 

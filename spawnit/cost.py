@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .shared import did_you_mean
+
 MINUTES_PER_WEEK = 7 * 24 * 60
 HOURS_PER_WEEK = 7 * 24
 NAT_TAG = "spawnit:nat"
@@ -526,7 +528,7 @@ def load_stacks(outdir: Path, names: Iterable[str] | None = None) -> dict[str, d
     wanted = list(names) if names else environments or list(available)
     unknown = [name for name in wanted if name not in available]
     if unknown:
-        raise CostError(f"stack: {unknown[0]!r} is not in {outdir}; allowed: {', '.join(available)}")
+        raise CostError(f"stack: {unknown[0]!r} is not in {outdir}; {did_you_mean(unknown[0], available)}allowed: {', '.join(available)}")
     return {name: json.loads(available[name].read_text()) for name in wanted}
 
 

@@ -6,6 +6,8 @@ the provider runtime loads.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Images the catalog offers and the platform deploys itself with (one pin for both).
@@ -61,3 +63,10 @@ def keycloak_health() -> Health:
         "grep -q '\"status\": \"UP\"' <&3"
     )
     return Health(("CMD-SHELL", probe), start_period="60s")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'fleet_max'? "`` for the closest of a closed set's names, or ``""``: every refusal of
+    a name from a closed set (services, parameters, stacks, settings) says it before what is allowed."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}? " if match else ""

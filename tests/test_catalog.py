@@ -309,3 +309,14 @@ def test_one_instance_name_rule_for_the_command_line_and_the_api(name, tmp_path,
         refused = api.post("/api/clients/acme/instances", json={"service": "redis", "instance": name})
         assert refused.status_code == 422 and list(refused.json()["fields"]) == ["instance"]
         assert api.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache-2"}).status_code == 201
+
+
+def test_a_misspelled_service_parameter_or_stack_is_answered_with_the_closest_name(outdir, capsys):
+    with pytest.raises(ParameterError, match=r"service: 'postgres' is not in the catalog; did you mean 'postgresql'\? allowed: gitea"):
+        get_service("postgres")
+    with pytest.raises(ParameterError, match=r"maxmemory = 5 is not a parameter of this service; did you mean 'maxmemory_mb'\? allowed: target, "):
+        get_service("redis").parse({"maxmemory": 5})
+    assert main(["cost", "prdo", "--outdir", str(outdir)]) == 2
+    assert "stack: 'prdo' is not in " in (err := capsys.readouterr().err) and "did you mean 'prod'? allowed: " in err
+    assert main(["plan", "prdo"]) == 2
+    assert "ENV: 'prdo' is not allowed; did you mean 'prod'? allowed: dev, preprod, prod" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from ..shared import CLIENT_NAME_PATTERN, CLIENT_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE, Health
+from ..shared import CLIENT_NAME_PATTERN, CLIENT_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE, Health, did_you_mean
 
 InstanceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
 TARGETS = ("docker", "aws", "proxmox")
@@ -271,7 +271,8 @@ def explain(service: str, error: ValidationError) -> str:
             lines.append(f"  {location} is required: {_field_description(error.title, location)}")
             continue
         if problem["type"] == "extra_forbidden":
-            rule = "is not a parameter of this service"
+            fields = list(parameter_fields(error.title))
+            rule = f"is not a parameter of this service; {did_you_mean(location, fields)}allowed: {', '.join(fields)}"
         elif problem["type"] == "literal_error":
             rule = f"is not allowed; allowed: {context.get('expected')}"
         elif problem["type"] == "string_pattern_mismatch":
@@ -292,6 +293,14 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_LENGTH else f"{text[:SHOWN_LENGTH]}... ({len(text)} characters)"
 
 
+def parameter_fields(model: str) -> tuple[str, ...]:
+    """The parameters of the service whose parameters' model is titled ``model``."""
+    for service in CatalogService.registry.values():
+        if service.Parameters.__name__ == model:
+            return tuple(service.Parameters.model_fields)
+    return ()
+
+
 def _field_description(model: str, field: str) -> str:
     """What a required field is, from its description (the parameters' model is looked up by title)."""
     for service in CatalogService.registry.values():
@@ -306,7 +315,8 @@ def get_service(name: str) -> type[CatalogService]:
     try:
         return CatalogService.registry[name]
     except KeyError:
-        raise ParameterError(f"service: {name!r} is not in the catalog; allowed: {', '.join(sorted(CatalogService.registry))}") from None
+        known = sorted(CatalogService.registry)
+        raise ParameterError(f"service: {name!r} is not in the catalog; {did_you_mean(name, known)}allowed: {', '.join(known)}") from None
 
 
 def all_services() -> dict[str, type[CatalogService]]:
