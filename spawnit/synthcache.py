@@ -2,9 +2,11 @@
 
 A synthesis is a function of: SpawnIt's own code and assets, the effective configuration of every
 stack (environment specs, platform settings and Spotilike's spec, wherever each value came from), the folder it runs
-in (the platform builds its image from there), and the versions of cdktf and the provider
-bindings. Their digest is stamped into the output folder; the next synthesis with the same digest
-and every stack folder still there reuses the output instead of loading the provider runtime.
+in (the platform builds its image from there), and the versions of cdktf and every provider
+binding. Their digest is stamped into the output folder with the digest of each stack it wrote; the
+next synthesis with the same inputs reuses the output only if every stack is still exactly as written:
+any other writer of the folder (``python main.py`` with other settings, ``npx cdktf synth``) makes it
+stale.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from pydantic import BaseModel
 
 STAMP = ".spawnit-synth.json"
 PACKAGE = Path(__file__).resolve().parent
-DEPENDENCIES = ("cdktf", "constructs", "jsii", "cdktf-cdktf-provider-aws", "cdktf-cdktf-provider-docker")
+DEPENDENCIES = (
+    "cdktf", "constructs", "jsii",
+    "cdktf-cdktf-provider-aws", "cdktf-cdktf-provider-docker", "cdktf-cdktf-provider-kubernetes", "cdktf-cdktf-provider-cloudflare",
+)
 
 
 def _package_files() -> Iterable[Path]:
@@ -55,14 +60,23 @@ def cached_stacks(outdir: Path, digest: str) -> list[str] | None:
     except (OSError, ValueError):
         return None
     stacks = stamp.get("stacks", [])
-    if stamp.get("fingerprint") != digest or not all((outdir / "stacks" / name / "cdk.tf.json").is_file() for name in stacks):
-        return None
+    if stamp.get("fingerprint") != digest or stamp.get("files") != _file_digests(outdir, stacks):
+        return None  # other inputs, or a stack rewritten (or removed) since by another writer
     return stacks
 
 
+def _file_digests(outdir: Path, stacks: Iterable[str]) -> dict[str, str | None]:
+    digests: dict[str, str | None] = {}
+    for name in stacks:
+        path = outdir / "stacks" / name / "cdk.tf.json"
+        digests[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return digests
+
+
 def record(outdir: Path, digest: str, stacks: Iterable[str]) -> None:
+    stacks = sorted(stacks)
     temporary = outdir / f"{STAMP}.tmp"
-    temporary.write_text(json.dumps({"fingerprint": digest, "stacks": sorted(stacks)}, indent=2))
+    temporary.write_text(json.dumps({"fingerprint": digest, "stacks": stacks, "files": _file_digests(outdir, stacks)}, indent=2))
     os.replace(temporary, outdir / STAMP)
 
 

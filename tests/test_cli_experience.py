@@ -145,6 +145,31 @@ def test_the_synthesis_fingerprint_changes_with_every_kind_of_input(tmp_path, mo
     assert _digest(tmp_path) != base, "the package's code and assets"
 
 
+@pytest.mark.parametrize("binding", ["cdktf-cdktf-provider-aws", "cdktf-cdktf-provider-docker", "cdktf-cdktf-provider-kubernetes", "cdktf-cdktf-provider-cloudflare"])
+def test_every_bindings_version_is_in_the_fingerprint(tmp_path, monkeypatch, binding):
+    base = _digest(tmp_path)
+    real_version = synthcache.metadata.version
+    monkeypatch.setattr(synthcache.metadata, "version", lambda name: "9.9.9" if name == binding else real_version(name))
+    assert _digest(tmp_path) != base
+
+
+def test_a_stack_rewritten_by_another_writer_makes_the_cache_stale(tmp_path):
+    """`python main.py` with another setting (or `npx cdktf synth`) rewrites cdktf.out without SpawnIt's
+    stamp: the stamp's digest of each stack no longer matches, and the next command synthesizes anew."""
+    outdir = tmp_path / "out"
+    for name in ("prod", "dev"):
+        (outdir / "stacks" / name).mkdir(parents=True)
+        (outdir / "stacks" / name / "cdk.tf.json").write_text(f'{{"stack": "{name}"}}')
+    synthcache.record(outdir, "inputs", ["prod", "dev"])
+    assert synthcache.cached_stacks(outdir, "inputs") == ["dev", "prod"]
+    assert synthcache.cached_stacks(outdir, "other inputs") is None
+    (outdir / "stacks" / "prod" / "cdk.tf.json").write_text('{"stack": "prod", "fleet_max": 9}')  # another writer
+    assert synthcache.cached_stacks(outdir, "inputs") is None
+    synthcache.record(outdir, "inputs", ["prod", "dev"])
+    (outdir / "stacks" / "dev" / "cdk.tf.json").unlink()
+    assert synthcache.cached_stacks(outdir, "inputs") is None
+
+
 @pytest.fixture(scope="module")
 def synthesized_once(tmp_path_factory):
     """One real synthesis through the command, in its own folder (the cache tests share it)."""
