@@ -206,9 +206,10 @@ def stack_footprint(document: Mapping[str, Any], name: str, *, environ: Mapping[
         stack = estimate_footprint({name: document}, environ=environ)
     except FootprintError as error:
         return {"total_kg": None, "note": f"not estimated: {error}", "not_estimated": managed}
-    (only,) = stack.as_dict()["stacks"]
+    report = stack.as_dict()
+    (only,) = report["stacks"]
     problems = [f"{item['address']}: {item['problem']}" for item in only["items"] if item["problem"]]
-    return {"total_kg": only["total_kg"], "unit": "kgCO2e per month", "method": stack.as_dict()["method"], "not_estimated": managed, "problems": problems}
+    return {"total_kg": only["total_kg"], "unit": report["unit"], "method": report["method"], "not_estimated": managed, "problems": problems}
 
 
 def render_footprint(report: FootprintReport, console: Any) -> None:

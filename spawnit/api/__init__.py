@@ -100,6 +100,13 @@ class FieldError(HTTPException):
         self.fields = dict(fields)
 
 
+def field_refusal(error: ValueError) -> FieldError:
+    """A 422 for an error whose message starts with the field it is about (``expires_at: ...``, or
+    ``expires_at, expires_in_hours: ...`` for a pair: the first), its message beside that field."""
+    message = str(error)
+    return FieldError(422, message, {message.split(":")[0].split(",")[0]: message})
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ApiError, "description": description}
     for status, description in {
@@ -314,13 +321,14 @@ def job_settings(store: Store, environ: dict[str, str] | None = None) -> dict[st
     engine's toolchain (:mod:`.toolchain`) and the secret vault's key (:mod:`.vault`) included."""
     environ = dict(os.environ if environ is None else environ)
     shared = state_from_environment()["kind"] == "s3"
+    stale_after = duration(environ, "SPAWNIT_JOB_STALE_AFTER", 30, minimum=2, maximum=3600)
     return {
         "toolchain": Toolchain.from_environment(environ, data_dir()),
         "vault": SecretVault(store.objects, key_from_environment(environ, data_dir(), shared=shared)),
         "workdir": data_dir() / "work",
         "state": state_from_environment(),
-        "stale_after": duration(environ, "SPAWNIT_JOB_STALE_AFTER", 30, minimum=2, maximum=3600),
-        "heartbeat_seconds": min(5.0, duration(environ, "SPAWNIT_JOB_STALE_AFTER", 30, minimum=2, maximum=3600) / 4),
+        "stale_after": stale_after,
+        "heartbeat_seconds": min(5.0, stale_after / 4),
         "queue_timeout": duration(environ, "SPAWNIT_QUEUE_TIMEOUT", 900, minimum=10, maximum=7 * 86400),
         "plan_ttl": ttl_from_environment(environ),
     }
@@ -367,14 +375,14 @@ def create_app(
     webhooks = client_webhooks(store, jobs.vault, **(webhook_options or {}))
     track_deployments(store, events, metrics, jobs, notify=webhooks.notify)
     limits = server_limits()
-    trail_writer = AuditTrail(store.objects)
+    trail = AuditTrail(store.objects)
 
     def expiry_news(client: str, event: str, data: dict[str, Any]) -> None:
         events.publish(client, "expiry", {**data, "event": event})
         webhooks.notify(client, event, data)
 
     def system_record(action: str, outcome: str, **fields: Any) -> None:
-        trail_writer.write(None, action, outcome, subject=EXPIRY, **fields)
+        trail.write(None, action, outcome, subject=EXPIRY, **fields)
 
     expiry = ExpiryMonitor(store, jobs, notify=expiry_news, record=system_record, interval=duration(os.environ, "SPAWNIT_EXPIRY_INTERVAL", 60, minimum=1, maximum=86400))
     drift = DriftMonitor(
@@ -444,7 +452,6 @@ def create_app(
         return JSONResponse({"error": "\n".join(lines), **({"fields": fields} if fields else {})}, status_code=422)
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    trail = AuditTrail(store.objects)
     app.state.audit = trail
     app.add_middleware(AuditMiddleware, trail=trail, trusted=trusted_networks(os.environ.get("SPAWNIT_TRUSTED_PROXIES")))
 
@@ -564,7 +571,7 @@ def create_app(
             instance_limits = effective_limits(limits, store.get_client_settings(client).get("expiry") or {}, request.service)
             expires_at = resolve(request.expires_at, request.expires_in_hours, instance_limits, datetime.now(UTC), creating=True)
         except ExpiryError as error:
-            raise FieldError(422, str(error), {str(error).split(":")[0].split(",")[0]: str(error)}) from None
+            raise field_refusal(error) from None
         note["expires_at"] = expires_at
         spec = {
             "client": client,
@@ -831,7 +838,7 @@ def create_app(
         try:
             spec["expires_at"] = resolve(request.expires_at, request.expires_in_hours, instance_limits, now, creating=False)
         except ExpiryError as error:
-            raise FieldError(422, str(error), {str(error).split(":")[0].split(",")[0]: str(error)}) from None
+            raise field_refusal(error) from None
         note["expires_at"] = spec["expires_at"]
         spec.pop("expiry_warnings", None)  # a new expiry: its warnings are still to come, its destroy too
         spec.pop("expiry_job", None)
@@ -870,7 +877,7 @@ def create_app(
         try:
             check_webhook(request.url, request.events, request.secret)
         except WebhookError as error:
-            raise FieldError(422, str(error), {str(error).split(":")[0]: str(error)}) from None
+            raise field_refusal(error) from None
         secret = request.secret or secrets_module.token_urlsafe(32)
         note.update(url=urllib.parse.urlsplit(request.url).hostname, events=sorted(set(request.events)))  # a URL's path may itself be a secret
         settings = store.get_client_settings(client)

@@ -693,8 +693,9 @@ class JobManager:
                 self._save_plan(job, run_dir, plan, folder)
                 if not passed(job.gate):
                     raise GateBlocked(f"blocked by the policy gate: {'; '.join(blocking_reasons(job.gate))}; nothing was applied")
-        if job.action == "apply":
-            job.monthly_cost_usd = monthly_cost(json.loads((run_dir / "cdk.tf.json").read_text()), run_dir.name)
+        document = json.loads((run_dir / "cdk.tf.json").read_text()) if job.action == "apply" else None
+        if document is not None:
+            job.monthly_cost_usd = monthly_cost(document, run_dir.name)
         code = self._tofu(job, run_dir, self._arguments(job), environ)
         if job.id in self._cancelled:
             return code
@@ -705,7 +706,7 @@ class JobManager:
                 self._save_plan(job, run_dir, plan, folder)
         elif job.action == "apply" and code == 0:
             job.outputs = public_outputs(self._capture(run_dir, ["output", "-json", "-no-color"], environ) or {})
-            job.footprint = stack_footprint(json.loads((run_dir / "cdk.tf.json").read_text()), run_dir.name)
+            job.footprint = stack_footprint(document, run_dir.name)
         return code
 
     def _save_plan(self, job: Job, run_dir: Path, plan: dict[str, Any], folder: Path) -> None:

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from ..shared import CLIENT_NAME_PATTERN, CLIENT_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE, Health, did_you_mean
 
-InstanceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
 TARGETS = ("docker", "aws", "proxmox")
 ProxmoxName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
 StorageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")]
@@ -293,20 +292,18 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_LENGTH else f"{text[:SHOWN_LENGTH]}... ({len(text)} characters)"
 
 
-def parameter_fields(model: str) -> tuple[str, ...]:
-    """The parameters of the service whose parameters' model is titled ``model``."""
+def parameter_fields(model: str) -> dict[str, Any]:
+    """The parameters (name -> pydantic field) of the service whose parameters' model is titled ``model``."""
     for service in CatalogService.registry.values():
         if service.Parameters.__name__ == model:
-            return tuple(service.Parameters.model_fields)
-    return ()
+            return service.Parameters.model_fields
+    return {}
 
 
 def _field_description(model: str, field: str) -> str:
     """What a required field is, from its description (the parameters' model is looked up by title)."""
-    for service in CatalogService.registry.values():
-        if service.Parameters.__name__ == model and field in service.Parameters.model_fields:
-            return service.Parameters.model_fields[field].description or "give a value"
-    return "give a value"
+    found = parameter_fields(model).get(field)
+    return (found.description if found else None) or "give a value"
 
 
 def get_service(name: str) -> type[CatalogService]:
