@@ -221,7 +221,7 @@ def _validated(service_name: str, target: str, parameters: dict[str, Any], clust
         raise FieldError(422, str(error), error.fields) from None
     values = model.model_dump(mode="json", exclude={"target"})
     if target == "proxmox":
-        memory = model.proxmox_memory(service(model).containers())
+        memory = model.proxmox_memory(service(model).containers(), service.hints(model).proxmox_min_memory_mb)
         try:
             cluster().preflight(guest_request(values, memory))
         except ProxmoxError as error:

@@ -114,23 +114,50 @@ class ServiceParameters(BaseModel):
             )
         return self
 
-    def proxmox_memory(self, containers: list[ContainerSpec]) -> int:
-        """The guest's memory (MB): the chosen size, or the containers' limits plus the system's share."""
+    def proxmox_memory(self, containers: list[ContainerSpec], minimum: int | None = None) -> int:
+        """The guest's memory (MB): the chosen size, or the containers' limits plus the system's share
+        (at least the service's own ``minimum``)."""
         if self.proxmox_memory_mb is not None:
             return self.proxmox_memory_mb
         limits = sum(container.memory_mb or 256 for container in containers)
-        return min(16384, max(1024, -(-(limits + PROXMOX_SYSTEM_MEMORY_MB) // 512) * 512))
+        return min(16384, max(1024, minimum or 0, -(-(limits + PROXMOX_SYSTEM_MEMORY_MB) // 512) * 512))
 
 
-def check_fit(service: str, parameters: ServiceParameters, containers: list[ContainerSpec]) -> None:
-    """The containers' memory limits must fit in a Proxmox guest of the chosen size."""
+@dataclass(frozen=True)
+class ServiceHints:
+    """What a service tells a target beyond its containers: the least memory of a Proxmox guest, the
+    published ports an aws security group opens (None: every one)."""
+
+    proxmox_min_memory_mb: int | None = None
+    aws_open_ports: tuple[int, ...] | None = None
+
+
+def published_ports(containers: list[ContainerSpec]) -> list[tuple[int, str, str]]:
+    """(published port, protocol, description) of every container, checked for clashes."""
+    seen: dict[tuple[int, str], str] = {}
+    for container in containers:
+        for port in container.ports:
+            key = (port.published, port.protocol)
+            if key in seen:
+                raise ValueError(f"ports: {port.published}/{port.protocol} is published twice ({seen[key]} and {container.name}); allowed: distinct ports")
+            seen[key] = container.name
+    return [(port.published, port.protocol, port.description or container.name) for container in containers for port in container.ports]
+
+
+def check_fit(service: type[CatalogService], parameters: ServiceParameters, containers: list[ContainerSpec]) -> None:
+    """The containers' memory limits must fit in a Proxmox guest of the chosen size, and their published
+    ports must not clash (two parameters given the same port)."""
+    try:
+        published_ports(containers)
+    except ValueError as error:
+        raise ParameterError(f"invalid parameters for service {service.name!r}:\n  {error}") from None
     if parameters.target != "proxmox":
         return
     limits = sum(container.memory_mb or 0 for container in containers)
-    memory = parameters.proxmox_memory(containers)
+    memory = parameters.proxmox_memory(containers, service.hints(parameters).proxmox_min_memory_mb)
     if limits + PROXMOX_SYSTEM_MEMORY_MB > memory:
         raise ParameterError(
-            f"invalid parameters for service {service!r}:\n  proxmox_memory_mb = {memory!r} is too small: the containers' memory limits ({limits} MB) "
+            f"invalid parameters for service {service.name!r}:\n  proxmox_memory_mb = {memory!r} is too small: the containers' memory limits ({limits} MB) "
             f"plus {PROXMOX_SYSTEM_MEMORY_MB} MB for the system need {limits + PROXMOX_SYSTEM_MEMORY_MB}; allowed: "
             f"{limits + PROXMOX_SYSTEM_MEMORY_MB}-16384, or lower the service's memory"
         )
@@ -182,11 +209,16 @@ class CatalogService:
     secrets: ClassVar[tuple[str, ...]] = ()  # names of the secrets the deployer provides
     example: ClassVar[dict[str, Any]] = {}  # parameters of the default instance, where defaults are not enough
 
+    version: ClassVar[str] = "1.0.0"  # a class's version: its package's release decides what it is
+    sha256: ClassVar[str | None] = None  # a template's content hash; None for a class
+    maintainer: ClassVar[str] = "SpawnIt"
+    deprecated: ClassVar[str | None] = None
+
     registry: ClassVar[dict[str, type[CatalogService]]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
+        if register and "name" in cls.__dict__:
             if not re.fullmatch(r"[a-z][a-z0-9-]*", cls.name):
                 raise ValueError(f"service name: {cls.name!r} is not allowed; allowed: lowercase letters, digits and '-'")
             CatalogService.registry[cls.name] = cls
@@ -203,14 +235,19 @@ class CatalogService:
         try:
             return cls.Parameters.model_validate(dict(values))
         except ValidationError as error:
-            raise ParameterError(explain(cls.name, error)) from None
+            raise ParameterError(explain(cls.name, error, cls.Parameters)) from None
 
     @classmethod
     def checked(cls, values: Mapping[str, Any]) -> ServiceParameters:
         """:meth:`parse`, then the service's own rules across fields (they run when it describes its containers)."""
         parameters = cls.parse(values)
-        check_fit(cls.name, parameters, cls(parameters).containers())
+        check_fit(cls, parameters, cls(parameters).containers())
         return parameters
+
+    @classmethod
+    def hints(cls, parameters: ServiceParameters) -> ServiceHints:
+        """What the targets should know beyond the containers (see :class:`ServiceHints`)."""
+        return ServiceHints()
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
@@ -256,7 +293,7 @@ def target_of(field: str) -> str | None:
     return "aws" if field in AWS_ONLY_FIELDS else None
 
 
-def explain(service: str, error: ValidationError) -> str:
+def explain(service: str, error: ValidationError, model: type[BaseModel]) -> str:
     lines = [f"invalid parameters for service {service!r}:"]
     for problem in error.errors():
         location = ".".join(str(part) for part in problem["loc"]) or "(parameters)"
@@ -267,10 +304,10 @@ def explain(service: str, error: ValidationError) -> str:
             lines.append(f"  {field} = {shown(value.get(field) if isinstance(value, dict) else None)} is {rule}")
             continue
         if problem["type"] == "missing":
-            lines.append(f"  {location} is required: {_field_description(error.title, location)}")
+            lines.append(f"  {location} is required: {_field_description(model, location)}")
             continue
         if problem["type"] == "extra_forbidden":
-            fields = list(parameter_fields(error.title))
+            fields = list(model.model_fields)
             rule = f"is not a parameter of this service; {did_you_mean(location, fields)}allowed: {', '.join(fields)}"
         elif problem["type"] == "literal_error":
             rule = f"is not allowed; allowed: {context.get('expected')}"
@@ -292,52 +329,48 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_LENGTH else f"{text[:SHOWN_LENGTH]}... ({len(text)} characters)"
 
 
-def parameter_fields(model: str) -> dict[str, Any]:
-    """The parameters (name -> pydantic field) of the service whose parameters' model is titled ``model``."""
-    for service in CatalogService.registry.values():
-        if service.Parameters.__name__ == model:
-            return service.Parameters.model_fields
-    return {}
-
-
-def _field_description(model: str, field: str) -> str:
-    """What a required field is, from its description (the parameters' model is looked up by title)."""
-    found = parameter_fields(model).get(field)
+def _field_description(model: type[BaseModel], field: str) -> str:
+    """What a required field is, from its description."""
+    found = model.model_fields.get(field)
     return (found.description if found else None) or "give a value"
 
 
-def get_service(name: str) -> type[CatalogService]:
-    from . import catalog  # noqa: F401 - defining the services registers them
+def get_service(name: str, version: str | None = None) -> type[CatalogService]:
+    """A service of the package's catalog (built-in templates and Python classes), in its current version
+    or the one asked; an API with a store asks its own :class:`~spawnit.services.catalog.Catalog`."""
+    from .catalog import DEFAULT
 
-    try:
-        return CatalogService.registry[name]
-    except KeyError:
-        known = sorted(CatalogService.registry)
-        raise ParameterError(f"service: {name!r} is not in the catalog; {did_you_mean(name, known)}allowed: {', '.join(known)}") from None
+    return DEFAULT.get(name, version)
 
 
 def all_services() -> dict[str, type[CatalogService]]:
-    from . import catalog  # noqa: F401
+    from .catalog import DEFAULT
 
-    return dict(sorted(CatalogService.registry.items()))
+    return DEFAULT.services()
 
 
-def catalog_document() -> dict[str, Any]:
-    """The catalog as JSON for the API and `spawnit catalog --format json`, generated from the classes."""
-    return {
-        "services": [
-            {
-                "name": service.name,
-                "category": service.category,
-                "category_label": CATEGORY_LABELS.get(service.category, service.category.capitalize()),
-                "description": service.description,
-                "targets": list(TARGETS),
-                "secrets": list(service.secrets),
-                "parameters": service.schema(),
-            }
-            for service in all_services().values()
-        ]
-    }
+def catalog_document(catalog: Any = None) -> dict[str, Any]:
+    """The catalog as JSON for the API and `spawnit catalog --format json`: every service in its current
+    version (schema, secrets, maintainer), its versions with their deprecation notes, and the broken
+    templates left out."""
+    from .catalog import DEFAULT
+
+    catalog = catalog or DEFAULT
+    services = []
+    for service in catalog.services().values():
+        services.append({
+            "name": service.name,
+            "version": service.version,
+            "category": service.category,
+            "category_label": CATEGORY_LABELS.get(service.category, service.category.capitalize()),
+            "description": service.description,
+            "maintainer": service.maintainer,
+            "targets": list(TARGETS),
+            "secrets": list(service.secrets),
+            "parameters": service.schema(),
+            "versions": [{"version": version, "sha256": found.sha256, "deprecated": found.deprecated} for version, found in catalog.versions(service.name).items()],
+        })
+    return {"services": services, "broken": [broken.document() for broken in catalog.broken()]}
 
 
 def instance_stack_name(client: str, instance: str) -> str:

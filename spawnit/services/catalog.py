@@ -1,394 +1,246 @@
-"""The catalog: every deployable service, its parameters (with defaults, bounds, descriptions) and containers."""
+"""The catalog: every service SpawnIt offers, in every published version.
+
+Three sources, one view:
+
+- the built-in templates, shipped in the package (``spawnit/assets/catalog/templates/*.yaml``);
+- templates published to the platform's store (``templates/<name>/<version>.yaml``, or any YAML/JSON file
+  dropped under ``templates/``), each version recorded once, with its content hash, under
+  ``catalog/versions/<name>/<version>.json`` (written only if absent: the first publication of a version
+  is the one; a file changed afterwards is reported, never used), and ``catalog.json`` the index for people;
+- Python classes (:class:`~spawnit.services.base.CatalogService` subclasses), for a service needing logic
+  the template language cannot say.
+
+A broken template never breaks the catalog: it is left out and listed by :meth:`Catalog.broken`.
+The store is read again when :attr:`Catalog.ttl` seconds have passed, so every API replica and worker
+sees a new version without a restart.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Protocol
 
-from pydantic import Field, StringConstraints, field_validator
+import semver
 
-from ..shared import KEYCLOAK_IMAGE, MINIO_COMMAND, MINIO_IMAGE, keycloak_health, minio_health
-from .base import CatalogService, ContainerSpec, Health, ImageBuild, ServiceParameters, ServicePort
+from ..shared import did_you_mean
+from .base import CatalogService, ParameterError
+from .template import InvalidTemplate, LoadedTemplate, load_template
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
-Port = Annotated[int, Field(ge=1024, le=65535)]
-
-
-def shell_health(command: str) -> Health:
-    return Health(("CMD-SHELL", command))
-
-
-# Databases and storage -------------------------------------------------------------------
-
-
-class PostgresParameters(ServiceParameters):
-    version: Literal["14", "15", "16", "17"] = Field("16", description="PostgreSQL major version.")
-    database: Identifier = Field("app", description="Database created at first start.")
-    username: Identifier = Field("app", description="Owner of the database.")
-    port: Port = Field(5432, description="Published port.")
-    memory_mb: int = Field(512, ge=128, le=65536, description="Memory limit of the container.")
+TEMPLATES_PREFIX = "templates/"
+VERSIONS_PREFIX = "catalog/versions/"
+INDEX_KEY = "catalog.json"
+TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class PostgreSQL(CatalogService):
-    name = "postgresql"
-    category = "database"
-    description = "PostgreSQL relational database with a persistent volume."
-    Parameters = PostgresParameters
-    secrets: ClassVar[tuple[str, ...]] = ("password",)
+class Objects(Protocol):  # what the catalog needs of an object store (spawnit.api.store.ObjectStore has it)
+    def put(self, key: str, data: bytes, content_type: str = ...) -> None: ...
 
-    def containers(self) -> list[ContainerSpec]:
-        p: PostgresParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="postgres",
-                image=f"postgres:{p.version}-alpine",
-                ports=(ServicePort(5432, p.port, description="PostgreSQL"),),
-                env={"POSTGRES_DB": p.database, "POSTGRES_USER": p.username, "PGDATA": "/var/lib/postgresql/data/pgdata"},
-                secrets={"POSTGRES_PASSWORD": "password"},
-                volumes={"data": "/var/lib/postgresql/data"},
-                health=shell_health(f"pg_isready -U {p.username} -d {p.database}"),
-                memory_mb=p.memory_mb,
-            )
-        ]
+    def put_new(self, key: str, data: bytes, content_type: str = ...) -> bool: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def list(self, prefix: str) -> list[str]: ...
 
 
-class RedisParameters(ServiceParameters):
-    version: Literal["7.2", "7.4"] = Field("7.4", description="Redis version.")
-    port: Port = Field(6379, description="Published port.")
-    maxmemory_mb: int = Field(256, ge=16, le=65536, description="Memory Redis may use for data (allkeys-lru beyond it).")
+@dataclass(frozen=True)
+class Broken:
+    """A template file the catalog left out, and why."""
+
+    source: str
+    problems: tuple[str, ...]
+
+    def document(self) -> dict[str, Any]:
+        return {"source": self.source, "problems": list(self.problems)}
 
 
-class Redis(CatalogService):
-    name = "redis"
-    category = "database"
-    description = "Redis in-memory store, password-protected, with append-only persistence."
-    Parameters = RedisParameters
-    secrets: ClassVar[tuple[str, ...]] = ("password",)
-
-    def containers(self) -> list[ContainerSpec]:
-        p: RedisParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="redis",
-                image=f"redis:{p.version}-alpine",
-                ports=(ServicePort(6379, p.port, description="Redis"),),
-                secrets={"REDIS_PASSWORD": "password"},
-                volumes={"data": "/data"},
-                command=(
-                    "sh", "-c",
-                    f'exec redis-server --appendonly yes --maxmemory {p.maxmemory_mb}mb --maxmemory-policy allkeys-lru --requirepass "$REDIS_PASSWORD"',
-                ),
-                health=shell_health('REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'),
-                memory_mb=p.maxmemory_mb + 64,
-            )
-        ]
-
-
-class MinioParameters(ServiceParameters):
-    root_user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")] = Field("admin", description="Root user name.")
-    api_port: Port = Field(9000, description="Published S3 API port.")
-    console_port: Port = Field(9001, description="Published web console port.")
-
-
-class Minio(CatalogService):
-    name = "minio"
-    category = "storage"
-    description = "MinIO S3-compatible object storage with its web console."
-    Parameters = MinioParameters
-    secrets: ClassVar[tuple[str, ...]] = ("root_password",)
-
-    def containers(self) -> list[ContainerSpec]:
-        p: MinioParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="minio",
-                image=MINIO_IMAGE,
-                ports=(ServicePort(9000, p.api_port, description="S3 API"), ServicePort(9001, p.console_port, description="console")),
-                env={"MINIO_ROOT_USER": p.root_user},
-                secrets={"MINIO_ROOT_PASSWORD": "root_password"},
-                volumes={"data": "/data"},
-                command=MINIO_COMMAND,
-                health=minio_health(),
-            )
-        ]
-
-
-# Web ------------------------------------------------------------------------------------
-
-
-class NginxParameters(ServiceParameters):
-    port: Port = Field(8080, description="Published HTTP port.")
-    index_html: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] = Field(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>It works</title></head><body><h1>It works</h1></body></html>\n",
-        description="The site's index.html.",
+@cache
+def builtin_templates() -> tuple[LoadedTemplate, ...]:
+    """The templates shipped in the package (a broken one is a bug of the release: it raises)."""
+    folder = resources.files("spawnit") / "assets" / "catalog" / "templates"
+    return tuple(
+        load_template(entry.read_bytes(), f"spawnit/assets/catalog/templates/{entry.name}")
+        for entry in sorted(folder.iterdir(), key=lambda item: item.name)
+        if entry.name.endswith(TEMPLATE_SUFFIXES)
     )
 
 
-class Nginx(CatalogService):
-    name = "nginx"
-    category = "web"
-    description = "nginx serving a static site."
-    Parameters = NginxParameters
-
-    def containers(self) -> list[ContainerSpec]:
-        p: NginxParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="nginx",
-                image="nginx:1.27-alpine",
-                ports=(ServicePort(80, p.port, description="HTTP"),),
-                files={"/usr/share/nginx/html/index.html": p.index_html},
-                health=Health(("CMD", "wget", "-q", "--spider", "http://127.0.0.1/")),
-            )
-        ]
+def version_key(version: str) -> semver.Version:
+    return semver.Version.parse(version)
 
 
-class WordpressParameters(ServiceParameters):
-    port: Port = Field(8080, description="Published HTTP port.")
-    site_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:\d+)?$")] = Field(
-        "http://localhost:8080", description="Address visitors use."
-    )
+class Catalog:
+    """The services of the built-in templates, the Python classes and (given ``objects``) the store's templates."""
+
+    def __init__(self, objects: Objects | None = None, *, ttl: float = 2.0) -> None:
+        self.objects, self.ttl = objects, ttl
+        self._lock = threading.Lock()
+        self._read_at = float("-inf")
+        self._parsed: dict[str, tuple[bytes, LoadedTemplate | InvalidTemplate]] = {}  # store key -> (bytes, outcome)
+        self._versions: dict[str, dict[str, type[CatalogService]]] = {}
+        self._broken: list[Broken] = []
+        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._classes: set[str] = set()  # the Python classes registered at the last read
+
+    # Reading ------------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        with self._lock:
+            classes = set(CatalogService.registry)
+            if not force and time.monotonic() - self._read_at < self.ttl and classes == self._classes:
+                return
+            self._classes = classes
+            self._versions, self._broken = self._read()
+            self._read_at = time.monotonic()
+
+    def _read(self) -> tuple[dict[str, dict[str, type[CatalogService]]], list[Broken]]:
+        versions: dict[str, dict[str, type[CatalogService]]] = {}
+        for loaded in builtin_templates():
+            versions.setdefault(loaded.name, {})[loaded.version] = loaded.service
+        for name, service in CatalogService.registry.items():
+            versions.setdefault(name, {}).setdefault(service.version, service)
+        broken: list[Broken] = []
+        if self.objects is None:
+            return versions, broken
+        records = {}
+        for key in self.objects.list(VERSIONS_PREFIX):
+            data = self.objects.get(key)
+            if data:
+                record = json.loads(data)
+                records[(record["name"], record["version"])] = record
+        self._records = records
+        builtin = {(loaded.name, loaded.version): loaded.sha256 for loaded in builtin_templates()}
+        for key in sorted(self.objects.list(TEMPLATES_PREFIX)):
+            if not key.endswith(TEMPLATE_SUFFIXES):
+                continue
+            data = self.objects.get(key)
+            if data is None:
+                continue
+            outcome = self._parse(key, data)
+            if isinstance(outcome, InvalidTemplate):
+                broken.append(Broken(key, tuple(outcome.problems)))
+                continue
+            if builtin.get((outcome.name, outcome.version)) == outcome.sha256:
+                continue  # a copy of a built-in template
+            problem = self._conflict(outcome, builtin, records, versions)
+            if problem:
+                broken.append(Broken(key, (problem,)))
+                continue
+            if (outcome.name, outcome.version) not in records:  # dropped into the store: published as it is first seen
+                record = self._record(outcome, by="store")
+                if not self.objects.put_new(self._record_key(outcome.name, outcome.version), json.dumps(record).encode(), "application/json"):
+                    continue  # another replica published it a moment ago: the next read checks it against that record
+                records[(outcome.name, outcome.version)] = record
+            versions.setdefault(outcome.name, {})[outcome.version] = outcome.service
+        return versions, broken
+
+    def _parse(self, key: str, data: bytes) -> LoadedTemplate | InvalidTemplate:
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        try:
+            outcome: LoadedTemplate | InvalidTemplate = load_template(data, key)
+        except InvalidTemplate as error:
+            outcome = error
+        self._parsed[key] = (data, outcome)
+        return outcome
+
+    @staticmethod
+    def _conflict(loaded: LoadedTemplate, builtin: Mapping[tuple[str, str], str], records: Mapping[tuple[str, str], dict[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> str | None:
+        at = (loaded.name, loaded.version)
+        if at in builtin:
+            return f"version = {loaded.version!r} of {loaded.name!r} is built in; allowed: a version not published yet"
+        record = records.get(at)
+        if record is not None and record["sha256"] != loaded.sha256:
+            return (f"sha256 = {loaded.sha256[:12]}... differs from version {loaded.version} of {loaded.name!r} as published ({record['sha256'][:12]}...): "
+                    "a published version never changes; allowed: publish the change as a new version")
+        if loaded.version in versions.get(loaded.name, {}):
+            return f"version = {loaded.version!r} of {loaded.name!r} is in the store twice; allowed: one file per version"
+        return None
+
+    @staticmethod
+    def _record_key(name: str, version: str) -> str:
+        return f"{VERSIONS_PREFIX}{name}/{version}.json"
+
+    @staticmethod
+    def _record(loaded: LoadedTemplate, *, by: str) -> dict[str, Any]:
+        return {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "source": loaded.source,
+                "published_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"), "published_by": by}
+
+    # Questions ----------------------------------------------------------------------------------
+    def versions(self, name: str) -> dict[str, type[CatalogService]]:
+        """Every version of a service, oldest first."""
+        self.refresh()
+        found = self._versions.get(name)
+        if not found:
+            known = sorted(self._versions)
+            raise ParameterError(f"service: {name!r} is not in the catalog; {did_you_mean(name, known)}allowed: {', '.join(known)}")
+        return dict(sorted(found.items(), key=lambda item: version_key(item[0])))
+
+    def get(self, name: str, version: str | None = None) -> type[CatalogService]:
+        """A service in one version, or its newest one not deprecated (its newest if all are)."""
+        found = self.versions(name)
+        if version is None:
+            current = [service for service in found.values() if not service.deprecated]
+            return (current or list(found.values()))[-1]
+        try:
+            return found[version]
+        except KeyError:
+            raise ParameterError(f"service_version: {version!r} is not a version of {name!r}; allowed: {', '.join(found)}") from None
+
+    def services(self) -> dict[str, type[CatalogService]]:
+        """Every service in its current version, by name."""
+        self.refresh()
+        return {name: self.get(name) for name in sorted(self._versions)}
+
+    def broken(self) -> list[Broken]:
+        self.refresh()
+        return list(self._broken)
+
+    def upgrades(self, name: str, version: str) -> list[str]:
+        """The versions newer than ``version`` (not deprecated), oldest first."""
+        current = version_key(version)
+        return [found for found, service in self.versions(name).items() if version_key(found) > current and not service.deprecated]
+
+    # Writing ------------------------------------------------------------------------------------
+    def publish(self, data: bytes, filename: str, *, by: str, name: str | None = None) -> LoadedTemplate:
+        """Check a template and publish it to the store as ``templates/<name>/<version>.<ext>``; refused
+        (nothing written) when broken, when ``name`` is given and differs, or when the version exists."""
+        if self.objects is None:
+            raise ParameterError("catalog: no store to publish to; allowed: a store (SPAWNIT_S3_BUCKET or SPAWNIT_DATA_DIR)")
+        suffix = next((suffix for suffix in TEMPLATE_SUFFIXES if filename.endswith(suffix)), ".yaml")
+        loaded = load_template(data, filename)
+        if name is not None and loaded.name != name:
+            raise InvalidTemplate(filename, [f"name = {loaded.name!r} is not the service published here; allowed: {name!r}"])
+        self.refresh(force=True)
+        if loaded.version in self._versions.get(loaded.name, {}):
+            raise InvalidTemplate(filename, [f"version = {loaded.version!r} of {loaded.name!r} is published already; allowed: a new version (published versions never change)"])
+        key = f"{TEMPLATES_PREFIX}{loaded.name}/{loaded.version}{suffix}"
+        stored = LoadedTemplate(loaded.template, loaded.sha256, key, loaded.data)
+        if not self.objects.put_new(self._record_key(loaded.name, loaded.version), json.dumps(self._record(stored, by=by)).encode(), "application/json"):
+            raise InvalidTemplate(filename, [f"version = {loaded.version!r} of {loaded.name!r} was published a moment ago; allowed: a new version"])
+        self.objects.put(key, data, "application/yaml" if suffix != ".json" else "application/json")
+        self.refresh(force=True)
+        self.objects.put(INDEX_KEY, json.dumps(self.index(), indent=2).encode(), "application/json")
+        return stored
+
+    def index(self) -> dict[str, Any]:
+        """``catalog.json``: every service and version with its hash, origin and deprecation note."""
+        self.refresh()
+        return {
+            "services": {
+                name: {
+                    version: {"sha256": service.sha256, "deprecated": service.deprecated, **self._records.get((name, version), {"source": "built in"})}
+                    for version, service in self.versions(name).items()
+                }
+                for name in sorted(self._versions)
+            }
+        }
 
 
-class Wordpress(CatalogService):
-    name = "wordpress"
-    category = "web"
-    description = "WordPress with its own MariaDB database."
-    Parameters = WordpressParameters
-    secrets: ClassVar[tuple[str, ...]] = ("db_password", "db_root_password")
-
-    def containers(self) -> list[ContainerSpec]:
-        p: WordpressParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="db",
-                image="mariadb:11.4",
-                env={"MARIADB_DATABASE": "wordpress", "MARIADB_USER": "wordpress"},
-                secrets={"MARIADB_PASSWORD": "db_password", "MARIADB_ROOT_PASSWORD": "db_root_password"},
-                volumes={"db": "/var/lib/mysql"},
-                health=Health(("CMD", "healthcheck.sh", "--connect", "--innodb_initialized")),
-            ),
-            ContainerSpec(
-                name="wordpress",
-                image="wordpress:6.6-apache",
-                ports=(ServicePort(80, p.port, description="HTTP"),),
-                env={"WORDPRESS_DB_HOST": "db:3306", "WORDPRESS_DB_NAME": "wordpress", "WORDPRESS_DB_USER": "wordpress", "WP_HOME": p.site_url},
-                secrets={"WORDPRESS_DB_PASSWORD": "db_password"},
-                volumes={"content": "/var/www/html"},
-                depends_on=("db",),
-                health=shell_health("curl -fsS -o /dev/null http://localhost/wp-login.php || exit 1"),
-            ),
-        ]
-
-
-class WebappParameters(ServiceParameters):
-    git_url: Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+/[A-Za-z0-9._/-]+?(\.git)?$")] = Field(
-        ..., description="Public HTTPS URL of the application's git repository."
-    )
-    ref: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] = Field("main", description="Branch or tag to deploy.")
-    framework: Literal["django", "flask", "express", "laravel"] = Field(..., description="How to build and start the application.")
-    entrypoint: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")] | None = Field(
-        None, description="WSGI module:object for django and flask (default: app:app for flask, <project>.wsgi:application is required for django)."
-    )
-    port: Port = Field(8080, description="Published HTTP port.")
-
-    @field_validator("entrypoint")
-    @classmethod
-    def _module_object(cls, value: str | None) -> str | None:
-        if value is not None and ":" not in value:
-            raise ValueError("must be module:object, e.g. mysite.wsgi:application")
-        return value
-
-
-_WEBAPP_DOCKERFILES = {
-    "flask": (
-        "python:3.12-slim",
-        8000,
-        "RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*\n"
-        "RUN git clone --depth 1 --branch \"$REF\" \"$REPOSITORY\" /app\nWORKDIR /app\n"
-        "RUN pip install --no-cache-dir -r requirements.txt gunicorn\n"
-        "ENV ENTRYPOINT={entrypoint}\n"
-        "CMD exec gunicorn --bind 0.0.0.0:8000 \"$ENTRYPOINT\"\n",
-    ),
-    "express": (
-        "node:20-alpine",
-        3000,
-        "RUN apk add --no-cache git\n"
-        "RUN git clone --depth 1 --branch \"$REF\" \"$REPOSITORY\" /app\nWORKDIR /app\n"
-        "RUN npm ci --omit=dev\nENV PORT=3000 NODE_ENV=production\n"
-        "CMD [\"npm\", \"start\"]\n",
-    ),
-    "laravel": (
-        "composer:2",
-        8000,
-        "RUN apk add --no-cache git\n"
-        "RUN git clone --depth 1 --branch \"$REF\" \"$REPOSITORY\" /app\nWORKDIR /app\n"
-        "RUN composer install --no-dev --optimize-autoloader --no-interaction\n"
-        "CMD [\"php\", \"artisan\", \"serve\", \"--host=0.0.0.0\", \"--port=8000\"]\n",
-    ),
-}
-_WEBAPP_DOCKERFILES["django"] = _WEBAPP_DOCKERFILES["flask"]
-
-
-class Webapp(CatalogService):
-    name = "webapp"
-    category = "paas"
-    description = "Build and run a Django, Flask, Express or Laravel application from a git repository."
-    Parameters = WebappParameters
-    example: ClassVar[dict[str, object]] = {"git_url": "https://git.example.com/acme/hello-flask.git", "framework": "flask"}
-
-    def containers(self) -> list[ContainerSpec]:
-        p: WebappParameters = self.parameters
-        if p.framework == "django" and p.entrypoint is None:
-            from .base import ParameterError
-
-            raise ParameterError("invalid parameters for service 'webapp':\n  entrypoint = None is required for django: give <project>.wsgi:application")
-        base, container_port, steps = _WEBAPP_DOCKERFILES[p.framework]
-        dockerfile = (
-            f"FROM {base}\nARG REPOSITORY={p.git_url}\nARG REF={p.ref}\n"
-            + steps.replace("{entrypoint}", p.entrypoint or "app:app")
-            + f"EXPOSE {container_port}\n"
-        )
-        return [
-            ContainerSpec(
-                name="app",
-                image=ImageBuild(dockerfile=dockerfile, tag=f"spawnit-webapp-{p.framework}:{p.ref.replace('/', '-')}"),
-                ports=(ServicePort(container_port, p.port, description="HTTP"),),
-            )
-        ]
-
-
-# Developer tools --------------------------------------------------------------------------
-
-
-class GiteaParameters(ServiceParameters):
-    http_port: Port = Field(3000, description="Published web port.")
-    ssh_port: Port = Field(2222, description="Published git-over-SSH port.")
-    domain: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,253}$")] = Field("localhost", description="Domain in clone URLs.")
-
-
-class Gitea(CatalogService):
-    name = "gitea"
-    category = "devtools"
-    description = "Gitea self-hosted git service (web and SSH), SQLite on a persistent volume."
-    Parameters = GiteaParameters
-
-    def containers(self) -> list[ContainerSpec]:
-        p: GiteaParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="gitea",
-                image="gitea/gitea:1.22",
-                ports=(ServicePort(3000, p.http_port, description="HTTP"), ServicePort(22, p.ssh_port, description="SSH")),
-                env={
-                    "GITEA__server__DOMAIN": p.domain,
-                    "GITEA__server__ROOT_URL": f"http://{p.domain}:{p.http_port}/",
-                    "GITEA__server__SSH_PORT": str(p.ssh_port),
-                    "GITEA__database__DB_TYPE": "sqlite3",
-                },
-                volumes={"data": "/data"},
-                health=Health(("CMD", "curl", "-fsS", "http://localhost:3000/api/healthz")),
-            )
-        ]
-
-
-class JenkinsParameters(ServiceParameters):
-    http_port: Port = Field(8080, description="Published web port.")
-    agent_port: Port = Field(50000, description="Published inbound agent port.")
-    memory_mb: int = Field(2048, ge=512, le=65536, description="Memory limit of the container.")
-
-
-class Jenkins(CatalogService):
-    name = "jenkins"
-    category = "devtools"
-    description = "Jenkins LTS automation server with a persistent home."
-    Parameters = JenkinsParameters
-
-    def containers(self) -> list[ContainerSpec]:
-        p: JenkinsParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="jenkins",
-                image="jenkins/jenkins:lts-jdk17",
-                ports=(ServicePort(8080, p.http_port, description="HTTP"), ServicePort(50000, p.agent_port, description="agents")),
-                volumes={"home": "/var/jenkins_home"},
-                health=Health(("CMD", "curl", "-fsS", "-o", "/dev/null", "http://localhost:8080/login"), start_period="120s"),
-                memory_mb=p.memory_mb,
-            )
-        ]
-
-
-class KeycloakParameters(ServiceParameters):
-    port: Port = Field(8080, description="Published HTTP port.")
-    admin_user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,64}$")] = Field("admin", description="Bootstrap administrator.")
-
-
-class Keycloak(CatalogService):
-    name = "keycloak"
-    category = "identity"
-    description = "Keycloak identity and access management (OpenID Connect, SAML)."
-    Parameters = KeycloakParameters
-    secrets: ClassVar[tuple[str, ...]] = ("admin_password",)
-
-    def containers(self) -> list[ContainerSpec]:
-        p: KeycloakParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="keycloak",
-                image=KEYCLOAK_IMAGE,
-                ports=(ServicePort(8080, p.port, description="HTTP"),),
-                env={"KC_BOOTSTRAP_ADMIN_USERNAME": p.admin_user, "KC_HEALTH_ENABLED": "true", "KC_HTTP_ENABLED": "true", "KC_HOSTNAME_STRICT": "false"},
-                secrets={"KC_BOOTSTRAP_ADMIN_PASSWORD": "admin_password"},
-                volumes={"data": "/opt/keycloak/data"},
-                command=("start-dev",),
-                health=keycloak_health(),
-            )
-        ]
-
-
-# Games ----------------------------------------------------------------------------------
-
-
-class MinecraftParameters(ServiceParameters):
-    accept_eula: bool = Field(..., description="Minecraft's EULA must be accepted (https://aka.ms/MinecraftEULA).")
-    version: Annotated[str, StringConstraints(pattern=r"^(LATEST|\d+\.\d+(\.\d+)?)$")] = Field("LATEST", description="Minecraft version.")
-    port: Port = Field(25565, description="Published game port.")
-    max_players: int = Field(10, ge=1, le=200, description="Most players at once.")
-    difficulty: Literal["peaceful", "easy", "normal", "hard"] = Field("normal", description="Game difficulty.")
-    memory_mb: int = Field(2048, ge=1024, le=32768, description="Java heap and container memory.")
-    motd: Annotated[str, StringConstraints(max_length=59)] = Field("A SpawnIt server", description="Message of the day.")
-
-    @field_validator("accept_eula")
-    @classmethod
-    def _eula(cls, accepted: bool) -> bool:
-        if not accepted:
-            raise ValueError("the Minecraft EULA must be accepted (true) to run a server")
-        return accepted
-
-
-class Minecraft(CatalogService):
-    name = "minecraft"
-    category = "games"
-    description = "Minecraft Java Edition server."
-    Parameters = MinecraftParameters
-    example: ClassVar[dict[str, object]] = {"accept_eula": True}
-
-    def containers(self) -> list[ContainerSpec]:
-        p: MinecraftParameters = self.parameters
-        return [
-            ContainerSpec(
-                name="minecraft",
-                image="itzg/minecraft-server:java21",
-                ports=(ServicePort(25565, p.port, description="game"),),
-                env={
-                    "EULA": "TRUE",
-                    "VERSION": p.version,
-                    "MAX_PLAYERS": str(p.max_players),
-                    "DIFFICULTY": p.difficulty,
-                    "MOTD": p.motd,
-                    "MEMORY": f"{p.memory_mb * 3 // 4}M",
-                },
-                volumes={"data": "/data"},
-                health=Health(("CMD", "mc-health"), start_period="120s"),
-                memory_mb=p.memory_mb,
-            )
-        ]
+DEFAULT = Catalog()  # the package's own services: what the command line and the default stacks use

@@ -71,5 +71,5 @@ class ServiceStack(SpawnitStack):
         self.parameters = parameters
         self.target = Target.registry[parameters.target](target_settings)
         self.containers = self.service.containers()
-        check_fit(service.name, parameters, self.containers)
-        self.target.realize(self, name, self.containers, parameters)
+        check_fit(service, parameters, self.containers)
+        self.target.realize(self, name, self.containers, parameters, service.hints(parameters))

@@ -18,7 +18,7 @@ from cdktf import AssetType, Fn, TerraformAsset, TerraformOutput, TerraformStack
 
 from ..constructs._common import sensitive_variable
 
-from .base import ContainerSpec, ImageBuild, ServiceParameters
+from .base import ContainerSpec, ImageBuild, ServiceHints, ServiceParameters, published_ports
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Target:
         if "name" in cls.__dict__:
             Target.registry[cls.name] = cls
 
-    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters, hints: ServiceHints = ServiceHints()) -> None:
         raise NotImplementedError
 
 
@@ -62,24 +62,12 @@ def secret_variables(stack: TerraformStack, containers: list[ContainerSpec]) -> 
     }
 
 
-def published_ports(containers: list[ContainerSpec]) -> list[tuple[int, str, str]]:
-    """(published port, protocol, description) of every container, checked for clashes."""
-    seen: dict[tuple[int, str], str] = {}
-    for container in containers:
-        for port in container.ports:
-            key = (port.published, port.protocol)
-            if key in seen:
-                raise ValueError(f"ports: {port.published}/{port.protocol} is published twice ({seen[key]} and {container.name}); allowed: distinct ports")
-            seen[key] = container.name
-    return [(port.published, port.protocol, port.description or container.name) for container in containers for port in container.ports]
-
-
 class DockerTarget(Target):
     """Containers on a Docker host (local socket or ssh:// / tcp://), on a network of the instance's own."""
 
     name = "docker"
 
-    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters, hints: ServiceHints = ServiceHints()) -> None:
         from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, ImageBuildSpec, Mount, PortMapping, docker_provider
 
         ports = published_ports(containers)
@@ -143,7 +131,7 @@ class Ec2Target(Target):
 
     name = "aws"
 
-    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters, hints: ServiceHints = ServiceHints()) -> None:
         from cdktf_cdktf_provider_aws.data_aws_subnet import DataAwsSubnet
         from cdktf_cdktf_provider_aws.data_aws_subnets import DataAwsSubnets, DataAwsSubnetsFilter
         from cdktf_cdktf_provider_aws.data_aws_vpc import DataAwsVpc
@@ -178,6 +166,8 @@ class Ec2Target(Target):
             subnet_id = Fn.element(subnets.ids, 0)
         group = SecurityGroup(stack, "sg", vpc_id=vpc_id, name=prefix, description=f"{prefix}: the service's ports only", subnet_ids=[subnet_id])
         for published, protocol, description in ports:
+            if hints.aws_open_ports is not None and published not in hints.aws_open_ports:
+                continue  # the service's own: reached by its other containers, not from outside
             group.allow_from_cidrs([str(cidr) for cidr in parameters.allowed_cidrs], port=published, protocol=protocol, description=description)
         group.allow_to_internet(port=None, description="images, packages and AWS APIs")
 
@@ -311,7 +301,7 @@ class ProxmoxTarget(Target):
 
     name = "proxmox"
 
-    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters) -> None:
+    def realize(self, stack: TerraformStack, prefix: str, containers: list[ContainerSpec], parameters: ServiceParameters, hints: ServiceHints = ServiceHints()) -> None:
         from ..constructs.proxmox import ProxmoxProvider
 
         ports = published_ports(containers)
@@ -324,7 +314,7 @@ class ProxmoxTarget(Target):
         encoded_secrets = {f"{secret_dir}/{name}": Fn.base64encode(variable.string_value) for name, variable in secrets.items()}
         tags = ["spawnit", prefix]
         description = f"SpawnIt instance {prefix}: {', '.join(container.name for container in containers)}"
-        memory = parameters.proxmox_memory(containers)
+        memory = parameters.proxmox_memory(containers, hints.proxmox_min_memory_mb)
         if parameters.proxmox_kind == "vm":
             guest = self._vm(stack, prefix, parameters, files, script, encoded_secrets, memory, tags, description)
         else:
