@@ -72,8 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--client", default="local", help="client owning the instance (stack name: CLIENT-INSTANCE; default: local)")
     synth.add_argument("--instance", help="instance name (default: the service name)")
 
-    catalog = commands.add_parser("catalog", help="list the catalog's services, or 'catalog show NAME' for a parameter schema")
-    catalog.add_argument("words", nargs="*", metavar="show NAME", help="'show NAME' prints the parameter schema of service NAME")
+    catalog = commands.add_parser(
+        "catalog", help="the catalog (built-in templates and the store's): list it, show a service, check or add a template file"
+    )
+    catalog.add_argument(
+        "words", nargs="*", metavar="[show NAME | versions NAME | check FILE | add FILE | schema]",
+        help="show NAME: a service's parameter schema; versions NAME: its versions; check FILE: check a template; "
+        "add FILE: publish a template to the store (SPAWNIT_S3_* or SPAWNIT_DATA_DIR); schema: the template format's JSON Schema",
+    )
+    catalog.add_argument("--version", dest="service_version", help="with show: that version of the service (default: its current one)")
     catalog.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
 
     commands.add_parser("list", help="list the stacks with their environment, architecture and state location")
@@ -261,26 +268,63 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
     return list(written)
 
 
+CATALOG_USAGE = "'spawnit catalog', 'catalog show NAME [--version V]', 'catalog versions NAME', 'catalog check FILE', 'catalog add FILE' or 'catalog schema'"
+
+
+def store_catalog():
+    """The catalog a command sees: the built-in templates, the Python classes and the store's templates
+    (the store ``spawnit serve`` uses: SPAWNIT_S3_* or SPAWNIT_DATA_DIR, default ./spawnit-data)."""
+    from .api.store import store_from_environment
+    from .services.catalog import Catalog
+
+    return Catalog(store_from_environment().objects)
+
+
 def _catalog(arguments: argparse.Namespace) -> int:
-    from .services import ParameterError, all_services, catalog_document, get_service
+    from .services import ParameterError, catalog_document
+    from .services.template import InvalidTemplate, format_schema, load_template
 
     words = arguments.words
-    if words and (words[0] != "show" or len(words) != 2):
-        print(f"spawnit: catalog: {' '.join(words)!r} is not allowed; allowed: 'spawnit catalog' or 'spawnit catalog show NAME'", file=sys.stderr)
+    shapes = {(): 0, ("show",): 1, ("versions",): 1, ("check",): 1, ("add",): 1, ("schema",): 0}
+    expected = shapes.get(tuple(words[:1]))  # how many words follow the subcommand
+    if expected is None or (words and len(words) - 1 != expected):
+        print(f"spawnit: catalog: {' '.join(words)!r} is not allowed; allowed: {CATALOG_USAGE}", file=sys.stderr)
         return EXIT_USAGE
-    if words:
-        try:
-            print(json.dumps(get_service(words[1]).schema(), indent=2))
-        except ParameterError as error:
-            print(f"spawnit: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        return 0
+    try:
+        if words and words[0] == "schema":
+            print(json.dumps(format_schema(), indent=2))
+            return 0
+        if words and words[0] in ("check", "add"):
+            path = Path(words[1])
+            if not path.is_file():
+                raise ParameterError(f"FILE: {words[1]!r} does not exist; allowed: a template file (.yaml, .yml or .json)")
+            if words[0] == "check":
+                loaded = load_template(path.read_bytes(), str(path))
+                print(f"{path}: {loaded.name} {loaded.version} is a valid template (sha256 {loaded.sha256})")
+                return 0
+            published = store_catalog().publish(path.read_bytes(), path.name, by=os.environ.get("USER") or "spawnit catalog add")
+            print(f"published {published.name} {published.version} as {published.source} (sha256 {published.sha256})")
+            return 0
+        catalog = store_catalog()
+        if words and words[0] == "show":
+            print(json.dumps(catalog.get(words[1], arguments.service_version).schema(), indent=2))
+            return 0
+        if words and words[0] == "versions":
+            for version, service in catalog.versions(words[1]).items():
+                print(f"{version:<10} {service.sha256 or 'class':<64}  {('deprecated: ' + service.deprecated) if service.deprecated else ''}".rstrip())
+            return 0
+        document = catalog_document(catalog)
+    except (ParameterError, InvalidTemplate) as error:
+        print(f"spawnit: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if arguments.format == "json":
-        print(json.dumps(catalog_document(), indent=2))
+        print(json.dumps(document, indent=2))
         return 0
-    print(f"{'SERVICE':<12} {'CATEGORY':<10} DESCRIPTION")
-    for service in all_services().values():
-        print(f"{service.name:<12} {service.category:<10} {service.description}")
+    print(f"{'SERVICE':<12} {'VERSION':<9} {'CATEGORY':<10} DESCRIPTION")
+    for service in document["services"]:
+        print(f"{service['name']:<12} {service['version']:<9} {service['category']:<10} {service['description']}")
+    for broken in document["broken"]:  # left out, said: the rest of the catalog works
+        print(f"spawnit: catalog: {broken['source']} is left out: {'; '.join(broken['problems'])}", file=sys.stderr)
     return 0
 
 
@@ -316,11 +360,11 @@ def _service_values(arguments: argparse.Namespace, parameters_model: type) -> di
 
 
 def _synth_service(arguments: argparse.Namespace) -> int:
-    from .services import ParameterError, get_service
+    from .services import ParameterError
     from .services.base import instance_stack_name
 
     try:
-        service = get_service(arguments.service)
+        service = store_catalog().get(arguments.service)
         parameters = service.checked(_service_values(arguments, service.Parameters))  # before anything is written
         instance = arguments.instance or service.name
         name = instance_stack_name(arguments.client, instance)

@@ -33,6 +33,9 @@ EXPECTED = {
     ("GET", "/api/catalog"): ("authenticated", None),
     ("GET", "/api/catalog/{service}"): ("authenticated", None),
     ("POST", "/api/catalog/{service}/estimate"): ("authenticated", None),
+    ("PUT", "/api/catalog/{service}"): ("admin", "catalog.publish"),
+    ("POST", "/api/clients/{client}/instances/{instance}/upgrade"): ("operator", "instance.upgrade"),
+    ("PUT", "/api/clients/{client}/instances/{instance}/upgrade-policy"): ("operator", "instance.upgrade_policy"),
     ("GET", "/api/targets"): ("authenticated", None),
     ("GET", "/api/targets/proxmox/resources"): ("authenticated", None),
     ("GET", "/api/drift"): ("authenticated", None),
@@ -88,6 +91,9 @@ BODIES = {
     ("PUT", "/api/clients/{client}/instances/{instance}/expiry"): {"expires_in_hours": 1},
     ("PUT", "/api/clients/{client}/expiry-policy"): {"default_hours": -1},
     ("PUT", "/api/clients/{client}/webhook"): {"url": "ftp://example.com", "events": ["job.failed"]},
+    ("PUT", "/api/catalog/{service}"): {"name": "redis"},  # not a template: 422, the catalog unchanged
+    ("POST", "/api/clients/{client}/instances/{instance}/upgrade"): {"version": "9.9.9"},
+    ("PUT", "/api/clients/{client}/instances/{instance}/upgrade-policy"): {"policy": "sometimes"},
 }
 
 

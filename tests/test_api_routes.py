@@ -396,7 +396,7 @@ def test_an_unknown_field_in_a_body_is_refused_naming_it_and_the_allowed_ones_an
     """Before: {"name": ...} instead of "instance" was ignored and the instance got a random name with 201."""
     refused = api.post("/api/clients/acme/instances", json={"service": "redis", "name": "cache"})
     assert refused.status_code == 422
-    assert refused.json()["error"] == "invalid request:\n  name: not a field of this request; allowed: service, target, parameters, instance, expires_at, expires_in_hours, secrets"
+    assert refused.json()["error"] == "invalid request:\n  name: not a field of this request; allowed: service, target, parameters, instance, expires_at, expires_in_hours, secrets, service_version, upgrade_policy"
     assert api.get("/api/clients/acme/instances").json()["instances"] == []
     assert api.post("/api/clients/acme/instances", json={"service": "redis", "instance": "cache"}).status_code == 201
     patch = api.patch("/api/clients/acme/instances/cache", json={"parameters": {"port": 6390}, "force": True})
@@ -415,7 +415,7 @@ def test_the_openapi_document_says_every_request_body_admits_no_other_field(api)
         for name in re.findall(r'"#/components/schemas/(\w+)"', json.dumps(operation["requestBody"]))
     }
     assert bodies == {
-        "Budget", "EstimateRequest", "ExpiryPolicy", "ExpiryRequest", "GateOverride", "InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation",
+        "Budget", "EstimateRequest", "ExpiryPolicy", "ExpiryRequest", "GateOverride", "InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation", "UpgradePolicy", "UpgradeRequest",
         "TicketRequest", "WebhookRequest",
     }
     assert all(document["components"]["schemas"][name]["additionalProperties"] is False for name in bodies)

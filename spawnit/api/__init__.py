@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from contextlib import asynccontextmanager
 
@@ -34,7 +34,11 @@ from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
-from ..services import TARGETS, ParameterError, catalog_document, get_service
+from ..services import TARGETS, ParameterError, catalog_document
+from ..services.base import CatalogService
+from ..services.catalog import Catalog
+from ..services.catalog import plan_upgrade
+from ..services.template import InvalidTemplate, synth_source
 from ..services.base import instance_stack_name, shown
 from ..shared import INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE
 from .expiry import EXPIRY, ExpiryError, ExpiryMonitor, ExpirySettingsError, check_policy, effective_limits, resolve, server_limits
@@ -55,6 +59,7 @@ from .credentials import CredentialError
 from .toolchain import Toolchain, ToolchainError
 from .vault import SecretVault, VaultError, check_supplied, key_from_environment
 from .synthesizer import SynthError, SynthWorker
+from .upgrades import AutoUpgrades
 
 LOG = logging.getLogger("spawnit.api")
 MAX_BODY_BYTES = 256 * 1024  # a service's parameters fit in far less; nginx's index_html is at most 100,000 characters
@@ -77,6 +82,18 @@ class InstanceRequest(RequestBody):
     secrets: dict[str, str] | None = Field(
         None, description="Values of the service's secrets (see the service's `secrets`); each one not given is generated, strong and per instance."
     )
+    service_version: str | None = Field(None, description="The service's version (see GET /api/catalog); default: its newest not deprecated.")
+    upgrade_policy: Literal["pinned", "minor"] = Field(
+        "pinned", description="pinned: stays on its version until upgraded; minor: a newer minor version is planned and applied when its gate passes and it changes only the service's own resources."
+    )
+
+
+class UpgradeRequest(RequestBody):
+    version: str = Field(description="The version to move to (GET /api/catalog lists them).")
+
+
+class UpgradePolicy(RequestBody):
+    policy: Literal["pinned", "minor"] = Field(description="pinned, or minor (newer minor versions applied automatically when safe).")
 
 
 class SecretRotation(RequestBody):
@@ -211,11 +228,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _validated(service_name: str, target: str, parameters: dict[str, Any], cluster: Callable[[], ProxmoxCluster]) -> dict[str, Any]:
+def _validated(service: type[CatalogService], target: str, parameters: dict[str, Any], cluster: Callable[[], ProxmoxCluster]) -> dict[str, Any]:
     """Parameters as the service's model keeps them, or a 422 naming every bad field; a proxmox
     instance must also fit on its node now (pre-flight against the cluster)."""
     try:
-        service = get_service(service_name)
         model = service.checked({**parameters, "target": target})
     except ParameterError as error:
         raise FieldError(422, str(error), error.fields) from None
@@ -376,6 +392,19 @@ def create_app(
     track_deployments(store, events, metrics, jobs, notify=webhooks.notify)
     limits = server_limits()
     trail = AuditTrail(store.objects)
+    catalog: Catalog = jobs.catalog
+
+    def service_or_404(name: str, version: str | None = None) -> type[CatalogService]:
+        try:
+            return catalog.get(name, version)
+        except ParameterError as error:
+            raise FieldError(404 if version is None else 422, str(error), error.fields) from None
+
+    def instance_service(spec: Mapping[str, Any]) -> type[CatalogService]:
+        try:
+            return jobs.service_of(spec)
+        except (ParameterError, SynthError) as error:
+            raise HTTPException(status_code=409, detail=f"instance {spec['client']}/{spec['instance']}: {error}") from None
 
     def expiry_news(client: str, event: str, data: dict[str, Any]) -> None:
         events.publish(client, "expiry", {**data, "event": event})
@@ -385,9 +414,11 @@ def create_app(
         trail.write(None, action, outcome, subject=EXPIRY, **fields)
 
     expiry = ExpiryMonitor(store, jobs, notify=expiry_news, record=system_record, interval=duration(os.environ, "SPAWNIT_EXPIRY_INTERVAL", 60, minimum=1, maximum=86400))
+    upgrades = AutoUpgrades(store, jobs, publish=events.publish)
     drift = DriftMonitor(
         store,
         jobs,
+        before_round=upgrades.sweep,
         interval=drift_interval or duration(os.environ, "SPAWNIT_DRIFT_INTERVAL", 600, minimum=1, maximum=7 * 86400),
         concurrency=drift_concurrency or integer(os.environ, "SPAWNIT_DRIFT_CONCURRENCY", 2, minimum=1, maximum=16),
     )
@@ -495,11 +526,12 @@ def create_app(
         return spec
 
     def start(
-        client: str, instance: str, action: str, *, by: str, then_remove: bool = False, plan: str | None = None, auto_approve: bool = False, refresh_only: bool = False
+        client: str, instance: str, action: str, *, by: str, then_remove: bool = False, plan: str | None = None, auto_approve: bool = False, refresh_only: bool = False,
+        upgrade: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         spec_or_404(client, instance)
         try:
-            job = jobs.submit(client, instance, action, remove_instance=then_remove, by=by, plan=plan, auto_approve=auto_approve, refresh_only=refresh_only)
+            job = jobs.submit(client, instance, action, remove_instance=then_remove, by=by, plan=plan, auto_approve=auto_approve, refresh_only=refresh_only, upgrade=upgrade)
         except Conflict as error:
             raise HTTPException(status_code=409, detail=str(error)) from None
         except LookupError as error:
@@ -528,24 +560,42 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/catalog", tags=["catalog"], summary="Every service with its category, description and parameter schema")
-    def catalog(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
-        return catalog_document()
+    def catalog_listing(principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
+        return catalog_document(catalog)
 
-    @app.get("/api/catalog/{service}", tags=["catalog"], summary="One service's parameter JSON Schema")
-    def catalog_service(service: str, principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
+    @app.get("/api/catalog/{service}", tags=["catalog"], summary="One service's parameter JSON Schema (?version=: that version's)")
+    def catalog_service(service: str, version: str | None = None, principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
+        return service_or_404(service, version).schema()
+
+    @app.put(
+        "/api/catalog/{service}", status_code=201, tags=["catalog"],
+        summary="Publish a version of a service: its template (YAML or JSON) as the body; checked, refused whole if broken, never replacing a published version",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}}},
+    )
+    async def publish_template(
+        service: str, request: Request, principal: Principal = Depends(allow("admin", "catalog.publish")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        data = await request.body()
+        kind = "json" if "json" in request.headers.get("content-type", "") else "yaml"
+        note.update(service=service)
         try:
-            return get_service(service).schema()
+            published = await asyncio.to_thread(catalog.publish, data, f"{service}.{kind}", by=principal.subject or "admin", name=service)
+        except InvalidTemplate as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
         except ParameterError as error:
-            raise HTTPException(status_code=404, detail=str(error)) from None
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        note.update(version=published.version, template_sha256=published.sha256)
+        return {"service": published.name, "version": published.version, "sha256": published.sha256, "source": published.source}
 
     @app.post("/api/catalog/{service}/estimate", tags=["catalog"], summary="What an instance would cost a month, before it exists (offline prices)")
     def estimate(service: str, request: EstimateRequest, principal: Principal = Depends(allow("authenticated"))) -> dict[str, Any]:
-        parameters = _validated(service, request.target, request.parameters, cluster)
+        found = service_or_404(service)
+        parameters = _validated(found, request.target, request.parameters, cluster)
         folder = Path(jobs.workdir) / "estimates" / uuid.uuid4().hex
         folder.mkdir(parents=True)
         try:
             stack_dir = jobs.worker.synth(
-                service=service, parameters={**parameters, "target": request.target}, client="estimate", instance="estimate",
+                **synth_source(found), parameters={**parameters, "target": request.target}, client="estimate", instance="estimate",
                 outdir=str(folder), state={"kind": "local", "path": str(folder / "state.tfstate")}, **jobs.toolchain.synth_options(),
             )
             monthly = monthly_cost(json.loads((stack_dir / "cdk.tf.json").read_text()), stack_dir.name)
@@ -560,7 +610,8 @@ def create_app(
         client: str, request: InstanceRequest, principal: Principal = Depends(allow("operator", "instance.create")), note: dict[str, Any] = Depends(audit_note)
     ) -> dict[str, Any]:
         note.update(service=request.service, target=request.target, instance=request.instance)
-        parameters = _validated(request.service, request.target, request.parameters, cluster)
+        service = service_or_404(request.service, request.service_version)
+        parameters = _validated(service, request.target, request.parameters, cluster)
         instance = request.instance or f"{request.service}-{uuid.uuid4().hex[:6]}"
         try:
             if store.get_spec(client, instance) is not None:
@@ -577,6 +628,9 @@ def create_app(
             "client": client,
             "instance": instance,
             "service": request.service,
+            "service_version": service.version,
+            "service_sha256": service.sha256,
+            "upgrade_policy": request.upgrade_policy,
             "target": request.target,
             "parameters": parameters,
             "created_at": _now(),
@@ -585,7 +639,7 @@ def create_app(
             "drift": "unknown",
             "expires_at": expires_at,
         }
-        declared = get_service(request.service).secrets
+        declared = service.secrets
         try:
             check_supplied(declared, request.secrets, f"service {request.service!r}")
         except VaultError as error:
@@ -614,7 +668,11 @@ def create_app(
     def describe(client: str, instance: str) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
         last = jobs.get(spec["last_job"]) if spec.get("last_job") else None
-        return {**spec, "last_job": last}
+        try:
+            upgrades = catalog.upgrades(spec["service"], spec.get("service_version") or "1.0.0")
+        except ParameterError:
+            upgrades = []  # the service left the catalog: nothing to move to
+        return {**spec, "last_job": last, "upgrades": upgrades}
 
     @app.get("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Spec, last job and drift status")
     def get_instance(client: str, instance: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:
@@ -630,7 +688,7 @@ def create_app(
 
     def docker_live(described: dict[str, Any]) -> dict[str, Any]:
         """A docker instance's containers as the Docker engine reports them now."""
-        service = get_service(described["service"])
+        service = instance_service(described)
         model = service.checked({**described["parameters"], "target": "docker"})
         prefix = instance_stack_name(described["client"], described["instance"])
         expected = [f"{prefix}-{container.name}" for container in service(model).containers()]
@@ -688,10 +746,36 @@ def create_app(
         running = jobs.active_job(client, instance)
         if running is not None:  # the spec never changes under a running job, wherever it runs
             raise HTTPException(status_code=409, detail=f"instance {client}/{instance} has job {running['id']} {running['status']}; change it when that job ends")
-        spec["parameters"] = _validated(spec["service"], spec["target"], {**spec["parameters"], **update.parameters}, cluster)
+        spec["parameters"] = _validated(instance_service(spec), spec["target"], {**spec["parameters"], **update.parameters}, cluster)
         spec["updated_at"] = _now()
         store.put_spec(client, instance, spec)
         return spec
+
+    @app.post(
+        "/api/clients/{client}/instances/{instance}/upgrade", status_code=202, tags=["instances"],
+        summary="Plan the instance's move to another version of its service, for review: applying that plan upgrades it",
+    )
+    def upgrade_instance(
+        client: str, instance: str, request: UpgradeRequest, principal: Principal = Depends(allow("operator", "instance.upgrade")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        note.update(version=request.version, from_version=spec.get("service_version"))
+        try:
+            upgrade = plan_upgrade(catalog, spec, request.version)
+        except ParameterError as error:
+            raise FieldError(422, str(error), error.fields) from None
+        return {**start(client, instance, "plan", by=principal.subject, upgrade=upgrade), "version": upgrade["version"], "from": upgrade["from"]["version"]}
+
+    @app.put("/api/clients/{client}/instances/{instance}/upgrade-policy", tags=["instances"], summary="pinned (default) or minor: newer minor versions planned and applied when safe")
+    def set_upgrade_policy(
+        client: str, instance: str, request: UpgradePolicy, principal: Principal = Depends(allow("operator", "instance.upgrade_policy")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        spec = spec_or_404(client, instance)
+        note.update(policy=request.policy)
+        spec.update(upgrade_policy=request.policy, updated_at=_now())
+        spec.pop("auto_upgrade", None)  # a new policy may try again what the old one held back
+        store.put_spec(client, instance, spec)
+        return {"instance": instance, "upgrade_policy": request.policy}
 
     @app.delete("/api/clients/{client}/instances/{instance}", status_code=202, tags=["instances"], summary="Destroy, then remove the instance")
     def delete_instance(client: str, instance: str, principal: Principal = Depends(allow("operator", "instance.destroy"))) -> dict[str, Any]:

@@ -36,7 +36,7 @@ JOB_OUTCOMES = {"succeeded": "succeeded", "failed": "failed", "interrupted": "fa
 # What an action may add to its record, beside who, what, when, where and the outcome.
 DETAIL_FIELDS = (
     "secret", "check", "reason", "monthly_usd", "expires_at", "service", "version", "target", "plan", "auto_approve", "refresh_only",
-    "event", "events", "url", "attempts", "policy",
+    "event", "events", "url", "attempts", "policy", "from_version", "template_sha256",
 )
 RECORD_ID = re.compile(r"\d{4}-\d{2}-\d{2}/\d{6}\.\d{6}-[0-9a-f]{8}")
 MAX_LIMIT = 500

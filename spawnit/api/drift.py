@@ -91,11 +91,12 @@ def track_deployments(
 class DriftMonitor:
     """Plans every deployed instance every ``interval`` seconds, ``concurrency`` at a time."""
 
-    def __init__(self, store: Store, jobs: JobManager, *, interval: float = 600.0, concurrency: int = 2) -> None:
+    def __init__(self, store: Store, jobs: JobManager, *, interval: float = 600.0, concurrency: int = 2, before_round: Callable[[], Any] | None = None) -> None:
         if interval <= 0 or concurrency < 1:
             raise ValueError(f"drift monitor: interval={interval}, concurrency={concurrency} are not allowed; allowed: interval > 0, concurrency >= 1")
         self.store, self.jobs = store, jobs
         self.interval, self.concurrency = interval, concurrency
+        self.before_round = before_round  # e.g. the minor upgrade policy's sweep: its plans run beside the round's
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,6 +105,11 @@ class DriftMonitor:
 
     def check_all(self) -> dict[str, str]:
         """One round: plan every deployed instance, at most ``concurrency`` at once; returns instance -> drift."""
+        if self.before_round is not None:
+            try:
+                self.before_round()
+            except Exception as error:  # noqa: BLE001 - the round itself still runs
+                LOG.warning("before the drift round: %s", error)
         slots = threading.Semaphore(self.concurrency)
         results: dict[str, str] = {}
         threads = []

@@ -32,7 +32,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,9 @@ from typing import Any, Callable
 
 from ..footprint import stack_footprint
 from ..plandiff import drift_causes, readable
+from ..services.base import CatalogService
+from ..services.catalog import Catalog
+from ..services.template import synth_source
 from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
 from .engine import LocalEngine, RedisEngine
@@ -142,6 +145,7 @@ class Job:
     monthly_cost_usd: float | None = None  # apply: what the applied configuration costs a month (offline prices)
     footprint: dict[str, Any] | None = None  # apply: its monthly greenhouse-gas footprint (footprint.stack_footprint)
     refresh_only: bool = False  # plan: -refresh-only, to accept the cloud's values into the state (drift's second remedy)
+    upgrade: dict[str, Any] | None = None  # plan (and the apply of it): the instance moved to another service version (upgrade_of)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +154,25 @@ class Job:
     def from_record(cls, record: dict[str, Any]) -> Job:
         known = {item.name for item in fields(cls)}
         return cls(**{key: value for key, value in record.items() if key in known})
+
+
+def upgraded(spec: Mapping[str, Any], upgrade: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The spec as it is once ``upgrade`` (a job's) is applied: its service version, hash and parameters."""
+    if not upgrade:
+        return dict(spec)
+    return {**spec, "service_version": upgrade["version"], "service_sha256": upgrade["sha256"], "parameters": upgrade["parameters"]}
+
+
+def moved_since_upgrade_planned(spec: Mapping[str, Any], upgrade: Mapping[str, Any]) -> list[str]:
+    """What changed on the instance since its upgrade was planned (the plan was made from that)."""
+    before = upgrade["from"]
+    reasons = []
+    if spec.get("service_version") != before["version"]:
+        reasons.append(f"the instance's version changed since the upgrade was planned ({before['version']} -> {spec.get('service_version')})")
+    if spec["parameters"] != before["parameters"]:
+        changed = sorted(name for name in set(spec["parameters"]) | set(before["parameters"]) if spec["parameters"].get(name) != before["parameters"].get(name))
+        reasons.append(f"parameters changed since the upgrade was planned ({', '.join(changed)})")
+    return reasons
 
 
 def lease_key(client: str, instance: str) -> str:
@@ -234,6 +257,7 @@ class JobManager:
         toolchain: Toolchain | None = None,
         vault: SecretVault | None = None,
         plan_ttl: float = DEFAULT_TTL,
+        catalog: Catalog | None = None,
     ) -> None:
         self.store = store
         self.worker = worker
@@ -251,6 +275,7 @@ class JobManager:
         self.vault = vault or SecretVault(store.objects, key_from_environment(self.environ, self.workdir.parent, shared=False))
         self.plan_ttl = plan_ttl
         self.plans = PlanFiles(store.objects, self.vault.key)
+        self.catalog = catalog or Catalog(store.objects)
         self._lock = threading.Lock()
         self._running: dict[str, Job] = {}  # the jobs this process runs, by id
         self._logs: dict[str, list[dict[str, Any]]] = {}  # their events, flushed to the store
@@ -362,6 +387,7 @@ class JobManager:
         plan: str | None = None,
         auto_approve: bool = False,
         refresh_only: bool = False,
+        upgrade: dict[str, Any] | None = None,
     ) -> Job:
         """Queue a job: the instance's lease is taken (a :class:`Conflict` if another job holds it), the
         record and a first ``queued`` event are stored, the spec names its last job, then a worker gets it.
@@ -377,14 +403,17 @@ class JobManager:
             raise ValueError(f"{action}: plan and auto_approve are allowed for apply only")
         if refresh_only and action != "plan":
             raise ValueError(f"{action}: refresh_only is allowed for plan only")
+        if upgrade is not None and (action != "plan" or refresh_only):
+            raise ValueError(f"{action}: an upgrade is planned first (a plan job), then its reviewed plan applied")
         spec = self.store.get_spec(client, instance)
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
         if plan is not None:
-            self.check_plan(client, instance, plan)
+            upgrade = self.check_plan(client, instance, plan).get("upgrade")  # applying an upgrade's plan applies the upgrade
         job = Job(
             id=str(uuid.uuid4()), client=client, instance=instance, action=action, owner=self.owner, heartbeat_at=time.time(),
             remove_instance=remove_instance, requested_by=by, applies_plan=plan, auto_approved=auto_approve, refresh_only=refresh_only,
+            upgrade=upgrade,
         )
         try:
             holder = self.engine.claim(lease_key(client, instance), job.id, self.queue_timeout)
@@ -436,8 +465,10 @@ class JobManager:
         if spec is None:
             raise LookupError(f"instance {client}/{instance} does not exist")
         reasons = stale_reasons(
-            record["plan"], state=self.state_version(client, instance), spec=spec, secrets=secrets_digest(self.vault.for_job(client, instance))
+            record["plan"], state=self.state_version(client, instance), spec=upgraded(spec, record.get("upgrade")), secrets=secrets_digest(self.vault.for_job(client, instance))
         )
+        if record.get("upgrade"):
+            reasons += moved_since_upgrade_planned(spec, record["upgrade"])
         if reasons:
             raise StalePlan(f"plan {plan_id} cannot be applied: {'; '.join(reasons)}; make a new plan and review it")
         if record.get("gate") and not passed(record["gate"]):
@@ -625,6 +656,7 @@ class JobManager:
             spec = self.store.get_spec(job.client, job.instance)
             if spec is None:
                 raise LookupError(f"instance {job.client}/{job.instance} was removed")
+            spec = upgraded(spec, job.upgrade)
             job.status, job.started_at = "running", now()
             job.engine = self._engine_name()
             self._save(job)
@@ -632,7 +664,7 @@ class JobManager:
             if job.id not in self._cancelled:
                 target_environ = self.access.for_job(spec["target"], spec["parameters"], folder)  # refused before anything runs
                 stack_dir = self.worker.synth(
-                    service=spec["service"],
+                    **synth_source(self.service_of(spec)),
                     parameters={**spec["parameters"], "target": spec["target"]},
                     client=job.client,
                     instance=job.instance,
@@ -713,7 +745,7 @@ class JobManager:
         """Keep the plan for review and apply: its files in the store, its basis in the job's record;
         then judge it (the policy gate, :mod:`.gate`)."""
         plan_file = (run_dir / PLAN_FILE).read_bytes()
-        spec = self.store.get_spec(job.client, job.instance) or {}
+        spec = upgraded(self.store.get_spec(job.client, job.instance) or {}, job.upgrade)
         diff = readable(plan)
         basis = PlanBasis(
             sha256=digest(plan_file),
@@ -872,6 +904,8 @@ class JobManager:
         else:
             outcome.status = "failed"
             outcome.error = job.error or f"tofu exited with {code}"
+        if job.upgrade and outcome.status == "succeeded" and (job.action == "apply" or (job.action == "plan" and not outcome.changes)):
+            self._upgraded(job)  # applied, or nothing to apply: the instance is on its new version now
         if job.action == "apply" and outcome.status == "succeeded":
             self.vault.deployed(job.client, job.instance)  # rotated secrets are now the deployed ones
             reviewed = self.store.get_job(job.applies_plan) if job.applies_plan else None
@@ -897,6 +931,26 @@ class JobManager:
             self._flushed.pop(job.id, None)
         self.store.put_log(job.id, events)
         self.engine.retire(job_stream(job.id))
+
+    def service_of(self, spec: Mapping[str, Any]) -> type[CatalogService]:
+        """The service class an instance is synthesized from: its own version's template, checked against
+        the hash recorded when it was created (a template changed since is refused, never used)."""
+        service = self.catalog.get(spec["service"], spec.get("service_version"))
+        if spec.get("service_sha256") and service.sha256 != spec["service_sha256"]:
+            raise SynthError(
+                f"service {spec['service']} {spec.get('service_version')}: its template's hash is {service.sha256} now, not {spec['service_sha256']} "
+                "as when the instance was made; a published version never changes: publish the change as a new version and upgrade"
+            )
+        return service
+
+    def _upgraded(self, job: Job) -> None:
+        spec = self.store.get_spec(job.client, job.instance)
+        if spec is None or job.upgrade is None:
+            return
+        spec.update(upgraded(spec, job.upgrade), updated_at=now())
+        spec.pop("upgrade_planned", None)
+        self.store.put_spec(job.client, job.instance, spec)
+        self._event(job, "line", f"instance moved to {spec['service']} {spec['service_version']} (from {job.upgrade['from']['version']})")
 
     def _release_lock(self, job: Job, *, announce: bool = True) -> None:
         """A killed tofu leaves its lock beside the state: remove it. S3 (``use_lockfile``): ``<key>.tflock``

@@ -55,7 +55,8 @@ def secrets_digest(secrets: Mapping[str, str]) -> str:
 
 def inputs_of(spec: Mapping[str, Any]) -> dict[str, Any]:
     """What the instance is synthesized from, besides its secrets."""
-    return {"service": spec["service"], "target": spec["target"], "parameters": spec["parameters"], "spawnit": __version__}
+    return {"service": spec["service"], "service_version": spec.get("service_version"), "service_sha256": spec.get("service_sha256"),
+            "target": spec["target"], "parameters": spec["parameters"], "spawnit": __version__}
 
 
 def state_version(state: bytes | None) -> dict[str, Any] | None:
@@ -126,9 +127,9 @@ def stale_reasons(
         else:
             reasons.append(f"the state moved ({_describe_state(planned)} -> {_describe_state(state)})")
     before, now_inputs = basis["inputs"], inputs_of(spec)
-    for field in ("service", "target", "spawnit"):
+    for field in ("service", "service_version", "service_sha256", "target", "spawnit"):
         if before.get(field) != now_inputs[field]:
-            name = "SpawnIt's version" if field == "spawnit" else field
+            name = {"spawnit": "SpawnIt's version", "service_version": "the service's version", "service_sha256": "the service template's hash"}.get(field, field)
             reasons.append(f"{name} changed ({before.get(field)} -> {now_inputs[field]})")
     old, new = before.get("parameters", {}), now_inputs["parameters"]
     for name in sorted(set(old) | set(new)):

@@ -97,14 +97,22 @@ def serve() -> None:
     from ..reachability import require_reachable
     from ..services import ParameterError, get_service
     from ..services.base import instance_stack_name
+    from ..services.template import from_document
     from ..services.stack import InstanceState, ServiceStack
     from ..services.targets import TargetSettings
 
     protocol.write(json.dumps({"ready": True}) + "\n")
+    templates: dict[str, Any] = {}  # sha256 -> service class: a version's template is checked once per process
     for line in sys.stdin:
         try:
             request = json.loads(line)
-            service = get_service(request["service"])
+            template = request.get("template")  # the instance's own version of a template service
+            if template is not None:
+                if template["sha256"] not in templates:
+                    templates[template["sha256"]] = from_document(template).service
+                service = templates[template["sha256"]]
+            else:
+                service = get_service(request["service"])
             parameters = service.parse(request.get("parameters", {}))
             app = App(outdir=request["outdir"])
             state = InstanceState(**request["state"]) if request.get("state") else None

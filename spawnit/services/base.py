@@ -267,6 +267,11 @@ class CatalogService:
 
 AWS_ONLY_FIELDS = ("allowed_cidrs", "root_volume_gb")
 
+# What an automatic (minor) upgrade may change without a person's review: the containers and their images.
+# Data lives in volumes, which it may not touch; a replaced EC2 instance or Proxmox guest, a network or a
+# security group rule waits for review.
+AUTO_UPGRADE_RESOURCES = frozenset({"docker_container", "docker_image"})
+
 # How a field name's words read in a form: acronyms, units, words run together.
 _WORDS = {
     "aws": "AWS", "api": "API", "cidrs": "CIDRs", "eula": "EULA", "html": "HTML", "http": "HTTP", "id": "ID", "lxc": "LXC",

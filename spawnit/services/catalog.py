@@ -243,4 +243,47 @@ class Catalog:
         }
 
 
+def plan_upgrade(catalog: Catalog, spec: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """An instance's move to ``version`` of its service: the new version, its hash and the parameters
+    carried over (renamed as the new template says, dropped where it lets them go), checked by the new
+    version's rules; :class:`ParameterError` naming every parameter that cannot move."""
+    name = spec["service"]
+    current_version = spec.get("service_version") or next(iter(catalog.versions(name)))
+    new = catalog.get(name, version)
+    if version == current_version:
+        raise ParameterError(f"version: {version!r} is the instance's version already; allowed: {', '.join(v for v in catalog.versions(name) if v != version) or 'no other version'}")
+    template = getattr(new, "loaded", None)
+    renamed = template.template.upgrade.renamed if template else {}
+    dropped = set(template.template.upgrade.dropped) if template else set()
+    fields = new.Parameters.model_fields
+    carried: dict[str, Any] = {}
+    problems = []
+    for key, value in spec["parameters"].items():
+        if key in renamed:
+            carried[renamed[key]] = value
+        elif key in fields:
+            carried.setdefault(key, value)
+        elif key not in dropped:
+            problems.append(
+                f"  {key} = {value!r} is a parameter of version {current_version} that version {version} does not have; "
+                f"allowed: a version whose template renames it (upgrade.renamed) or lets it go (upgrade.dropped)"
+            )
+    if problems:
+        raise ParameterError("\n".join([f"cannot upgrade {spec.get('client')}/{spec.get('instance')} from {name} {current_version} to {version}:", *problems]))
+    checked = new.checked({**carried, "target": spec["target"]})
+    return {
+        "version": new.version,
+        "sha256": new.sha256,
+        "parameters": checked.model_dump(mode="json", exclude={"target"}),
+        "from": {"version": current_version, "sha256": spec.get("service_sha256"), "parameters": dict(spec["parameters"])},
+    }
+
+
+def newest_minor(catalog: Catalog, spec: Mapping[str, Any]) -> str | None:
+    """The newest version of the instance's service with its major version, newer than its own (not deprecated)."""
+    current = version_key(spec.get("service_version") or "1.0.0")
+    same_major = [version for version in catalog.upgrades(spec["service"], str(current)) if version_key(version).major == current.major]
+    return same_major[-1] if same_major else None
+
+
 DEFAULT = Catalog()  # the package's own services: what the command line and the default stacks use

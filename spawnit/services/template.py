@@ -300,6 +300,13 @@ def from_document(document: Mapping[str, Any]) -> LoadedTemplate:
     return loaded
 
 
+def synth_source(service: type[CatalogService]) -> dict[str, Any]:
+    """What a synthesis process needs to make ``service``: its name, and its template when it has one
+    (the exact version an instance is pinned to, whatever the process's own catalog holds)."""
+    loaded = getattr(service, "loaded", None)
+    return {"service": service.name, **({"template": loaded.document()} if loaded is not None else {})}
+
+
 def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     """Every string of a container document with its path, keys of env/files included."""
     if isinstance(value, str):

@@ -173,12 +173,25 @@ async function showCatalog() {
       card.dataset.service = service.name;
       card.innerHTML = "<strong></strong><span></span>";
       card.querySelector("strong").textContent = service.name;
+      const version = document.createElement("small");
+      version.textContent = service.version;  // the version a new instance gets
+      card.querySelector("strong").append(version);
       card.querySelector("span").textContent = service.description;
       card.addEventListener("click", () => openForm(service));
       group.querySelector(".cards").append(card);
     }
     root.append(group);
   }
+  // A broken template is left out of the catalog and said here, with its problems (GET /api/catalog "broken").
+  const broken = $("#catalog-broken");
+  broken.replaceChildren();
+  for (const item of catalog.broken || []) {
+    const line = document.createElement("li");
+    line.dataset.source = item.source;
+    line.textContent = `Template ${item.source} is left out of the catalog: ${item.problems.join("; ")}`;
+    broken.append(line);
+  }
+  broken.hidden = !(catalog.broken || []).length;
 }
 
 // Browsers compile the pattern attribute with the "v" flag, where a class must escape - (outside a range),
@@ -277,6 +290,7 @@ function openForm(service) {
   state.service = service.name;
   state.schema = service.parameters;
   $("#deploy-service").textContent = service.name;
+  $("#deploy-version").textContent = `Version ${service.version}, maintained by ${service.maintainer}.`;
   const fields = $("#fields");
   fields.replaceChildren();
   const required = new Set(state.schema.required || []);
@@ -602,6 +616,7 @@ async function openInstance(name) {
   const facts = $("#instance-facts");
   facts.replaceChildren();
   fact(facts, "Service", item.service);
+  fact(facts, "Version", versionControl(item));
   fact(facts, "Target", item.target);
   fact(facts, "Deployed", item.deployed_at || "not yet");
   fact(facts, "Drift", badge(item.drift));
@@ -610,7 +625,10 @@ async function openInstance(name) {
   fact(facts, "Expires", expiryControl(item));
   if (item.live) fact(facts, "Live", badge(item.live.status));
 
-  const service = state.catalog[item.service];
+  // The instance's own version's parameters: it is synthesized from that version until it is upgraded.
+  const service = item.service_version
+    ? { parameters: await api("GET", `/api/catalog/${item.service}?version=${encodeURIComponent(item.service_version)}`) }
+    : state.catalog[item.service];
   const fields = $("#edit-fields");
   fields.replaceChildren();
   const required = new Set(service.parameters.required || []);
@@ -815,6 +833,43 @@ function footprintText(item) {
 }
 
 function history_(name) { history.replaceState(null, "", "#instance=" + name); }
+
+// The instance's version, the newer ones it may move to (each through a reviewed plan) and its upgrade policy.
+function versionControl(item) {
+  const box = document.createElement("span");
+  box.className = "version";
+  const current = document.createElement("span");
+  current.textContent = item.service_version || "1.0.0";
+  box.append(current);
+  const newest = (item.upgrades || []).at(-1);
+  if (newest) {
+    const note = document.createElement("strong");
+    note.className = "upgrade-available";
+    note.textContent = ` upgrade available: ${newest} `;
+    box.append(note, button(`Upgrade to ${newest}`, "upgrade needs-operator", async () => {
+      try {
+        const job = await api("POST", `/api/clients/${state.client}/instances/${item.instance}/upgrade`, { version: newest });
+        $("#instance-section").hidden = true;
+        watchJob(job.job, { review: true });
+      } catch (error) { alertError(error); }
+    }));
+  }
+  const policy = document.createElement("select");
+  policy.className = "upgrade-policy needs-operator";
+  policy.setAttribute("aria-label", "Upgrade policy");
+  for (const [value, text] of [["pinned", "pinned: upgrade by hand"], ["minor", "follow minor versions when safe"]]) {
+    policy.append(new Option(text, value, false, (item.upgrade_policy || "pinned") === value));
+  }
+  policy.addEventListener("change", () => api("PUT", `/api/clients/${state.client}/instances/${item.instance}/upgrade-policy`, { policy: policy.value }).catch(alertError));
+  box.append(" ", policy);
+  if (item.auto_upgrade) {
+    const auto = document.createElement("small");
+    auto.className = "auto-upgrade";
+    auto.textContent = ` automatic upgrade to ${item.auto_upgrade.version}: ${item.auto_upgrade.status}${item.auto_upgrade.reasons ? " (" + item.auto_upgrade.reasons.join("; ") + ")" : ""}`;
+    box.append(auto);
+  }
+  return box;
+}
 
 async function saveParameters(event, item) {
   event.preventDefault();
