@@ -134,6 +134,25 @@ def deployed(api, emulator):
     return plan, apply
 
 
+def test_a_service_added_as_a_template_file_is_planned_and_applied_by_the_real_engine_and_provider(api, emulator):
+    from test_templates import MOSQUITTO
+
+    published = api.put("/api/catalog/mosquitto", content=MOSQUITTO.encode(), headers={"Content-Type": "application/yaml"})
+    assert published.status_code == 201, published.text  # into the store on the emulator's S3: the worker reads it there
+    body = {"service": "mosquitto", "target": "aws", "instance": "mqtt", "parameters": {"allowed_cidrs": ["203.0.113.0/24"], "aws_region": REGION}}
+    assert api.post("/api/clients/acme/instances", json=body).status_code == 201
+    plan = run(api, "acme", "mqtt", "plan")
+    assert (plan["status"], plan["changes"], plan["plan"]["inputs"]["service_version"]) == ("succeeded", True, "1.0.0"), log_text(api, plan["id"])
+    created = {change["address"] for change in plan["changed"] if change["actions"] == ["create"]}
+    assert {"aws_instance.instance", "aws_ec2_instance_state.running"} <= created and not any("ssm_parameter" in address for address in created)  # no secret
+    apply = run(api, "acme", "mqtt", "apply", body={"plan": plan["id"]})
+    assert apply["status"] == "succeeded", log_text(api, apply["id"])
+    [instance] = instances_of(emulator, "acme", "mqtt")
+    assert instance["State"]["Name"] == "running"
+    [group] = emulator.client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": ["acme-mqtt"]}])["SecurityGroups"]
+    assert [(rule["FromPort"], rule["IpRanges"][0]["CidrIp"]) for rule in group["IpPermissions"]] == [(1883, "203.0.113.0/24")]
+
+
 def test_the_worker_says_which_engine_it_runs_and_which_targets_it_reaches(platform, real_engine):
     log = platform.log("worker")
     assert f"spawnit worker: engine: {real_engine['name']} {real_engine['version']} ({real_engine['path']})" in log

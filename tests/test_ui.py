@@ -641,3 +641,46 @@ def test_the_instance_page_shows_and_extends_the_expiry_and_a_warning_reaches_th
     moment = datetime.fromisoformat(extended.replace("Z", "+00:00")) - timedelta(minutes=90)  # the time, injected
     assert app.state.expiry.sweep(moment) == {"warned": ["local/temp 2h"], "destroying": []}
     expect(page.locator("#notice")).to_contain_text("temp expires in less than 2 hours", timeout=30_000)
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_a_service_added_as_a_file_has_its_form_and_an_instance_upgrades_through_review(browser, site, artifacts, width):
+    import httpx
+
+    from test_templates import MOSQUITTO, mosquitto
+
+    url, app, jobs = site
+    jobs.environ["TOFU_SLOW_APPLY"] = "0"
+    objects = app.state.store.objects
+    objects.put("templates/mosquitto.yaml", MOSQUITTO.encode())  # dropped into the store: no code, no restart
+    objects.put("templates/broken.yaml", mosquitto(**{"name: mosquitto": "name: mqtt", "default: 1883": "default: 80"}).encode())
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(url)
+    card = page.locator(".card[data-service=mosquitto]")
+    expect(card).to_contain_text("1.0.0")
+    expect(page.locator(".category[data-category=messaging] h3")).to_have_text("Messaging")
+    expect(page.locator("#catalog-broken li[data-source='templates/broken.yaml']")).to_contain_text("parameters.port.default = 80 breaks the parameter's own rules")
+    card.click()
+    expect(page.locator("#deploy-version")).to_have_text("Version 1.0.0, maintained by messaging team <mqtt@example.com>.")
+    expect(page.locator("label[for=field-memory_mb]")).to_have_text("Memory (MB)")
+    page.fill("#field-port", "80")  # the template's bounds, checked in the page
+    expect(page.locator("#error-port")).not_to_be_empty()
+    page.fill("#field-port", "1884")
+    page.fill("#field-instance", "broker")
+    page.click("#deploy")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)
+    assert app.state.store.get_spec("local", "broker")["service_version"] == "1.0.0"
+
+    assert httpx.put(f"{url}/api/catalog/mosquitto", content=mosquitto("1.1.0").encode(), headers={"Content-Type": "application/yaml"}).status_code == 201
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(f"{url}/#instance=broker")
+    expect(page.locator("#instance-facts [data-fact=Version]")).to_contain_text("upgrade available: 1.1.0")
+    expect(page.locator("#edit-field-port")).to_have_value("1884")
+    assert fits(page, "#instance-section *"), f"the instance page overflows at {width} px"
+    page.screenshot(path=str(artifacts / f"ui-upgrade-{width}.png"), full_page=True)
+    page.click("#instance-facts button.upgrade")
+    expect(page.locator("#review-section")).to_be_visible(timeout=60_000)  # the upgrade is a plan, reviewed
+    assert app.state.store.get_spec("local", "broker")["service_version"] == "1.0.0"
+    page.click("#apply-plan")
+    expect(page.locator("#log")).to_contain_text("instance moved to mosquitto 1.1.0 (from 1.0.0)", timeout=60_000)
+    assert app.state.store.get_spec("local", "broker")["service_version"] == "1.1.0"

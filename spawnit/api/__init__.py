@@ -450,7 +450,7 @@ def create_app(
         description="Deploy catalog services on Docker, AWS or Proxmox VE without touching infrastructure code.",
     )
     app.state.store, app.state.jobs, app.state.events, app.state.drift = store, jobs, events, drift
-    app.state.expiry, app.state.webhooks = expiry, webhooks
+    app.state.expiry, app.state.webhooks, app.state.upgrades = expiry, webhooks, upgrades
     vault = jobs.vault
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the framework's own (a body it cannot read)

@@ -177,6 +177,9 @@ class Catalog:
         """Every version of a service, oldest first."""
         self.refresh()
         found = self._versions.get(name)
+        if not found and self.objects is not None:  # published a moment ago, since this replica last read the store?
+            self.refresh(force=True)
+            found = self._versions.get(name)
         if not found:
             known = sorted(self._versions)
             raise ParameterError(f"service: {name!r} is not in the catalog; {did_you_mean(name, known)}allowed: {', '.join(known)}")
@@ -188,6 +191,9 @@ class Catalog:
         if version is None:
             current = [service for service in found.values() if not service.deprecated]
             return (current or list(found.values()))[-1]
+        if version not in found and self.objects is not None:
+            self.refresh(force=True)
+            found = self.versions(name)
         try:
             return found[version]
         except KeyError:

@@ -175,7 +175,7 @@ async function showCatalog() {
       card.querySelector("strong").textContent = service.name;
       const version = document.createElement("small");
       version.textContent = service.version;  // the version a new instance gets
-      card.querySelector("strong").append(version);
+      card.querySelector("strong").append(" ", version);
       card.querySelector("span").textContent = service.description;
       card.addEventListener("click", () => openForm(service));
       group.querySelector(".cards").append(card);
