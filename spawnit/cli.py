@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .applications import Application, GreenLeaf, find_stack, load_applications, third_party
 from .config import (
     ENVIRONMENTS,
     ConfigError,
@@ -78,20 +79,25 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument(
         "words", nargs="*", metavar="[show NAME | versions NAME | check FILE | add FILE | schema]",
         help="show NAME: a service's parameter schema; versions NAME: its versions; check FILE: check a template; "
-        "add FILE: publish a template to the store (SPAWNIT_S3_* or SPAWNIT_DATA_DIR); schema: the template format's JSON Schema",
+        "add FILE: publish a template to the store (SPAWNIT_S3_* or SPAWNIT_DATA_DIR); deprecate NAME VERSION NOTE: mark a version "
+        "not to use any more ('' clears it); schema: the template format's JSON Schema",
     )
     catalog.add_argument("--version", dest="service_version", help="with show: that version of the service (default: its current one)")
     catalog.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
 
-    commands.add_parser("list", help="list the stacks with their environment, architecture and state location")
+    listing = commands.add_parser("list", help="every stack, grouped by application, with what it is and where its state lives")
+    listing.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help + "; its instance stacks (synth --service) are listed too")
 
     for action, verb, help_text in (
-        ("plan", "plan", "show what OpenTofu would change in ENV"),
-        ("deploy", "apply", "apply ENV with OpenTofu"),
-        ("destroy", "destroy", "destroy everything in ENV"),
+        ("plan", "plan", "show what OpenTofu would change in STACK"),
+        ("deploy", "apply", "apply STACK with OpenTofu"),
+        ("destroy", "destroy", "destroy everything in STACK"),
     ):
         command = commands.add_parser(action, help=help_text)
-        command.add_argument("environment", metavar="ENV", help=f"one of: {', '.join(ENVIRONMENTS)}")
+        command.add_argument(
+            "environment", metavar="STACK",
+            help=f"any stack of 'spawnit list': {', '.join(ENVIRONMENTS)}, spotilike, local, platform-network, ..., or an instance stack made by 'synth --service'",
+        )
         command.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
         command.add_argument("--no-synth", action="store_true", help="use the stack already in --outdir as it is")
         command.add_argument("--force", action="store_true", help=force_help)
@@ -109,10 +115,10 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(tofu_action=verb)
 
     cost = commands.add_parser("cost", help="monthly cost estimate of the synthesized stacks, against the budget")
-    cost.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate (default: dev, preprod and prod)")
+    cost.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to estimate, of one application or several (default: dev, preprod and prod)")
     cost.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR, help=outdir_help)
     cost.add_argument("--format", choices=("table", "json"), default="table", help="table for people, json for machines (default: table)")
-    cost.add_argument("--budget", type=float, help="monthly budget in USD (default: monthly_budget_usd of the configuration)")
+    cost.add_argument("--budget", type=float, help="monthly budget in USD (default: the stacks' application's monthly_budget_usd, GreenLeaf's prod one for GreenLeaf)")
     cost.add_argument("--fail-over-budget", action="store_true", help="exit 1 when over budget or when a resource has no price")
     cost.add_argument("--compare", choices=("nat-gateway",), help="also price the same stacks with NAT gateways instead of NAT instances")
     cost.add_argument("--prices", type=Path, help="price table (JSON) for a region without a bundled one")
@@ -200,13 +206,13 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     spec_options: dict = {"config_file": arguments.config}
     if arguments.command == "synth" and arguments.service:
         return _synth_service(arguments)
-    if arguments.command in ("synth", "list", "bootstrap"):  # --local-state: every environment
+    if arguments.command == "list":  # every application's settings checked, each warning said once
+        return _list(load_applications(config_file=arguments.config, local_state=arguments.local_state), arguments.outdir)
+    if arguments.command in ("synth", "bootstrap"):  # --local-state: every environment
         specs = _specs(spec_options, local_state=ENVIRONMENTS if arguments.local_state else ())
         if arguments.command == "synth":
             _synth(arguments.outdir, specs, config_file=arguments.config, force=arguments.force)
             return 0
-        if arguments.command == "list":
-            return _list(specs, load_spotilike_spec(config_file=arguments.config))
         return _bootstrap(arguments.endpoint_url, specs, load_spotilike_spec(config_file=arguments.config))
     if arguments.command == "catalog":
         return _catalog(arguments)
@@ -225,14 +231,14 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     return _tofu(arguments, spec_options)
 
 
-def _specs(spec_options: dict, *, local_state: Sequence[str] = ()) -> dict[str, EnvironmentSpec]:
+def _specs(spec_options: dict, *, local_state: Sequence[str] = (), warn: bool = True) -> dict[str, EnvironmentSpec]:
     """Every environment's spec, validated (before anything slow); ``local_state`` names the
     environments whose state is a local file for this run. Size warnings go to stderr."""
     specs = {}
     for name in ENVIRONMENTS:
         overrides = {"state_backend": "local"} if name in local_state else None
         specs[name] = load_spec(name, overrides=overrides, **spec_options)
-    for spec in specs.values():
+    for spec in specs.values() if warn else ():
         _warn(size_warnings(spec))
     return specs
 
@@ -246,7 +252,7 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
     progress = Progress()
     platform = load_platform_settings(config_file=config_file)
     spotilike = load_spotilike_spec(config_file=config_file)
-    digest = synthcache.fingerprint([*specs.values(), platform, spotilike])
+    digest = synthcache.fingerprint([*specs.values(), platform, spotilike], applications=third_party(config_file=config_file))
     cached = None if force else synthcache.cached_stacks(outdir, digest)
     if cached is not None:
         progress.note(f"{outdir} is up to date ({len(cached)} stacks, inputs unchanged; --force synthesizes anew)")
@@ -268,7 +274,8 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
     return list(written)
 
 
-CATALOG_USAGE = "'spawnit catalog', 'catalog show NAME [--version V]', 'catalog versions NAME', 'catalog check FILE', 'catalog add FILE' or 'catalog schema'"
+CATALOG_USAGE = ("'spawnit catalog', 'catalog show NAME [--version V]', 'catalog versions NAME', 'catalog check FILE', 'catalog add FILE', "
+                 "'catalog deprecate NAME VERSION NOTE' ('' clears it) or 'catalog schema'")
 
 
 def store_catalog():
@@ -285,7 +292,7 @@ def _catalog(arguments: argparse.Namespace) -> int:
     from .services.template import InvalidTemplate, format_schema, load_template
 
     words = arguments.words
-    shapes = {(): 0, ("show",): 1, ("versions",): 1, ("check",): 1, ("add",): 1, ("schema",): 0}
+    shapes = {(): 0, ("show",): 1, ("versions",): 1, ("check",): 1, ("add",): 1, ("deprecate",): 3, ("schema",): 0}
     expected = shapes.get(tuple(words[:1]))  # how many words follow the subcommand
     if expected is None or (words and len(words) - 1 != expected):
         print(f"spawnit: catalog: {' '.join(words)!r} is not allowed; allowed: {CATALOG_USAGE}", file=sys.stderr)
@@ -306,12 +313,17 @@ def _catalog(arguments: argparse.Namespace) -> int:
             print(f"published {published.name} {published.version} as {published.source} (sha256 {published.sha256})")
             return 0
         catalog = store_catalog()
+        if words and words[0] == "deprecate":
+            done = catalog.deprecate(words[1], words[2], words[3] or None, by=os.environ.get("USER") or "spawnit catalog deprecate")
+            print(f"{done['service']} {done['version']}: " + (f"deprecated: {done['deprecated']}" if done["deprecated"] else "no longer deprecated"))
+            return 0
         if words and words[0] == "show":
             print(json.dumps(catalog.get(words[1], arguments.service_version).schema(), indent=2))
             return 0
         if words and words[0] == "versions":
             for version, service in catalog.versions(words[1]).items():
-                print(f"{version:<10} {service.sha256 or 'class':<64}  {('deprecated: ' + service.deprecated) if service.deprecated else ''}".rstrip())
+                note = catalog.deprecation(service)
+                print(f"{version:<10} {service.sha256 or 'class':<64}  {('deprecated: ' + note) if note else ''}".rstrip())
             return 0
         document = catalog_document(catalog)
     except (ParameterError, InvalidTemplate) as error:
@@ -401,29 +413,39 @@ def _synth_service(arguments: argparse.Namespace) -> int:
 
 def _alert_recipients(spec) -> str:
     if not spec.alerts:
-        return "-"
+        return "no alerts"
     if not spec.alert_emails:
-        return "NO RECIPIENT (warning)"
-    return f"{len(spec.alert_emails)} e-mail(s)"
+        return "alerts: NO RECIPIENT (warning)"
+    return f"alerts: {len(spec.alert_emails)} e-mail(s)"
 
 
-def _list(specs: dict[str, EnvironmentSpec], spotilike) -> int:  # noqa: ANN001 - a SpotilikeSpec
-    row = "{:<14} {:<13} {:<11} {:<9} {:<22} {}"
-    print(row.format("STACK", "ARCHITECTURE", "REGION", "NAT", "ALERTS", "STATE"))
-    for spec in specs.values():
-        state = "local file" if spec.state_backend == "local" else f"s3://{spec.resolved_state_bucket}/{spec.state_key}"
-        nat = spec.nat if spec.architecture == "ha" else "-"
-        print(row.format(spec.stack_name, spec.architecture, spec.region, nat, _alert_recipients(spec), state))
-    recipients = f"{len(spotilike.alert_emails)} e-mail(s)" if spotilike.alert_emails else "NO RECIPIENT (warning)"
-    for name, architecture, alerts in ((spotilike.project, "fargate+eks", recipients), (f"{spotilike.project}-web", "eks workload", "-")):
-        key = f"{spotilike.project}/{name}/terraform.tfstate"
-        state = "local file" if spotilike.state_backend == "local" else f"s3://{spotilike.resolved_state_bucket}/{key}"
-        print(row.format(name, architecture, spotilike.region, "instance" if architecture == "fargate+eks" else "-", alerts, state))
+def _list(applications: list[Application], outdir: Path) -> int:
+    """Every stack, grouped by application; the outdir's instance stacks (synth --service) after them."""
+    row = "  {:<26} {:<64} {}"
+    known = set()
+    for application in applications:
+        print(f"{application.name}: {application.title}")
+        print(row.format("STACK", "WHAT", "STATE"))
+        for entry in application.stacks():
+            summary = entry.summary
+            if isinstance(application, GreenLeaf):  # who its alarms reach, said beside the stack
+                summary += f", {_alert_recipients(application.specs[entry.name])}"
+            print(row.format(entry.name, summary, entry.state))
+            known.add(entry.name)
+        print()
+    from . import synthcache
+
+    instances = sorted(name for name in synthcache.stacks_in_manifest(outdir) if name not in known)
+    if instances:
+        print(f"instances: made by 'spawnit synth --service' in {outdir}")
+        for name in instances:
+            print(row.format(name, "a catalog service's instance", "local file"))
+        print()
     from .tofu import describe_engine
 
-    print(f"\n{describe_engine()}")
-    for spec in specs.values():
-        _warn(readiness_warnings(spec))
+    print(describe_engine())
+    for application in applications:
+        _warn(application.warnings())
     return 0
 
 
@@ -433,24 +455,31 @@ def _warn(warnings: Sequence[str]) -> None:
 
 
 def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
+    """plan, deploy or destroy one stack of any application (or an instance stack of the outdir)."""
+    from . import synthcache
     from .tofu import backend_change, configured_backend, find_tofu, run_action
 
-    environment = arguments.environment
-    if environment not in ENVIRONMENTS:
-        print(f"spawnit: ENV: {environment!r} is not allowed; {did_you_mean(environment, ENVIRONMENTS)}allowed: {', '.join(ENVIRONMENTS)}", file=sys.stderr)
-        return EXIT_USAGE
-    specs = _specs(spec_options, local_state=(environment,) if arguments.local_state else ())  # the named stack only
-    spec = specs[environment]
-    _warn(readiness_warnings(spec))
+    name = arguments.environment
+    greenleaf = name in ENVIRONMENTS
+    if arguments.local_state and not greenleaf:
+        raise ConfigError(f"--local-state: applies to GreenLeaf's {', '.join(ENVIRONMENTS)}; allowed for {name!r}: its application's own state_backend setting")
+    applications = load_applications(config_file=arguments.config)  # every application's settings checked before anything slow
+    instances = list(synthcache.stacks_in_manifest(arguments.outdir))
+    owner = find_stack(applications, name, instances)
+    specs = _specs(spec_options, local_state=(name,) if arguments.local_state else (), warn=greenleaf)  # the named stack only
+    if greenleaf:
+        _warn(readiness_warnings(specs[name]))
+    elif owner is not None:
+        _warn(owner.warnings())
     find_tofu()
-    stack_dir = arguments.outdir / "stacks" / spec.stack_name
-    if arguments.no_synth:
+    stack_dir = arguments.outdir / "stacks" / (specs[name].stack_name if greenleaf else name)
+    if arguments.no_synth or owner is None:  # an instance stack is synthesized by 'synth --service' only
         if not (stack_dir / "cdk.tf.json").is_file():
             raise ConfigError(f"--no-synth: {str(stack_dir)!r} has no cdk.tf.json; run without --no-synth to synthesize it")
         synthesized, _ = configured_backend(stack_dir)
-        if synthesized != spec.state_backend:
+        if greenleaf and synthesized != specs[name].state_backend:
             raise ConfigError(
-                f"--no-synth: {stack_dir} was synthesized with the {synthesized} backend but this run asks for {spec.state_backend}; "
+                f"--no-synth: {stack_dir} was synthesized with the {synthesized} backend but this run asks for {specs[name].state_backend}; "
                 "run without --no-synth to synthesize it again"
             )
     else:
@@ -459,7 +488,7 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
     change = backend_change(stack_dir)
     if change and not init_extra:
         raise ConfigError(
-            f"{environment}: the state backend changed since the last init ({change}); "
+            f"{name}: the state backend changed since the last init ({change}); "
             "rerun with --migrate-state to copy the state to the new backend, or --reconfigure to start from the new backend's state"
         )
     if getattr(arguments, "format", "text") == "json":
@@ -468,7 +497,7 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
 
         code, plan = run_plan_json(stack_dir, init_extra=init_extra)
         if plan is not None:
-            print(json.dumps({"stack": spec.stack_name, "exit_code": code, **readable(plan)}, indent=2))
+            print(json.dumps({"stack": stack_dir.name, "exit_code": code, **readable(plan)}, indent=2))
         return code
     return run_action(stack_dir, arguments.tofu_action, auto_approve=getattr(arguments, "auto_approve", False), init_extra=init_extra)
 
@@ -479,7 +508,7 @@ def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
     from .cost import Assumptions, CostError, PriceTable, estimate, load_stacks, render
 
     try:
-        budget = arguments.budget if arguments.budget is not None else load_spec("prod", **spec_options).monthly_budget_usd
+        budget = arguments.budget if arguments.budget is not None else _budget_of(arguments.stacks, spec_options)
         if budget <= 0:
             raise CostError(f"--budget: {budget} is not allowed; allowed: a positive amount")
         report = estimate(
@@ -506,6 +535,19 @@ def _cost(arguments: argparse.Namespace, spec_options: dict) -> int:
     if arguments.fail_over_budget and (report.over_budget or report.unpriced):
         return 1
     return 0
+
+
+def _budget_of(stacks: Sequence[str], spec_options: dict) -> float:
+    """The budget the stacks are priced against: their application's, when they all belong to one that
+    has one (Spotilike's for spotilike); GreenLeaf's prod budget otherwise, as for the default stacks."""
+    owners = set()
+    applications = load_applications(config_file=spec_options.get("config_file"))
+    for stack in stacks:
+        owner = next((application for application in applications if stack in application.stack_names()), None)
+        owners.add(owner.name if owner is not None and owner.budget() is not None else None)
+    if len(owners) == 1 and None not in owners:
+        return next(application for application in applications if application.name in owners).budget()  # type: ignore[return-value]
+    return load_spec("prod", **spec_options).monthly_budget_usd
 
 
 def _check(arguments: argparse.Namespace) -> int:

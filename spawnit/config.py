@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .layout import check_subnet_layout
 from .shared import (
+    fargate_size_problem,
     AMI_ID_PATTERN,
     CADDY_IMAGE,
     GREENLEAF_BACKEND_IMAGE,
@@ -447,6 +448,9 @@ class SpotilikeSpec(BaseModel):
             raise ValueError(f"api_http_only: true is not allowed with api_domain {self.api_domain!r}; allowed: false, or no api_domain")
         if self.cloudflare_zone is not None and (self.api_domain is None or not (self.api_domain == self.cloudflare_zone or self.api_domain.endswith("." + self.cloudflare_zone))):
             raise ValueError(f"api_domain: {self.api_domain!r} is not allowed; allowed: a name in the zone {self.cloudflare_zone!r} (cloudflare_zone is set)")
+        problem = fargate_size_problem(self.api_cpu, self.api_memory_mib)  # checked here, before any synthesis
+        if problem:
+            raise ValueError(f"api_{problem[0]}: {problem[1]}")
         if not self.api_min_tasks <= self.api_max_tasks:
             raise ValueError(f"api_min_tasks: {self.api_min_tasks} is more than api_max_tasks {self.api_max_tasks}; allowed: api_min_tasks <= api_max_tasks")
         if not self.eks_nodes_min <= self.eks_nodes_desired <= self.eks_nodes_max:
@@ -482,19 +486,25 @@ def load_spotilike_spec(
                 json.loads(raw) if is_sequence else raw.strip()
             )
     layers += [("environment SPAWNIT_SPOTILIKE_*", from_environ), ("overrides", overrides or {})]
+    sources: dict[str, str] = {}
     for source, layer in layers:
         for key, value in layer.items():
             if key not in SPOTILIKE_FIELDS:
                 raise ConfigError(f"{source}: unknown field {key!r}; {did_you_mean(key, SPOTILIKE_FIELDS)}allowed: {', '.join(SPOTILIKE_FIELDS)}")
             values[key] = value
+            sources[key] = f"SPAWNIT_SPOTILIKE_{key.upper()}" if layer is from_environ else source
     try:
         return SpotilikeSpec(**values)
     except ValidationError as error:
         problems = []
         for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"]) or "(spec)"
             message = problem["msg"].removeprefix("Value error, ")
-            problems.append(f"  {field} = {values.get(problem['loc'][0]) if problem['loc'] else ''!r}: {message}" if problem["loc"] else f"  {message}")
+            if problem["loc"]:
+                field = ".".join(str(part) for part in problem["loc"])
+                problems.append(f"  spotilike.{field} = {values.get(problem['loc'][0])!r}: {message} (from {sources.get(str(problem['loc'][0]), 'embedded defaults')})")
+            else:  # a rule across fields: its message starts with the field it is about
+                field, _, rule = message.partition(": ")
+                problems.append(f"  spotilike.{field} = {rule} (from {sources.get(field, 'embedded defaults')})")
         raise ConfigError("invalid configuration for spotilike:\n" + "\n".join(problems)) from None
 
 

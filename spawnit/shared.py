@@ -30,6 +30,34 @@ INSTANCE_NAME_RULE = "2-32 lowercase letters, digits and '-', starting with a le
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 CLIENT_NAME_RULE = "2-64 lowercase letters, digits and '-', not starting or ending with '-'"
 
+# Task sizes Fargate accepts (ECS developer guide, "Task CPU and memory"; RegisterTaskDefinition answers
+# "No Fargate configuration exists for given values" to any other pair): CPU units -> memory MiB. The
+# configuration checks them when it is read, the construct library when a service is made.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: (1024, 2048, 3072, 4096),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+def fargate_size_problem(cpu: int, memory_mib: int) -> tuple[str, str] | None:
+    """(field, what is wrong and allowed) when Fargate refuses this task size; None when it accepts it."""
+    if cpu not in FARGATE_SIZES:
+        return "cpu", f"{cpu} is not allowed; allowed: {', '.join(map(str, FARGATE_SIZES))} (CPU units)"
+    allowed = FARGATE_SIZES[cpu]
+    if memory_mib not in allowed:
+        sizes = f"{allowed[0]}-{allowed[-1]} in steps of {allowed[1] - allowed[0]}" if len(allowed) > 4 else ", ".join(map(str, allowed))
+        return "memory_mib", f"{memory_mib} is not allowed with cpu {cpu}; allowed: {sizes}"
+    return None
+
+
+# The client owning the catalog's example instances (stacks catalog-<service>-<target>).
+CATALOG_CLIENT = "catalog"
+
 # An EC2 image id, as the configuration and the construct library both check it.
 AMI_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -34,8 +35,9 @@ def _package_files() -> Iterable[Path]:
             yield path
 
 
-def fingerprint(configuration: Iterable[BaseModel], *, cwd: Path | None = None) -> str:
-    """Digest of everything a default synthesis depends on."""
+def fingerprint(configuration: Iterable[BaseModel], *, cwd: Path | None = None, applications: Iterable[object] = ()) -> str:
+    """Digest of everything a default synthesis depends on; ``applications``: other teams' applications
+    (their settings and their code)."""
     digest = hashlib.sha256()
     for path in _package_files():
         digest.update(str(path.relative_to(PACKAGE)).encode())
@@ -43,6 +45,11 @@ def fingerprint(configuration: Iterable[BaseModel], *, cwd: Path | None = None) 
     for model in configuration:
         digest.update(type(model).__name__.encode())
         digest.update(model.model_dump_json().encode())
+    for application in applications:
+        digest.update(json.dumps(application.fingerprint(), sort_keys=True, default=str).encode())  # type: ignore[attr-defined]
+        source = Path(sys.modules[type(application).__module__].__file__ or "")
+        for path in sorted(source.parent.rglob("*.py")) if source.name == "__init__.py" else [source]:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
     digest.update(str(cwd or Path.cwd()).encode())
     for name in DEPENDENCIES:
         try:

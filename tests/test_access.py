@@ -34,6 +34,7 @@ EXPECTED = {
     ("GET", "/api/catalog/{service}"): ("authenticated", None),
     ("POST", "/api/catalog/{service}/estimate"): ("authenticated", None),
     ("PUT", "/api/catalog/{service}"): ("admin", "catalog.publish"),
+    ("PUT", "/api/catalog/{service}/versions/{version}/deprecation"): ("admin", "catalog.deprecate"),
     ("POST", "/api/clients/{client}/instances/{instance}/upgrade"): ("operator", "instance.upgrade"),
     ("PUT", "/api/clients/{client}/instances/{instance}/upgrade-policy"): ("operator", "instance.upgrade_policy"),
     ("GET", "/api/targets"): ("authenticated", None),
@@ -92,6 +93,7 @@ BODIES = {
     ("PUT", "/api/clients/{client}/expiry-policy"): {"default_hours": -1},
     ("PUT", "/api/clients/{client}/webhook"): {"url": "ftp://example.com", "events": ["job.failed"]},
     ("PUT", "/api/catalog/{service}"): {"name": "redis"},  # not a template: 422, the catalog unchanged
+    ("PUT", "/api/catalog/{service}/versions/{version}/deprecation"): {"note": "short"},
     ("POST", "/api/clients/{client}/instances/{instance}/upgrade"): {"version": "9.9.9"},
     ("PUT", "/api/clients/{client}/instances/{instance}/upgrade-policy"): {"policy": "sometimes"},
 }
@@ -146,7 +148,7 @@ def test_every_route_declares_its_role_as_the_readme_table_says(team):
 def test_the_route_x_role_table_cell_by_cell(team, signing_key, caller):
     url, app, job = team
     headers = {"Authorization": f"Bearer {bearer(signing_key, caller)}"} if caller != "anonymous" else {}
-    values = {"client": "acme", "instance": "absent", "job_id": job, "name": "password", "service": "redis", "action": "plan"}
+    values = {"client": "acme", "instance": "absent", "job_id": job, "name": "password", "service": "redis", "action": "plan", "version": "1.0.0"}
     own = CALLERS.get(caller, {}).get("subject", "nobody")
     bodies = {**BODIES, ("POST", "/api/stream-tickets"): {"path": f"/api/clients/{own}/events"}}  # a stream of one's own client
     wrong = []

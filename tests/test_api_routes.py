@@ -415,7 +415,7 @@ def test_the_openapi_document_says_every_request_body_admits_no_other_field(api)
         for name in re.findall(r'"#/components/schemas/(\w+)"', json.dumps(operation["requestBody"]))
     }
     assert bodies == {
-        "Budget", "EstimateRequest", "ExpiryPolicy", "ExpiryRequest", "GateOverride", "InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation", "UpgradePolicy", "UpgradeRequest",
+        "Budget", "Deprecation", "EstimateRequest", "ExpiryPolicy", "ExpiryRequest", "GateOverride", "InstanceRequest", "InstanceUpdate", "JobRequest", "SecretRotation", "UpgradePolicy", "UpgradeRequest",
         "TicketRequest", "WebhookRequest",
     }
     assert all(document["components"]["schemas"][name]["additionalProperties"] is False for name in bodies)

@@ -213,10 +213,10 @@ def test_aws_boot_scripts_pass_shellcheck(all_stacks, tmp_path):
 def test_catalog_command_lists_services_with_categories(capsys):
     assert main(["catalog"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["SERVICE", "CATEGORY", "DESCRIPTION"]
+    assert lines[0].split() == ["SERVICE", "VERSION", "CATEGORY", "DESCRIPTION"]
     assert {line.split()[0] for line in lines[1:]} == set(SERVICES)
     assert main(["catalog", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == catalog_document()
+    assert json.loads(capsys.readouterr().out)["services"] == catalog_document()["services"]
 
 
 def test_catalog_show_prints_the_parameter_schema(capsys):
@@ -319,4 +319,4 @@ def test_a_misspelled_service_parameter_or_stack_is_answered_with_the_closest_na
     assert main(["cost", "prdo", "--outdir", str(outdir)]) == 2
     assert "stack: 'prdo' is not in " in (err := capsys.readouterr().err) and "did you mean 'prod'? allowed: " in err
     assert main(["plan", "prdo"]) == 2
-    assert "ENV: 'prdo' is not allowed; did you mean 'prod'? allowed: dev, preprod, prod" in capsys.readouterr().err
+    assert "STACK: 'prdo' is not a stack of SpawnIt's applications; did you mean 'prod'? allowed: dev, preprod, prod" in capsys.readouterr().err

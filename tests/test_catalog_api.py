@@ -293,7 +293,16 @@ def test_the_command_line_adds_a_template_to_the_store_the_api_serves(tmp_path, 
     assert "mosquitto    1.0.0     messaging" in captured.out and "templates/broken.yaml is left out: parameters.port.default = 80" in captured.err
     assert main(["catalog", "schema"]) == 0 and json.loads(capsys.readouterr().out)["$id"].endswith("service-template/v1.json")
     assert main(["catalog", "versions", "mosquitto"]) == 0 and capsys.readouterr().out.startswith("1.0.0 ")
+    assert main(["catalog", "deprecate", "mosquitto", "1.0.0", "retained messages are lost: use 1.1.0"]) == 0
+    assert "mosquitto 1.0.0: deprecated: retained messages are lost" in capsys.readouterr().out
+    assert main(["catalog", "versions", "mosquitto"]) == 0 and capsys.readouterr().out.rstrip().endswith("deprecated: retained messages are lost: use 1.1.0")
+    assert main(["catalog", "deprecate", "mosquitto", "9.9.9", "a version that is not there"]) == 2
+    assert "service_version: '9.9.9' is not a version of 'mosquitto'; allowed: 1.0.0" in capsys.readouterr().err
     assert main(["catalog", "frobnicate"]) == 2
+    # `synth --service` and `--set` check a stored template's parameters as the API does, before anything loads or is written
+    assert main(["synth", "--service", "mosquitto", "--set", "port=80", "--outdir", str(tmp_path / "out")]) == 2
+    assert "port = 80 is not allowed: input should be greater than or equal to 1024" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_readme_example_template_is_valid_and_deploys(tmp_path):
@@ -306,3 +315,26 @@ def test_the_readme_example_template_is_valid_and_deploys(tmp_path):
     for target, values in TARGET_PARAMETERS.items():
         parameters = service.checked({**values, "target": target})
         assert service(parameters).containers()
+
+
+def test_a_published_version_is_deprecated_with_a_note_new_instances_and_upgrades_skip_it_and_its_instances_keep_working(platform):
+    api, store, jobs, calls = platform
+    publish(api, MOSQUITTO)
+    create(api, "broker")
+    publish(api, mosquitto("1.1.0"))
+    short = api.put("/api/catalog/mosquitto/versions/1.1.0/deprecation", json={"note": "bad"})
+    assert short.status_code == 422 and "note" in short.json()["fields"]
+    done = api.put("/api/catalog/mosquitto/versions/1.1.0/deprecation", json={"note": "loses retained messages: stay on 1.0.0"})
+    assert done.status_code == 200 and done.json() == {"service": "mosquitto", "version": "1.1.0", "deprecated": "loses retained messages: stay on 1.0.0"}
+    [service] = [item for item in api.get("/api/catalog").json()["services"] if item["name"] == "mosquitto"]
+    assert service["version"] == "1.0.0" and service["versions"][1]["deprecated"] == "loses retained messages: stay on 1.0.0"
+    assert api.get("/api/clients/acme/instances/broker").json()["upgrades"] == []  # not offered
+    assert create(api, "fresh")["service_version"] == "1.0.0"
+    assert json.loads(store.objects.get("catalog.json"))["services"]["mosquitto"]["1.1.0"]["deprecated"].startswith("loses retained")
+    pinned = create(api, "pinned", service_version="1.1.0")  # still there for whoever asks for it by name
+    plan = wait_job(api, api.post("/api/clients/acme/instances/pinned/plan").json()["job"])
+    assert pinned["service_version"] == "1.1.0" and plan["status"] == "succeeded"
+    assert api.put("/api/catalog/mosquitto/versions/1.1.0/deprecation", json={"note": None}).json()["deprecated"] is None
+    assert api.get("/api/clients/acme/instances/broker").json()["upgrades"] == ["1.1.0"]
+    audit = [json.loads(store.objects.get(key)) for key in store.objects.list("audit/")]
+    assert [record["details"] for record in audit if record["action"] == "catalog.deprecate" and record["outcome"] == "succeeded"] == [{"service": "mosquitto", "version": "1.1.0"}] * 2

@@ -92,7 +92,7 @@ def test_missing_tofu_fails_with_an_install_hint(outdir, isolated_config, monkey
 
 def test_unknown_environment_is_a_usage_error(tofu, outdir, isolated_config, capsys):
     assert main(["plan", "staging", "--no-synth", "--outdir", str(outdir)]) == 2
-    assert "ENV: 'staging' is not allowed; allowed: dev, preprod, prod" in capsys.readouterr().err
+    assert "STACK: 'staging' is not a stack of SpawnIt's applications; allowed: dev, preprod, prod, spotilike, spotilike-web, platform-network" in capsys.readouterr().err
     assert tofu() == []
 
 
@@ -120,15 +120,16 @@ def test_bad_configuration_stops_synth_with_exit_2_and_writes_nothing(isolated_c
 
 def test_python_dash_m_spawnit_lists_the_stacks(isolated_config):
     result = subprocess.run([sys.executable, "-m", "spawnit", "list"], capture_output=True, text=True, check=True, env={**os.environ})
-    table, engine = result.stdout.split("\n\n")
-    lines = table.splitlines()
-    assert lines[0].split() == ["STACK", "ARCHITECTURE", "REGION", "NAT", "ALERTS", "STATE"]
-    assert [line.split()[0] for line in lines[1:]] == ["dev", "preprod", "prod", "spotilike", "spotilike-web"]
+    groups = result.stdout.split("\n\n")
+    greenleaf, spotilike, engine = groups[0].splitlines(), groups[1].splitlines(), groups[-1]
+    assert greenleaf[0] == "greenleaf: GreenLeaf on AWS" and greenleaf[1].split() == ["STACK", "WHAT", "STATE"]
+    assert [line.split()[0] for line in greenleaf[2:]] == ["dev", "preprod", "prod"]
     assert engine.startswith("engine: ")  # which engine plan and deploy would run
-    assert "s3://greenleaf-tfstate-eu-west-3/greenleaf/prod/terraform.tfstate" in lines[3]
-    assert "NO RECIPIENT (warning)" in lines[3], "alerts nobody receives are shown, not hidden"
-    assert lines[4].split()[:3] == ["spotilike", "fargate+eks", "eu-west-3"] and "s3://spotilike-tfstate-eu-west-3/spotilike/spotilike/terraform.tfstate" in lines[4]
-    assert lines[5].split()[:2] == ["spotilike-web", "eks"]
+    assert "s3://greenleaf-tfstate-eu-west-3/greenleaf/prod/terraform.tfstate" in greenleaf[4]
+    assert "NO RECIPIENT (warning)" in greenleaf[4], "alerts nobody receives are shown, not hidden"
+    assert spotilike[0].startswith("spotilike: ")
+    assert spotilike[2].split()[:3] == ["spotilike", "fargate+eks,", "eu-west-3"] and "s3://spotilike-tfstate-eu-west-3/spotilike/spotilike/terraform.tfstate" in spotilike[2]
+    assert spotilike[3].split()[0] == "spotilike-web"
 
 
 def test_local_state_flag_is_listed(isolated_config, capsys):

@@ -43,7 +43,7 @@ BAD_INVOCATIONS = [
     (["synth"], {"SPAWNIT_PROD_FLEET_MAXX": "3"}, "environment SPAWNIT_PROD_FLEET_MAXX: unknown field 'fleet_maxx'; did you mean 'fleet_max'?"),
     (["synth"], {"SPAWNIT_PROD_FLEET_MAX": "1"}, "fleet_max from environment SPAWNIT_PROD_FLEET_MAX"),
     (["synth"], {"SPAWNIT_PROD_APP_SUBNET_CIDRS": "10.0.10.0/24"}, "prod.app_subnet_cidrs = ['10.0.10.0/24'] is not allowed; allowed: 2 values"),
-    (["plan", "staging"], {}, "ENV: 'staging' is not allowed"),
+    (["plan", "staging"], {}, "STACK: 'staging' is not a stack of SpawnIt's applications; allowed: dev, preprod, prod, spotilike"),
     (["--config", "missing.toml", "synth"], {}, "config file: 'missing.toml' does not exist"),
 ]
 
@@ -315,3 +315,54 @@ def test_the_readme_names_every_configuration_field():
     table = readme[readme.index("| field | default | meaning |") :].split("\n\n", 1)[0]
     missing = [field for field in FIELDS if f"`{field}`" not in table]
     assert not missing, f"fields missing from the README's table: {missing}"
+
+
+@pytest.mark.parametrize("stack", ["spotilike", "spotilike-web", "local", "platform-network", "platform-configs", "catalog-redis-docker", "acme-cache"])
+@pytest.mark.parametrize("action", ["plan", "deploy", "destroy"])
+def test_every_command_takes_any_stack_of_any_application_and_the_instance_stacks(in_synthesized, monkeypatch, capsys, stack, action):
+    if stack == "acme-cache" and not (in_synthesized / "out" / "stacks" / "acme-cache").is_dir():
+        assert main(["synth", "--service", "redis", "--client", "acme", "--instance", "cache", "--outdir", "out"]) == 0
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / f"tofu-{stack}-{action}")
+    _refuse_synthesis(monkeypatch)  # the synthesis is up to date: nothing is synthesized again
+    arguments = [action, stack, "--outdir", "out"] + (["--auto-approve"] if action != "plan" else [])
+    assert main(arguments) == 0, capsys.readouterr().err
+    runs = [call for call in calls() if "argv" in call]
+    assert [call["argv"][0] for call in runs] == ["init", {"deploy": "apply"}.get(action, action)]
+    assert {call["cwd"] for call in runs} == {str(in_synthesized / "out" / "stacks" / stack)}
+
+
+def test_an_unknown_stack_is_refused_with_the_closest_name_before_anything_runs(in_synthesized, monkeypatch, capsys):
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / "tofu-unknown")
+    assert main(["plan", "spotilik", "--outdir", "out"]) == 2
+    assert "STACK: 'spotilik' is not a stack of SpawnIt's applications; did you mean 'spotilike'? allowed: dev, preprod, prod, spotilike" in capsys.readouterr().err
+    assert calls() == []
+    assert main(["--local-state", "plan", "spotilike", "--outdir", "out"]) == 2
+    assert "--local-state: applies to GreenLeaf's dev, preprod, prod" in capsys.readouterr().err
+
+
+def test_a_bad_spotilike_setting_stops_its_plan_with_exit_2_naming_it_before_anything_loads(in_synthesized, monkeypatch, capsys):
+    calls = _stand_in_tofu(monkeypatch, in_synthesized / "tofu-bad-setting")
+    _refuse_synthesis(monkeypatch)
+    monkeypatch.setenv("SPAWNIT_SPOTILIKE_API_CPU", "300")
+    assert main(["plan", "spotilike", "--outdir", "out"]) == 2
+    assert "spotilike.api_cpu = 300 is not allowed; allowed: 256, 512, 1024, 2048, 4096, 8192, 16384 (CPU units) (from SPAWNIT_SPOTILIKE_API_CPU)" in capsys.readouterr().err
+    assert calls() == []
+
+
+def test_the_cost_of_spotilike_is_weighed_against_spotilike_budget(in_synthesized, capsys):
+    assert main(["cost", "spotilike", "spotilike-web", "--outdir", "out", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["budget_usd"] == 300.0  # [spotilike] monthly_budget_usd, not GreenLeaf's 500
+    assert main(["cost", "prod", "--outdir", "out", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["budget_usd"] == 500.0
+
+
+def test_list_groups_every_stack_by_application_with_the_instance_stacks_after(in_synthesized, capsys):
+    assert main(["synth", "--service", "redis", "--client", "acme", "--instance", "cache", "--outdir", "out"]) == 0
+    capsys.readouterr()
+    assert main(["list", "--outdir", "out"]) == 0
+    output = capsys.readouterr().out
+    sections = [line.split(":")[0] for line in output.splitlines() if line and not line.startswith(" ") and not line.startswith("engine")]
+    assert sections == ["greenleaf", "spotilike", "platform", "local", "catalog", "instances"]
+    listed = [line.split()[0] for line in output.splitlines() if line.startswith("  ") and not line.strip().startswith("STACK")]
+    assert len(listed) == DEFAULT_STACK_COUNT + 1 and listed[:3] == ["dev", "preprod", "prod"] and listed[-1] == "acme-cache"
+    assert listed[5:9] == ["platform-network", "platform-volumes", "platform-instances", "platform-configs"]  # in their order

@@ -220,8 +220,11 @@ def test_the_static_site_refuses_an_unknown_price_class(scope):
 
 
 def test_the_spotilike_spec_names_a_bad_size_and_a_misspelled_variable():
-    with pytest.raises(ConfigError, match="eks_nodes_desired: 5 is not between eks_nodes_min 1 and eks_nodes_max 3"):
+    with pytest.raises(ConfigError, match=r"spotilike.eks_nodes_desired = 5 is not between eks_nodes_min 1 and eks_nodes_max 3 \(from overrides\)"):
         load_spotilike_spec(config_file=None, environ={}, overrides={"eks_nodes_desired": 5})
+    # Fargate's task sizes are checked when the settings are read, naming where the value came from
+    with pytest.raises(ConfigError, match=r"spotilike.api_memory_mib = 4096 is not allowed with cpu 256; allowed: 512, 1024, 2048 \(from SPAWNIT_SPOTILIKE_API_MEMORY_MIB\)"):
+        load_spotilike_spec(config_file=None, environ={"SPAWNIT_SPOTILIKE_API_MEMORY_MIB": "4096"})
     with pytest.raises(ConfigError, match="SPAWNIT_SPOTILIKE_API_CPUS: unknown field 'api_cpus'; did you mean 'api_cpu'"):
         load_spotilike_spec(config_file=None, environ={"SPAWNIT_SPOTILIKE_API_CPUS": "512"})
 

@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette.sse import EventSourceResponse
 
 from .. import __version__
@@ -90,6 +90,17 @@ class InstanceRequest(RequestBody):
 
 class UpgradeRequest(RequestBody):
     version: str = Field(description="The version to move to (GET /api/catalog lists them).")
+
+
+class Deprecation(RequestBody):
+    note: str | None = Field(description="Why not to use this version any more, and what instead (at least 10 characters); null clears it.")
+
+    @field_validator("note")
+    @classmethod
+    def _said(cls, note: str | None) -> str | None:
+        if note is not None and len(note.strip()) < 10:
+            raise ValueError("is too short: say why and what instead, at least 10 characters")
+        return note
 
 
 class UpgradePolicy(RequestBody):
@@ -750,6 +761,14 @@ def create_app(
         spec["updated_at"] = _now()
         store.put_spec(client, instance, spec)
         return spec
+
+    @app.put("/api/catalog/{service}/versions/{version}/deprecation", tags=["catalog"], summary="Mark a published version not to use any more, with a note (admin); null clears it")
+    def deprecate_version(
+        service: str, version: str, request: Deprecation, principal: Principal = Depends(allow("admin", "catalog.deprecate")), note: dict[str, Any] = Depends(audit_note)
+    ) -> dict[str, Any]:
+        note.update(service=service, version=version)
+        service_or_404(service, version)
+        return catalog.deprecate(service, version, request.note, by=principal.subject or "admin")
 
     @app.post(
         "/api/clients/{client}/instances/{instance}/upgrade", status_code=202, tags=["instances"],

@@ -28,20 +28,10 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
 from ._common import assume_role_policy, policy_document
+from ..shared import fargate_size_problem
 from .network import Network
 from .web import LoadBalancer
 
-# Task sizes Fargate accepts (ECS developer guide, "Task CPU and memory"; RegisterTaskDefinition answers
-# "No Fargate configuration exists for given values" to any other pair): CPU units -> memory MiB.
-FARGATE_SIZES: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: (1024, 2048, 3072, 4096),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
 # Retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,15 +53,9 @@ class SecretRef:
 
 
 def check_fargate_size(cpu: int, memory_mib: int) -> None:
-    if cpu not in FARGATE_SIZES:
-        raise ValueError(f"FargateService cpu: {cpu} is not allowed; allowed: {', '.join(map(str, FARGATE_SIZES))} (CPU units)")
-    if memory_mib not in FARGATE_SIZES[cpu]:
-        allowed = FARGATE_SIZES[cpu]
-        raise ValueError(
-            f"FargateService memory_mib: {memory_mib} is not allowed with cpu {cpu}; allowed: {allowed[0]}-{allowed[-1]} "
-            f"in steps of {allowed[1] - allowed[0]}" if len(allowed) > 4 else
-            f"FargateService memory_mib: {memory_mib} is not allowed with cpu {cpu}; allowed: {', '.join(map(str, allowed))}"
-        )
+    problem = fargate_size_problem(cpu, memory_mib)
+    if problem:
+        raise ValueError(f"FargateService {problem[0]}: {problem[1]}")
 
 
 class FargateService(Construct):

@@ -373,7 +373,7 @@ def catalog_document(catalog: Any = None) -> dict[str, Any]:
             "targets": list(TARGETS),
             "secrets": list(service.secrets),
             "parameters": service.schema(),
-            "versions": [{"version": version, "sha256": found.sha256, "deprecated": found.deprecated} for version, found in catalog.versions(service.name).items()],
+            "versions": [{"version": version, "sha256": found.sha256, "deprecated": catalog.deprecation(found)} for version, found in catalog.versions(service.name).items()],
         })
     return {"services": services, "broken": [broken.document() for broken in catalog.broken()]}
 

@@ -35,6 +35,7 @@ from .template import InvalidTemplate, LoadedTemplate, load_template
 
 TEMPLATES_PREFIX = "templates/"
 VERSIONS_PREFIX = "catalog/versions/"
+DEPRECATIONS_PREFIX = "catalog/deprecations/"  # <name>/<version>.json: a published version marked not to use any more
 INDEX_KEY = "catalog.json"
 TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -47,6 +48,8 @@ class Objects(Protocol):  # what the catalog needs of an object store (spawnit.a
     def get(self, key: str) -> bytes | None: ...
 
     def list(self, prefix: str) -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Catalog:
         self._versions: dict[str, dict[str, type[CatalogService]]] = {}
         self._broken: list[Broken] = []
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._deprecations: dict[tuple[str, str], dict[str, Any]] = {}
         self._classes: set[str] = set()  # the Python classes registered at the last read
 
     # Reading ------------------------------------------------------------------------------------
@@ -107,6 +111,13 @@ class Catalog:
         broken: list[Broken] = []
         if self.objects is None:
             return versions, broken
+        deprecations = {}
+        for key in self.objects.list(DEPRECATIONS_PREFIX):
+            data = self.objects.get(key)
+            if data:
+                note = json.loads(data)
+                deprecations[(note["name"], note["version"])] = note
+        self._deprecations = deprecations
         records = {}
         for key in self.objects.list(VERSIONS_PREFIX):
             data = self.objects.get(key)
@@ -185,11 +196,16 @@ class Catalog:
             raise ParameterError(f"service: {name!r} is not in the catalog; {did_you_mean(name, known)}allowed: {', '.join(known)}")
         return dict(sorted(found.items(), key=lambda item: version_key(item[0])))
 
+    def deprecation(self, service: type[CatalogService]) -> str | None:
+        """Why not to use this version of a service any more: the note an admin gave, or its template's own."""
+        note = self._deprecations.get((service.name, service.version))
+        return note["note"] if note and note.get("note") else service.deprecated
+
     def get(self, name: str, version: str | None = None) -> type[CatalogService]:
         """A service in one version, or its newest one not deprecated (its newest if all are)."""
         found = self.versions(name)
         if version is None:
-            current = [service for service in found.values() if not service.deprecated]
+            current = [service for service in found.values() if not self.deprecation(service)]
             return (current or list(found.values()))[-1]
         if version not in found and self.objects is not None:
             self.refresh(force=True)
@@ -211,7 +227,7 @@ class Catalog:
     def upgrades(self, name: str, version: str) -> list[str]:
         """The versions newer than ``version`` (not deprecated), oldest first."""
         current = version_key(version)
-        return [found for found, service in self.versions(name).items() if version_key(found) > current and not service.deprecated]
+        return [found for found, service in self.versions(name).items() if version_key(found) > current and not self.deprecation(service)]
 
     # Writing ------------------------------------------------------------------------------------
     def publish(self, data: bytes, filename: str, *, by: str, name: str | None = None) -> LoadedTemplate:
@@ -235,13 +251,29 @@ class Catalog:
         self.objects.put(INDEX_KEY, json.dumps(self.index(), indent=2).encode(), "application/json")
         return stored
 
+    def deprecate(self, name: str, version: str, note: str | None, *, by: str) -> dict[str, Any]:
+        """Mark a published version not to use any more (``note``: why, and what instead), or clear the mark
+        (``None``). Instances on it keep working; new instances and upgrades are offered other versions."""
+        if self.objects is None:
+            raise ParameterError("catalog: no store to record a deprecation in; allowed: a store (SPAWNIT_S3_BUCKET or SPAWNIT_DATA_DIR)")
+        service = self.get(name, version)
+        key = f"{DEPRECATIONS_PREFIX}{name}/{version}.json"
+        if note is None:
+            self.objects.delete(key)
+        else:
+            record = {"name": name, "version": version, "note": note, "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+            self.objects.put(key, json.dumps(record).encode(), "application/json")
+        self.refresh(force=True)
+        self.objects.put(INDEX_KEY, json.dumps(self.index(), indent=2).encode(), "application/json")
+        return {"service": name, "version": version, "deprecated": self.deprecation(service)}
+
     def index(self) -> dict[str, Any]:
         """``catalog.json``: every service and version with its hash, origin and deprecation note."""
         self.refresh()
         return {
             "services": {
                 name: {
-                    version: {"sha256": service.sha256, "deprecated": service.deprecated, **self._records.get((name, version), {"source": "built in"})}
+                    version: {"sha256": service.sha256, "deprecated": self.deprecation(service), **self._records.get((name, version), {"source": "built in"})}
                     for version, service in self.versions(name).items()
                 }
                 for name in sorted(self._versions)

@@ -51,7 +51,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-CATALOG_CLIENT = "catalog"
+from ..shared import CATALOG_CLIENT  # noqa: E402 - beside the example targets it names
 # The example instances: on aws, public demos whose ports are open to the internet, said here on purpose.
 EXAMPLE_TARGETS = {
     "docker": {"target": "docker"},

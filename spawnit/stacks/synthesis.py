@@ -39,6 +39,7 @@ def synthesize(
     returns the folder."""
     from cdktf import TerraformStack
 
+    from ..applications import third_party
     from . import build_app, file_and_environ
 
     spotilike = spotilike or load_spotilike_spec(**file_and_environ(spec_options))
@@ -48,6 +49,8 @@ def synthesize(
         process.stdin.close()
         try:
             app = build_app(outdir, specs=specs, platform=platform, with_spotilike=False, **spec_options)
+            for application in third_party(**file_and_environ(spec_options)):  # another team's, through its entry point
+                application.build(app)
             app.synth()
         finally:
             code = process.wait()
