@@ -243,6 +243,53 @@ def _specs(spec_options: dict, *, local_state: Sequence[str] = (), warn: bool = 
     return specs
 
 
+def _digest(specs: dict[str, EnvironmentSpec], config_file: str | None) -> str:
+    """The inputs of a synthesis: every application's settings, SpawnIt's code, the bindings' versions."""
+    from . import synthcache
+
+    platform = load_platform_settings(config_file=config_file)
+    spotilike = load_spotilike_spec(config_file=config_file)
+    return synthcache.fingerprint([*specs.values(), platform, spotilike], applications=third_party(config_file=config_file))
+
+
+def _synth_only(outdir: Path, specs: dict[str, EnvironmentSpec], owner: Application, name: str, *, config_file: str | None, force: bool = False) -> None:
+    """Synthesize the stack ``name`` alone (with the stacks of its application it refers to), unless
+    ``outdir`` holds it from the same inputs; the other stacks of ``outdir`` are left as they are."""
+    import shutil
+    import tempfile
+
+    from . import synthcache
+    from .progress import Progress
+
+    progress = Progress()
+    digest = _digest(specs, config_file)
+    if not force and synthcache.cached_stack(outdir, digest, name):
+        progress.note(f"{outdir / 'stacks' / name} is up to date (inputs unchanged; --force synthesizes anew)")
+        return
+    with progress.step("loading the provider bindings"):
+        from cdktf import App
+
+        from .reachability import require_reachable
+    with tempfile.TemporaryDirectory(prefix="spawnit-synth-") as folder, progress.step(f"synthesizing {name}"):
+        app = App(outdir=folder)
+        if isinstance(owner, GreenLeaf):  # this environment alone, with this run's settings (--local-state)
+            from .stacks import ENVIRONMENT_STACKS
+
+            ENVIRONMENT_STACKS[name](app, specs[name])
+        else:
+            owner.build(app)
+        app.synth()
+        written = synthcache.stacks_in_manifest(Path(folder))
+        require_reachable(Path(folder), list(written))
+        for stack in written:
+            target = outdir / "stacks" / stack
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(Path(folder) / "stacks" / stack, target)
+        synthcache.merge_manifest(outdir, written)
+    synthcache.record_some(outdir, digest, written)
+    print(f"synthesized {', '.join(written)} into {outdir}")
+
+
 def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str | None, force: bool = False) -> list[str]:
     """Synthesize every default stack into ``outdir``, unless it already holds a synthesis of the
     same inputs. Stacks of service instances already in ``outdir`` stay in its manifest."""
@@ -252,7 +299,7 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
     progress = Progress()
     platform = load_platform_settings(config_file=config_file)
     spotilike = load_spotilike_spec(config_file=config_file)
-    digest = synthcache.fingerprint([*specs.values(), platform, spotilike], applications=third_party(config_file=config_file))
+    digest = _digest(specs, config_file)
     cached = None if force else synthcache.cached_stacks(outdir, digest)
     if cached is not None:
         progress.note(f"{outdir} is up to date ({len(cached)} stacks, inputs unchanged; --force synthesizes anew)")
@@ -482,8 +529,8 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
                 f"--no-synth: {stack_dir} was synthesized with the {synthesized} backend but this run asks for {specs[name].state_backend}; "
                 "run without --no-synth to synthesize it again"
             )
-    else:
-        _synth(arguments.outdir, specs, config_file=arguments.config, force=arguments.force)
+    else:  # this stack alone (and what it refers to), unless it is there from the same inputs
+        _synth_only(arguments.outdir, specs, owner, name, config_file=arguments.config, force=arguments.force)
     init_extra = ["-reconfigure"] if arguments.reconfigure else ["-migrate-state"] if arguments.migrate_state else []
     change = backend_change(stack_dir)
     if change and not init_extra:

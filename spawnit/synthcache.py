@@ -59,17 +59,38 @@ def fingerprint(configuration: Iterable[BaseModel], *, cwd: Path | None = None, 
     return digest.hexdigest()
 
 
-def cached_stacks(outdir: Path, digest: str) -> list[str] | None:
-    """The stacks of ``outdir`` if it holds a synthesis of exactly these inputs, every stack of it
-    still there; otherwise None."""
+def _stamp(outdir: Path) -> dict:
     try:
-        stamp = json.loads((outdir / STAMP).read_text())
+        return json.loads((outdir / STAMP).read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+
+
+def cached_stacks(outdir: Path, digest: str) -> list[str] | None:
+    """The stacks of ``outdir`` if it holds a whole synthesis of exactly these inputs, every stack of it
+    still there; otherwise None (a folder where only some stacks were synthesized is not whole)."""
+    stamp = _stamp(outdir)
     stacks = stamp.get("stacks", [])
-    if stamp.get("fingerprint") != digest or stamp.get("files") != _file_digests(outdir, stacks):
+    if stamp.get("fingerprint") != digest or not stamp.get("complete", True) or stamp.get("files") != _file_digests(outdir, stacks):
         return None  # other inputs, or a stack rewritten (or removed) since by another writer
     return stacks
+
+
+def cached_stack(outdir: Path, digest: str, name: str) -> bool:
+    """Whether ``outdir`` holds stack ``name`` synthesized from exactly these inputs, as it was written."""
+    stamp = _stamp(outdir)
+    return stamp.get("fingerprint") == digest and name in stamp.get("stacks", []) and stamp.get("files", {}).get(name) == _file_digests(outdir, [name])[name]
+
+
+def record_some(outdir: Path, digest: str, stacks: Iterable[str]) -> None:
+    """Stamp ``stacks`` as synthesized from these inputs, alone: beside the stamped ones if the inputs are
+    the same, in place of them otherwise; the folder is then no whole synthesis until ``record``."""
+    stamp = _stamp(outdir)
+    same = stamp.get("fingerprint") == digest
+    kept = [name for name in stamp.get("stacks", []) if same and name not in stacks]
+    names = sorted({*kept, *stacks})
+    complete = same and stamp.get("complete", True) and not set(stacks) - set(stamp.get("stacks", []))
+    _write(outdir, {"fingerprint": digest, "stacks": names, "files": _file_digests(outdir, names), "complete": complete})
 
 
 def _file_digests(outdir: Path, stacks: Iterable[str]) -> dict[str, str | None]:
@@ -81,9 +102,14 @@ def _file_digests(outdir: Path, stacks: Iterable[str]) -> dict[str, str | None]:
 
 
 def record(outdir: Path, digest: str, stacks: Iterable[str]) -> None:
+    """Stamp ``outdir`` as a whole synthesis of these inputs: ``stacks``, as they are now."""
     stacks = sorted(stacks)
+    _write(outdir, {"fingerprint": digest, "stacks": stacks, "files": _file_digests(outdir, stacks), "complete": True})
+
+
+def _write(outdir: Path, stamp: dict) -> None:
     temporary = outdir / f"{STAMP}.tmp"
-    temporary.write_text(json.dumps({"fingerprint": digest, "stacks": stacks, "files": _file_digests(outdir, stacks)}, indent=2))
+    temporary.write_text(json.dumps(stamp, indent=2))
     os.replace(temporary, outdir / STAMP)
 
 

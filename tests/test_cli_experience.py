@@ -366,3 +366,39 @@ def test_list_groups_every_stack_by_application_with_the_instance_stacks_after(i
     listed = [line.split()[0] for line in output.splitlines() if line.startswith("  ") and not line.strip().startswith("STACK")]
     assert len(listed) == DEFAULT_STACK_COUNT + 1 and listed[:3] == ["dev", "preprod", "prod"] and listed[-1] == "acme-cache"
     assert listed[5:9] == ["platform-network", "platform-volumes", "platform-instances", "platform-configs"]  # in their order
+
+
+def test_a_cold_plan_synthesizes_its_stack_alone_and_the_next_plan_reuses_it(tmp_path, monkeypatch, capsys):
+    from spawnit import synthcache
+
+    monkeypatch.chdir(tmp_path)
+    for key in [key for key in os.environ if key.startswith("SPAWNIT_")]:
+        monkeypatch.delenv(key)
+    calls = _stand_in_tofu(monkeypatch, tmp_path / "tofu")
+    assert main(["plan", "prod", "--outdir", "out"]) == 0
+    assert list(synthcache.stacks_in_manifest(tmp_path / "out")) == ["prod"]  # not the 40 default stacks
+    assert "synthesized prod into out" in capsys.readouterr().out
+    assert main(["plan", "prod", "--outdir", "out"]) == 0
+    assert "out/stacks/prod is up to date (inputs unchanged" in capsys.readouterr().err
+    assert [call["argv"][0] for call in calls() if "argv" in call] == ["init", "plan", "init", "plan"]
+    monkeypatch.setenv("SPAWNIT_PROD_FLEET_MAX", "5")  # other inputs: synthesized again
+    assert main(["plan", "prod", "--outdir", "out"]) == 0
+    assert "synthesized prod into out" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "stacks" / "prod" / "cdk.tf.json").read_text())["resource"]["aws_autoscaling_group"]
+
+
+def test_stacks_synthesized_alone_are_no_whole_synthesis(tmp_path):
+    from spawnit import synthcache
+
+    outdir = tmp_path / "out"
+    for name in ("prod", "dev"):
+        (outdir / "stacks" / name).mkdir(parents=True)
+        (outdir / "stacks" / name / "cdk.tf.json").write_text(f'{{"stack": "{name}"}}')
+    synthcache.record(outdir, "inputs", ["prod", "dev"])
+    synthcache.record_some(outdir, "inputs", ["prod"])  # the same inputs again: still whole
+    assert synthcache.cached_stacks(outdir, "inputs") == ["dev", "prod"] and synthcache.cached_stack(outdir, "inputs", "dev")
+    synthcache.record_some(outdir, "other", ["prod"])  # other inputs: prod alone is current, the folder is not whole
+    assert synthcache.cached_stacks(outdir, "other") is None and synthcache.cached_stacks(outdir, "inputs") is None
+    assert synthcache.cached_stack(outdir, "other", "prod") and not synthcache.cached_stack(outdir, "other", "dev")
+    (outdir / "stacks" / "prod" / "cdk.tf.json").write_text('{"stack": "prod", "by": "npx cdktf synth"}')  # another writer
+    assert not synthcache.cached_stack(outdir, "other", "prod")

@@ -80,3 +80,27 @@ def test_the_layout_check_finds_an_absent_module_an_unnamed_folder_and_a_missing
         "mentioned but absent: jobs.py",
         "mentioned but absent: routes.py",
     ]
+
+
+def test_every_file_the_readme_commands_name_exists_and_works():
+    """Files a reader is told to pass (--params, --config, catalog check/add) are in the repository, the
+    README's template example is examples/mosquitto.yaml byte for byte, and each example is accepted."""
+    import json
+
+    from spawnit.config import load_platform_settings, load_spec, load_spotilike_spec
+    from spawnit.services import get_service
+    from spawnit.services.template import load_template
+
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r"(?:--params|--config|catalog check|catalog add)\s+([\w./-]+\.(?:json|toml|yaml|yml))", readme)
+    assert named and [path for path in named if not (ROOT / path).is_file()] == []
+    example = readme.split("<!-- template-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert (ROOT / "examples" / "mosquitto.yaml").read_text() == example
+    assert load_template(example.encode(), "examples/mosquitto.yaml").name == "mosquitto"
+    config = ROOT / "examples" / "spawnit.toml"
+    for environment in ("dev", "preprod", "prod"):
+        load_spec(environment, config_file=config, environ={})
+    assert load_spotilike_spec(config_file=config, environ={}).api_cpu == 512
+    assert load_platform_settings(config_file=config, environ={}).users[0].username == "alice"
+    wordpress = get_service("wordpress")
+    assert wordpress.checked({**json.loads((ROOT / "examples" / "wordpress.json").read_text()), "target": "aws"}).site_url == "https://blog.acme.example"
