@@ -9,6 +9,12 @@
 
 __version__ = "0.1.0"
 
-from . import bindings as _bindings
+import os as _os
+
+# The jsii kernel runs on the machine's Node 20, past its end of life (said in the README): not a banner on
+# every process, which cdktf-cli would show as an error (it shows what an app writes on stderr so).
+_os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from . import bindings as _bindings  # noqa: E402 - after the setting above
 
 _bindings.install()  # the provider bindings load their submodules on first use (spawnit/bindings.py)

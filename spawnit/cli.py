@@ -169,7 +169,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     arguments = _parser().parse_args(argv)
     try:
         return _dispatch(arguments)

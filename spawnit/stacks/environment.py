@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import os
 import sys
 
 from cdktf import Annotations, LocalBackend, TerraformOutput
@@ -161,7 +162,8 @@ class EnvironmentStack(SpawnitStack):
             if not spec.alert_emails:
                 message = f"{spec.name}: alerts go to SNS topic {spec.prefix}-alerts, which nobody receives: set alert_emails"
                 Annotations.of(self.alerts).add_warning(message)
-                print(f"warning: {message}", file=sys.stderr)
+                if "CDKTF_OUTDIR" not in os.environ:  # cdktf-cli shows the annotation as a warning; alone, say it here
+                    print(f"warning: {message}", file=sys.stderr)
         TerraformOutput(self, "alb_dns_name", value=self.load_balancer.dns_name, description="Without the edge: point the site's DNS (CNAME) here")
         if spec.domain is not None:
             TerraformOutput(self, "site_url", value=f"https://{spec.domain}")
