@@ -332,6 +332,7 @@ def test_a_published_version_is_deprecated_with_a_note_new_instances_and_upgrade
     assert create(api, "fresh")["service_version"] == "1.0.0"
     assert json.loads(store.objects.get("catalog.json"))["services"]["mosquitto"]["1.1.0"]["deprecated"].startswith("loses retained")
     pinned = create(api, "pinned", service_version="1.1.0")  # still there for whoever asks for it by name
+    assert api.get("/api/clients/acme/instances/pinned").json()["service_deprecated"] == "loses retained messages: stay on 1.0.0"
     plan = wait_job(api, api.post("/api/clients/acme/instances/pinned/plan").json()["job"])
     assert pinned["service_version"] == "1.1.0" and plan["status"] == "succeeded"
     assert api.put("/api/catalog/mosquitto/versions/1.1.0/deprecation", json={"note": None}).json()["deprecated"] is None

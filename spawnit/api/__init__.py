@@ -681,9 +681,10 @@ def create_app(
         last = jobs.get(spec["last_job"]) if spec.get("last_job") else None
         try:
             upgrades = catalog.upgrades(spec["service"], spec.get("service_version") or "1.0.0")
+            deprecated = catalog.deprecation(catalog.get(spec["service"], spec.get("service_version") or "1.0.0"))
         except ParameterError:
-            upgrades = []  # the service left the catalog: nothing to move to
-        return {**spec, "last_job": last, "upgrades": upgrades}
+            upgrades, deprecated = [], None  # the service left the catalog: nothing to move to
+        return {**spec, "last_job": last, "upgrades": upgrades, "service_deprecated": deprecated}
 
     @app.get("/api/clients/{client}/instances/{instance}", tags=["instances"], summary="Spec, last job and drift status")
     def get_instance(client: str, instance: str, principal: Principal = Depends(allow("viewer"))) -> dict[str, Any]:

@@ -841,6 +841,12 @@ function versionControl(item) {
   const current = document.createElement("span");
   current.textContent = item.service_version || "1.0.0";
   box.append(current);
+  if (item.service_deprecated) {
+    const note = document.createElement("small");
+    note.className = "deprecated";
+    note.textContent = ` deprecated: ${item.service_deprecated}`;
+    box.append(note);
+  }
   const newest = (item.upgrades || []).at(-1);
   if (newest) {
     const note = document.createElement("strong");
