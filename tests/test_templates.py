@@ -284,3 +284,13 @@ def test_versions_are_ordered_as_semver_and_a_deprecated_version_is_not_the_defa
     assert catalog.upgrades("mosquitto", "1.0.0") == ["1.9.0", "1.10.0"]
     with pytest.raises(ParameterError, match="service_version: '3.0.0' is not a version of 'mosquitto'; allowed: 1.0.0, 1.9.0, 1.10.0, 2.0.0"):
         catalog.get("mosquitto", "3.0.0")
+
+
+def test_a_parameter_for_some_targets_is_marked_for_the_form_and_refused_on_another_target():
+    text = mosquitto(replace={"  memory_mb:\n": "  bridge_address:\n    type: string\n    nullable: true\n    targets: [aws]\n    description: Another broker.\n  memory_mb:\n"})
+    service = load_template(text.encode(), "mosquitto.yaml").service
+    assert service.schema()["properties"]["bridge_address"]["x-target"] == "aws"
+    assert service.checked({"target": "aws", "allowed_cidrs": ["0.0.0.0/0"], "bridge_address": "peer:1883"}).bridge_address == "peer:1883"
+    with pytest.raises(ParameterError) as refused:
+        service.checked({"target": "docker", "bridge_address": "peer:1883"})
+    assert refused.value.fields == {"bridge_address": "bridge_address = 'peer:1883' is not used by target docker; allowed: only for target aws"}

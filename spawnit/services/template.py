@@ -470,6 +470,17 @@ class TemplateService(CatalogService, register=False):
         return parameters
 
     @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """The class's schema, each parameter limited to some targets marked for the form (``x-target`` for
+        one, as the shared target settings are; ``x-targets`` for several)."""
+        schema = super().schema()
+        for name, definition in cls.loaded.template.parameters.items():
+            if definition.targets and name in schema.get("properties", {}):
+                key, value = ("x-target", definition.targets[0]) if len(definition.targets) == 1 else ("x-targets", list(definition.targets))
+                schema["properties"][name][key] = value
+        return schema
+
+    @classmethod
     def hints(cls, parameters: ServiceParameters) -> ServiceHints:
         targets = cls.loaded.template.targets
         open_ports = None
