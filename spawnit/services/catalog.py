@@ -111,20 +111,8 @@ class Catalog:
         broken: list[Broken] = []
         if self.objects is None:
             return versions, broken
-        deprecations = {}
-        for key in self.objects.list(DEPRECATIONS_PREFIX):
-            data = self.objects.get(key)
-            if data:
-                note = json.loads(data)
-                deprecations[(note["name"], note["version"])] = note
-        self._deprecations = deprecations
-        records = {}
-        for key in self.objects.list(VERSIONS_PREFIX):
-            data = self.objects.get(key)
-            if data:
-                record = json.loads(data)
-                records[(record["name"], record["version"])] = record
-        self._records = records
+        self._deprecations = self._by_version(DEPRECATIONS_PREFIX)
+        records = self._records = self._by_version(VERSIONS_PREFIX)
         builtin = {(loaded.name, loaded.version): loaded.sha256 for loaded in builtin_templates()}
         for key in sorted(self.objects.list(TEMPLATES_PREFIX)):
             if not key.endswith(TEMPLATE_SUFFIXES):
@@ -149,6 +137,16 @@ class Catalog:
                 records[(outcome.name, outcome.version)] = record
             versions.setdefault(outcome.name, {})[outcome.version] = outcome.service
         return versions, broken
+
+    def _by_version(self, prefix: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """The JSON records under ``prefix`` (each naming its service and version), by (name, version)."""
+        found = {}
+        for key in self.objects.list(prefix):
+            data = self.objects.get(key)
+            if data:
+                record = json.loads(data)
+                found[(record["name"], record["version"])] = record
+        return found
 
     def _parse(self, key: str, data: bytes) -> LoadedTemplate | InvalidTemplate:
         cached = self._parsed.get(key)
