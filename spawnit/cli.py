@@ -305,14 +305,11 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
         return cached
     with progress.step("loading the provider bindings"):
         from .stacks.synthesis import synthesize
-    previous = synthcache.stacks_in_manifest(outdir)
     synthcache.forget(outdir)
     with progress.step("synthesizing the default stacks"):
         synthesize(outdir.resolve(), specs=specs, platform=platform, spotilike=spotilike)  # absolute: the runtime has its own cwd
-    written = synthcache.stacks_in_manifest(outdir)
-    kept = {name: entry for name, entry in previous.items() if name not in written and (outdir / "stacks" / name / "cdk.tf.json").is_file()}
-    if kept:
-        synthcache.merge_manifest(outdir, kept)
+    kept = set(os.listdir(synthcache.instances_home(outdir))) if synthcache.instances_home(outdir).is_dir() else set()
+    written = [name for name in synthcache.stacks_in_manifest(outdir) if name not in kept]  # synthesize() put the kept ones back
     synthcache.record(outdir, digest, written)
     for name in written:
         print(f"synthesized {outdir / 'stacks' / name / 'cdk.tf.json'}")
@@ -452,7 +449,9 @@ def _synth_service(arguments: argparse.Namespace) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(Path(folder) / "stacks" / name, target)
-        synthcache.merge_manifest(arguments.outdir, synthcache.stacks_in_manifest(Path(folder)))
+        entries = synthcache.stacks_in_manifest(Path(folder))
+        synthcache.merge_manifest(arguments.outdir, entries)
+        synthcache.keep_instance(arguments.outdir, name, entries[name])  # put back by every later synthesis
     print(f"synthesized {target / 'cdk.tf.json'} ({service.name} on {parameters.target})")
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from importlib import metadata
@@ -136,3 +137,38 @@ def merge_manifest(outdir: Path, entries: dict[str, dict]) -> None:
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(manifest, indent=2))
     os.replace(temporary, path)
+
+
+# Instance stacks (spawnit synth --service) outlive whoever rewrites the output folder: each is kept beside
+# it, in .spawnit/instances/<outdir name>/<stack>/, and every synthesis of the default stacks puts them back
+# (cdktf-cli empties the folder before `npx cdktf synth`; `python main.py` rewrites its manifest).
+
+
+def instances_home(outdir: Path) -> Path:
+    outdir = Path(outdir).resolve()
+    return outdir.parent / ".spawnit" / "instances" / outdir.name
+
+
+def keep_instance(outdir: Path, name: str, entry: dict) -> None:
+    """Keep the instance stack ``name`` of ``outdir`` (its folder and manifest entry) for later syntheses."""
+    home = instances_home(outdir) / name
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(Path(outdir) / "stacks" / name, home / "stack")
+    (home / "entry.json").write_text(json.dumps(entry))
+
+
+def restore_instances(outdir: Path, written: Iterable[str]) -> list[str]:
+    """Put the kept instance stacks back into ``outdir`` and its manifest (not those this synthesis wrote)."""
+    home = instances_home(outdir)
+    written = set(written)
+    restored = {}
+    for folder in sorted(home.iterdir()) if home.is_dir() else []:
+        if folder.name in written or not (folder / "entry.json").is_file():
+            continue
+        target = Path(outdir) / "stacks" / folder.name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder / "stack", target)
+        restored[folder.name] = json.loads((folder / "entry.json").read_text())
+    if restored:
+        merge_manifest(Path(outdir), restored)
+    return sorted(restored)

@@ -88,6 +88,14 @@ def test_npx_cdktf_synth_produces_the_same_stacks_as_the_python_app_with_no_erro
     environ["TF_CLI_CONFIG_FILE"] = str(tmp_path / "absent.tfrc")  # a machine whose setting names no file
     environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ['PATH']}"  # python3 of this virtualenv
     environ["HOME"] = str(tmp_path)  # cdktf-cli writes its settings there
+    # An instance stack made by `spawnit synth --service` before: cdktf-cli empties the folder, SpawnIt puts it back.
+    from spawnit import synthcache
+
+    (target / "stacks" / "acme-kept").mkdir(parents=True)
+    shutil.copy(outdir / "stacks" / "catalog-redis-docker" / "cdk.tf.json", target / "stacks" / "acme-kept" / "cdk.tf.json")
+    entry = {"name": "acme-kept", "constructPath": "acme-kept", "dependencies": [], "annotations": [],
+             "synthesizedStackPath": "stacks/acme-kept/cdk.tf.json", "workingDirectory": "stacks/acme-kept", "stackMetadataPath": "stacks/acme-kept/metadata.json"}
+    synthcache.keep_instance(target, "acme-kept", entry)
     result = subprocess.run(["npx", "--no-install", "cdktf", "synth", "--output", str(target)], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # No telemetry call failing without a network, no Node end-of-life banner, no Terraform CLI config warning:
@@ -97,6 +105,8 @@ def test_npx_cdktf_synth_produces_the_same_stacks_as_the_python_app_with_no_erro
     assert "WARN [prod/alerts]: prod: alerts go to SNS topic greenleaf-prod-alerts, which nobody receives" in result.stdout
     from conftest import CATALOG_VARIANTS, PLATFORM_VARIANTS, TEST_STACKS, VARIANTS
 
+    assert json.loads((target / "manifest.json").read_text())["stacks"]["acme-kept"] == entry  # kept, whoever rewrote the folder
+    shutil.rmtree(target / "stacks" / "acme-kept")
     names = sorted(path.name for path in (target / "stacks").iterdir())
     assert names == sorted(path.name for path in (outdir / "stacks").iterdir() if path.name not in {**VARIANTS, **CATALOG_VARIANTS, **PLATFORM_VARIANTS, **dict.fromkeys(TEST_STACKS)})
     assert {"dev", "preprod", "prod", "catalog-postgresql-docker", "catalog-postgresql-aws"} <= set(names)

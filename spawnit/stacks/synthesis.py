@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import EnvironmentSpec, PlatformSettings, SpotilikeSpec, load_spotilike_spec
 from ..reachability import require_reachable
-from ..synthcache import merge_manifest
+from ..synthcache import merge_manifest, restore_instances
 
 SIDE_PROGRAM = "import sys; from spawnit.stacks.synthesis import synthesize_spotilike; synthesize_spotilike(sys.argv[1])"
 
@@ -62,7 +62,9 @@ def synthesize(
             shutil.copytree(Path(side) / "stacks" / name, target / "stacks" / name, dirs_exist_ok=True)
         merge_manifest(target, entries)
     # Every flow the constructs declared is allowed end to end, or the synthesis fails naming it.
-    require_reachable(target, [*(child.node.id for child in app.node.children if isinstance(child, TerraformStack)), *entries])
+    written = [*(child.node.id for child in app.node.children if isinstance(child, TerraformStack)), *entries]
+    require_reachable(target, written)
+    restore_instances(target, written)  # the instance stacks of `spawnit synth --service`, whoever called this
     return target
 
 
