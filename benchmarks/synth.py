@@ -28,7 +28,6 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 BARE_IMPORT = "import spawnit, cdktf_cdktf_provider_aws"
 FULL_SYNTH = "import sys; from spawnit.stacks.synthesis import synthesize; synthesize(sys.argv[1])"
-ONE_PROCESS = "import sys; from spawnit.stacks import build_app; build_app(sys.argv[1]).synth()"  # Spotilike's stacks too, no side process
 CATALOG_SYNTH = (
     "import sys; from cdktf import App; from spawnit.stacks import add_catalog_examples; "
     "app = App(outdir=sys.argv[1]); add_catalog_examples(app); app.synth()"
@@ -98,7 +97,6 @@ def main() -> int:
         synth_eager = median([measure(FULL_SYNTH, eager_out, eager=True) for _ in range(repeat)])
         synth_lazy = median([measure(FULL_SYNTH, lazy_out) for _ in range(repeat)])
         catalog = median([measure(CATALOG_SYNTH, catalog_out) for _ in range(repeat)])
-        one_process = median([measure(ONE_PROCESS, str(Path(catalog_out) / f"one-{index}")) for index in range(repeat)])
         engine = Path(catalog_out) / "tofu"
         engine.write_text(ENGINE)
         engine.chmod(0o755)
@@ -117,7 +115,6 @@ def main() -> int:
         (f"full synth ({stacks} stacks), eager bindings", synth_eager),
         (f"full synth ({stacks} stacks), lazy bindings", synth_lazy),
         (f"catalog, every service x target ({catalog_stacks}), lazy", catalog),
-        ("full synth in one process (no side process), lazy", one_process),
         ("spawnit plan prod, cold (prod alone)", plan_cold),
         ("spawnit plan prod, cached", plan_cached),
     )
@@ -127,8 +124,6 @@ def main() -> int:
     print(f"lazy / eager bare import: {bare_lazy.cpu_seconds / bare_eager.cpu_seconds:.2f}x CPU, {bare_lazy.seconds / bare_eager.seconds:.2f}x wall")
     print(f"lazy / eager full synth: {cpu_ratio:.2f}x CPU (target <= {CPU_RATIO_TARGET}): {'met' if cpu_ratio <= CPU_RATIO_TARGET else 'MISSED'}, "
           f"{synth_lazy.seconds / synth_eager.seconds:.2f}x wall")
-    print(f"one process instead of two: {one_process.seconds / synth_lazy.seconds:.2f}x wall, its peak {one_process.process_peak_mb:.0f} MB "
-          f"against {synth_lazy.process_peak_mb:.0f} MB for the largest of two")
     plan_ratio = plan_cold.cpu_seconds / synth_eager.cpu_seconds
     print(f"plan prod cold / eager full synth: {plan_ratio:.2f}x CPU (target <= {PLAN_RATIO_TARGET}): {'met' if plan_ratio <= PLAN_RATIO_TARGET else 'MISSED'}; "
           f"cached: {plan_cached.seconds:.2f} s wall")

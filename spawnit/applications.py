@@ -42,13 +42,10 @@ class Application:
     """An application's stacks and settings, as the command line sees them.
 
     ``config_file`` and ``environ`` are where its settings come from (spawnit.toml, SPAWNIT_* variables);
-    the constructor reads and validates them, raising :class:`~spawnit.config.ConfigError`.
-    ``builds_in_side_process``: its stacks are synthesized by a process of their own (bindings the main
-    one does not load)."""
+    the constructor reads and validates them, raising :class:`~spawnit.config.ConfigError`."""
 
     name: ClassVar[str]
     title: ClassVar[str]
-    builds_in_side_process: ClassVar[bool] = False
 
     def __init__(self, *, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None, local_state: bool = False) -> None:
         self.config_file, self.environ, self.local_state = config_file, environ, local_state
@@ -148,7 +145,6 @@ class Local(Application):
 
 class Spotilike(Application):
     name, title = "spotilike", "Spotilike on AWS (seed 004)"
-    builds_in_side_process = True  # Kubernetes' binding: another process (stacks/synthesis.py)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

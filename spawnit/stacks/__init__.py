@@ -98,7 +98,7 @@ def build_app(
 ) -> App:
     """An App with every default stack: dev, preprod and prod (configuration read as :func:`load_spec` does),
     the platform's four stacks, the local Docker environment, Spotilike's two stacks (unless
-    ``with_spotilike`` is false: :mod:`.synthesis` builds them in a process of their own), and one
+    ``with_spotilike`` is false), and one
     example instance of each catalog service per target."""
     from .local import LocalEnvStack
     from .platform import add_platform_stacks
