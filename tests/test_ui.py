@@ -633,7 +633,10 @@ def test_the_instance_page_shows_and_extends_the_expiry_and_a_warning_reaches_th
     page.fill("#expiry-hours", "48")
     page.click("text=Extend")
     expect(page.locator("#expiry-error")).to_be_empty()
-    extended = app.state.store.get_spec("local", "temp")["expires_at"]
+    # The error is cleared when Extend is clicked, before the answer: wait for the new expiry to be stored.
+    from conftest import wait_until
+
+    extended = wait_until(lambda: (found := app.state.store.get_spec("local", "temp")["expires_at"]) != created["spec"]["expires_at"] and found, 30, "the extension stored")
     expect(expires.locator(".expires-at")).to_have_text(extended.replace("T", " ").replace("Z", " UTC"))
     assert fits(page, "#instance-section *"), f"the expiry overflows at {width} px"
     page.screenshot(path=str(artifacts / f"ui-expiry-{width}.png"), full_page=True)
