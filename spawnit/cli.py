@@ -18,6 +18,8 @@ from .config import (
     ENVIRONMENTS,
     ConfigError,
     EnvironmentSpec,
+    PlatformSettings,
+    SpotilikeSpec,
     load_platform_settings,
     load_spec,
     load_spotilike_spec,
@@ -242,26 +244,23 @@ def _specs(spec_options: dict, *, local_state: Sequence[str] = (), warn: bool = 
     return specs
 
 
-def _digest(specs: dict[str, EnvironmentSpec], config_file: str | None) -> str:
+def _digest(specs: dict[str, EnvironmentSpec], platform: PlatformSettings, spotilike: SpotilikeSpec, config_file: str | None) -> str:
     """The inputs of a synthesis: every application's settings, SpawnIt's code, the bindings' versions."""
     from . import synthcache
 
-    platform = load_platform_settings(config_file=config_file)
-    spotilike = load_spotilike_spec(config_file=config_file)
     return synthcache.fingerprint([*specs.values(), platform, spotilike], applications=third_party(config_file=config_file))
 
 
 def _synth_only(outdir: Path, specs: dict[str, EnvironmentSpec], owner: Application, name: str, *, config_file: str | None, force: bool = False) -> None:
     """Synthesize the stack ``name`` alone (with the stacks of its application it refers to), unless
     ``outdir`` holds it from the same inputs; the other stacks of ``outdir`` are left as they are."""
-    import shutil
     import tempfile
 
     from . import synthcache
     from .progress import Progress
 
     progress = Progress()
-    digest = _digest(specs, config_file)
+    digest = _digest(specs, load_platform_settings(config_file=config_file), load_spotilike_spec(config_file=config_file), config_file)
     if not force and synthcache.cached_stack(outdir, digest, name):
         progress.note(f"{outdir / 'stacks' / name} is up to date (inputs unchanged; --force synthesizes anew)")
         return
@@ -278,13 +277,8 @@ def _synth_only(outdir: Path, specs: dict[str, EnvironmentSpec], owner: Applicat
         else:
             owner.build(app)
         app.synth()
-        written = synthcache.stacks_in_manifest(Path(folder))
-        require_reachable(Path(folder), list(written))
-        for stack in written:
-            target = outdir / "stacks" / stack
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(Path(folder) / "stacks" / stack, target)
-        synthcache.merge_manifest(outdir, written)
+        require_reachable(Path(folder), list(synthcache.stacks_in_manifest(Path(folder))))
+        written = synthcache.copy_stacks(Path(folder), outdir)
     synthcache.record_some(outdir, digest, written)
     print(f"synthesized {', '.join(written)} into {outdir}")
 
@@ -298,7 +292,7 @@ def _synth(outdir: Path, specs: dict[str, EnvironmentSpec], *, config_file: str 
     progress = Progress()
     platform = load_platform_settings(config_file=config_file)
     spotilike = load_spotilike_spec(config_file=config_file)
-    digest = _digest(specs, config_file)
+    digest = _digest(specs, platform, spotilike, config_file)
     cached = None if force else synthcache.cached_stacks(outdir, digest)
     if cached is not None:
         progress.note(f"{outdir} is up to date ({len(cached)} stacks, inputs unchanged; --force synthesizes anew)")
@@ -426,7 +420,6 @@ def _synth_service(arguments: argparse.Namespace) -> int:
     except (ParameterError, ValueError, OSError) as error:
         print(f"spawnit: {error}", file=sys.stderr)
         return EXIT_USAGE
-    import shutil
     import tempfile
 
     from . import synthcache
@@ -445,14 +438,9 @@ def _synth_service(arguments: argparse.Namespace) -> int:
             app.synth()
             require_reachable(Path(folder), [name])
         # Into the outdir beside the default stacks: its manifest gains this stack and keeps the others.
-        target = arguments.outdir / "stacks" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(Path(folder) / "stacks" / name, target)
-        entries = synthcache.stacks_in_manifest(Path(folder))
-        synthcache.merge_manifest(arguments.outdir, entries)
+        entries = synthcache.copy_stacks(Path(folder), arguments.outdir)
         synthcache.keep_instance(arguments.outdir, name, entries[name])  # put back by every later synthesis
-    print(f"synthesized {target / 'cdk.tf.json'} ({service.name} on {parameters.target})")
+    print(f"synthesized {arguments.outdir / 'stacks' / name / 'cdk.tf.json'} ({service.name} on {parameters.target})")
     return 0
 
 

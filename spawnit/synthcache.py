@@ -126,6 +126,18 @@ def stacks_in_manifest(outdir: Path) -> dict[str, dict]:
         return {}
 
 
+def copy_stacks(source: Path, outdir: Path) -> dict[str, dict]:
+    """Every stack synthesized into ``source`` copied into ``outdir`` (replacing its own of the same name),
+    the manifest of ``outdir`` gaining their entries and keeping the others; returns the entries."""
+    entries = stacks_in_manifest(source)
+    for name in entries:
+        target = Path(outdir) / "stacks" / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(Path(source) / "stacks" / name, target)
+    merge_manifest(Path(outdir), entries)
+    return entries
+
+
 def merge_manifest(outdir: Path, entries: dict[str, dict]) -> None:
     """Add ``entries`` (stack name -> manifest entry) to ``outdir``'s manifest, keeping the others."""
     path = outdir / "manifest.json"
