@@ -339,3 +339,22 @@ def test_a_published_version_is_deprecated_with_a_note_new_instances_and_upgrade
     assert api.get("/api/clients/acme/instances/broker").json()["upgrades"] == ["1.1.0"]
     audit = [json.loads(store.objects.get(key)) for key in store.objects.list("audit/")]
     assert [record["details"] for record in audit if record["action"] == "catalog.deprecate" and record["outcome"] == "succeeded"] == [{"service": "mosquitto", "version": "1.1.0"}] * 2
+
+
+def test_an_instance_made_before_versions_stays_on_the_baseline_and_upgrades_from_it(platform):
+    api, store, jobs, calls = platform
+    publish(api, MOSQUITTO)
+    create(api, "legacy")
+    spec = store.get_spec("acme", "legacy")
+    for field in ("service_version", "service_sha256"):  # as an instance created before the catalog had versions
+        del spec[field]
+    store.put_spec("acme", "legacy", spec)
+    publish(api, mosquitto("1.1.0"))
+    assert jobs.service_of(store.get_spec("acme", "legacy")).version == "1.0.0"  # never silently the newest
+    assert api.get("/api/clients/acme/instances/legacy").json()["upgrades"] == ["1.1.0"]
+    plan = wait_job(api, api.post("/api/clients/acme/instances/legacy/upgrade", json={"version": "1.1.0"}).json()["job"])
+    assert plan["status"] == "succeeded" and plan["upgrade"]["from"]["version"] == "1.0.0"
+    applied = api.post("/api/clients/acme/instances/legacy/apply", json={"plan": plan["id"]})
+    assert applied.status_code == 202, applied.text  # not refused as "the version changed since the upgrade was planned"
+    assert wait_job(api, applied.json()["job"])["status"] == "succeeded"
+    assert store.get_spec("acme", "legacy")["service_version"] == "1.1.0"

@@ -36,8 +36,7 @@ from .. import __version__
 from ..proxmox import ProxmoxCluster, ProxmoxError, as_documents, guest_request
 from ..services import TARGETS, ParameterError, catalog_document
 from ..services.base import CatalogService
-from ..services.catalog import Catalog
-from ..services.catalog import plan_upgrade
+from ..services.catalog import Catalog, instance_version, plan_upgrade
 from ..services.template import InvalidTemplate, synth_source
 from ..services.base import instance_stack_name, shown
 from ..shared import INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE
@@ -591,9 +590,7 @@ def create_app(
         note.update(service=service)
         try:
             published = await asyncio.to_thread(catalog.publish, data, f"{service}.{kind}", by=principal.subject or "admin", name=service)
-        except InvalidTemplate as error:
-            raise HTTPException(status_code=422, detail=str(error)) from None
-        except ParameterError as error:
+        except (InvalidTemplate, ParameterError) as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         note.update(version=published.version, template_sha256=published.sha256)
         return {"service": published.name, "version": published.version, "sha256": published.sha256, "source": published.source}
@@ -680,8 +677,8 @@ def create_app(
         spec = spec_or_404(client, instance)
         last = jobs.get(spec["last_job"]) if spec.get("last_job") else None
         try:
-            upgrades = catalog.upgrades(spec["service"], spec.get("service_version") or "1.0.0")
-            deprecated = catalog.deprecation(catalog.get(spec["service"], spec.get("service_version") or "1.0.0"))
+            upgrades = catalog.upgrades(spec["service"], instance_version(spec))
+            deprecated = catalog.deprecation(catalog.get(spec["service"], instance_version(spec)))
         except ParameterError:
             upgrades, deprecated = [], None  # the service left the catalog: nothing to move to
         return {**spec, "last_job": last, "upgrades": upgrades, "service_deprecated": deprecated}
@@ -779,7 +776,7 @@ def create_app(
         client: str, instance: str, request: UpgradeRequest, principal: Principal = Depends(allow("operator", "instance.upgrade")), note: dict[str, Any] = Depends(audit_note)
     ) -> dict[str, Any]:
         spec = spec_or_404(client, instance)
-        note.update(version=request.version, from_version=spec.get("service_version"))
+        note.update(version=request.version, from_version=instance_version(spec))
         try:
             upgrade = plan_upgrade(catalog, spec, request.version)
         except ParameterError as error:

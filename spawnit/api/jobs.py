@@ -41,7 +41,7 @@ from typing import Any, Callable
 from ..footprint import stack_footprint
 from ..plandiff import drift_causes, readable
 from ..services.base import CatalogService
-from ..services.catalog import Catalog
+from ..services.catalog import Catalog, instance_version
 from ..services.template import synth_source
 from ..tofu import find_engine, find_tofu
 from .credentials import CredentialError, TargetAccess, write_private
@@ -167,8 +167,8 @@ def moved_since_upgrade_planned(spec: Mapping[str, Any], upgrade: Mapping[str, A
     """What changed on the instance since its upgrade was planned (the plan was made from that)."""
     before = upgrade["from"]
     reasons = []
-    if spec.get("service_version") != before["version"]:
-        reasons.append(f"the instance's version changed since the upgrade was planned ({before['version']} -> {spec.get('service_version')})")
+    if instance_version(spec) != before["version"]:
+        reasons.append(f"the instance's version changed since the upgrade was planned ({before['version']} -> {instance_version(spec)})")
     if spec["parameters"] != before["parameters"]:
         changed = sorted(name for name in set(spec["parameters"]) | set(before["parameters"]) if spec["parameters"].get(name) != before["parameters"].get(name))
         reasons.append(f"parameters changed since the upgrade was planned ({', '.join(changed)})")
@@ -935,7 +935,7 @@ class JobManager:
     def service_of(self, spec: Mapping[str, Any]) -> type[CatalogService]:
         """The service class an instance is synthesized from: its own version's template, checked against
         the hash recorded when it was created (a template changed since is refused, never used)."""
-        service = self.catalog.get(spec["service"], spec.get("service_version"))
+        service = self.catalog.get(spec["service"], instance_version(spec))
         if spec.get("service_sha256") and service.sha256 != spec["service_sha256"]:
             raise SynthError(
                 f"service {spec['service']} {spec.get('service_version')}: its template's hash is {service.sha256} now, not {spec['service_sha256']} "

@@ -33,6 +33,8 @@ from ..shared import did_you_mean
 from .base import CatalogService, ParameterError
 from .template import InvalidTemplate, LoadedTemplate, load_template
 
+# Every service's version before the catalog had versions: an instance made then (its spec names no version) is on it.
+BASELINE_VERSION = "1.0.0"
 TEMPLATES_PREFIX = "templates/"
 VERSIONS_PREFIX = "catalog/versions/"
 DEPRECATIONS_PREFIX = "catalog/deprecations/"  # <name>/<version>.json: a published version marked not to use any more
@@ -279,12 +281,17 @@ class Catalog:
         }
 
 
+def instance_version(spec: Mapping[str, Any]) -> str:
+    """The version of its service an instance is on (its spec's, or the baseline for one made before versions)."""
+    return spec.get("service_version") or BASELINE_VERSION
+
+
 def plan_upgrade(catalog: Catalog, spec: Mapping[str, Any], version: str) -> dict[str, Any]:
     """An instance's move to ``version`` of its service: the new version, its hash and the parameters
     carried over (renamed as the new template says, dropped where it lets them go), checked by the new
     version's rules; :class:`ParameterError` naming every parameter that cannot move."""
     name = spec["service"]
-    current_version = spec.get("service_version") or next(iter(catalog.versions(name)))
+    current_version = instance_version(spec)
     new = catalog.get(name, version)
     if version == current_version:
         raise ParameterError(f"version: {version!r} is the instance's version already; allowed: {', '.join(v for v in catalog.versions(name) if v != version) or 'no other version'}")
@@ -317,7 +324,7 @@ def plan_upgrade(catalog: Catalog, spec: Mapping[str, Any], version: str) -> dic
 
 def newest_minor(catalog: Catalog, spec: Mapping[str, Any]) -> str | None:
     """The newest version of the instance's service with its major version, newer than its own (not deprecated)."""
-    current = version_key(spec.get("service_version") or "1.0.0")
+    current = version_key(instance_version(spec))
     same_major = [version for version in catalog.upgrades(spec["service"], str(current)) if version_key(version).major == current.major]
     return same_major[-1] if same_major else None
 
