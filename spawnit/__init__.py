@@ -2,8 +2,11 @@
 
 - :mod:`spawnit.constructs`: typed AWS constructs (Network, NatInstance, LoadBalancer, AppFleet,
   Database, Cache, MediaBucket, DevBox, Alerts, OffHours);
-- :mod:`spawnit.stacks`: one stack class per environment (DevStack, PreprodStack, ProdStack);
-- :mod:`spawnit.config`: the typed, validated EnvironmentSpec and its overrides;
+- :mod:`spawnit.stacks`: one stack class per environment (DevStack, PreprodStack, ProdStack), the
+  platform's, the local environment's and Spotilike's, each application's typed settings beside its stacks
+  (:mod:`spawnit.stacks.environment_settings`: the EnvironmentSpec and its overrides);
+- :mod:`spawnit.applications`: the applications the command line knows, third parties' included;
+- :mod:`spawnit.config`: the configuration file and variables every application's settings come from;
 - ``spawnit`` / ``python -m spawnit``: synth, list, plan, deploy, destroy, bootstrap.
 """
 

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .config import ENVIRONMENTS, ConfigError, load_platform_settings, load_spec, load_spotilike_spec, readiness_warnings, size_warnings
+from .stacks.environment_settings import ENVIRONMENTS, load_spec, readiness_warnings, size_warnings
+from .config import ConfigError
+from .stacks.platform_settings import load_platform_settings
+from .stacks.spotilike_settings import load_spotilike_spec
 from .shared import CATALOG_CLIENT, did_you_mean
 
 ENTRY_POINT_GROUP = "spawnit.applications"

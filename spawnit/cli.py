@@ -14,18 +14,10 @@ from pathlib import Path
 
 from . import __version__
 from .applications import Application, GreenLeaf, find_stack, load_applications, third_party
-from .config import (
-    ENVIRONMENTS,
-    ConfigError,
-    EnvironmentSpec,
-    PlatformSettings,
-    SpotilikeSpec,
-    load_platform_settings,
-    load_spec,
-    load_spotilike_spec,
-    readiness_warnings,
-    size_warnings,
-)
+from .stacks.environment_settings import ENVIRONMENTS, EnvironmentSpec, load_spec, readiness_warnings, size_warnings
+from .config import ConfigError
+from .stacks.platform_settings import PlatformSettings, load_platform_settings
+from .stacks.spotilike_settings import SpotilikeSpec, load_spotilike_spec
 from .services.base import TARGETS
 from .shared import did_you_mean
 

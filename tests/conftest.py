@@ -20,7 +20,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from stackjson import StackJson  # noqa: E402
 
-from spawnit.config import load_spec  # noqa: E402
+from spawnit.stacks.environment_settings import load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -92,7 +92,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
     for stack_id, (name, values) in CATALOG_VARIANTS.items():
         service = get_service(name)
         ServiceStack(app, service=service, parameters=service.checked(values), client="acme", instance=stack_id.removeprefix("acme-"))
-    from spawnit.config import PlatformSettings
+    from spawnit.stacks.platform_settings import PlatformSettings
     from spawnit.stacks.platform import PlatformInstancesStack
 
     for stack_id, values in PLATFORM_VARIANTS.items():

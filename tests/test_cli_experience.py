@@ -15,7 +15,8 @@ import pytest
 
 from spawnit import synthcache
 from spawnit.cli import _parser, main
-from spawnit.config import load_platform_settings, load_spec
+from spawnit.stacks.environment_settings import load_spec
+from spawnit.stacks.platform_settings import load_platform_settings
 from spawnit.services import TARGETS, all_services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,6 +298,20 @@ def test_the_construct_library_and_the_configuration_import_neither_the_catalog_
         assert not upward, f"{path.name} imports {upward}"
 
 
+def test_each_application_settings_live_beside_its_stacks_and_load_without_the_runtime():
+    """config.py reads files and variables for every application and declares no application's settings;
+    each application's model sits in stacks/ beside its stacks, importable without cdktf (the command line
+    checks settings before the runtime loads)."""
+    config = ast.parse((ROOT / "spawnit" / "config.py").read_text())
+    models = [node.name for node in config.body if isinstance(node, ast.ClassDef) and any(getattr(base, "id", "") == "BaseModel" for base in node.bases)]
+    assert models == [], f"config.py declares {models}"
+    settings = sorted(path.stem for path in (ROOT / "spawnit" / "stacks").glob("*_settings.py"))
+    assert settings == ["environment_settings", "platform_settings", "spotilike_settings"]
+    code = "import sys\n" + "".join(f"import spawnit.stacks.{name}\n" for name in settings) + "print(sorted(m for m in sys.modules if m.startswith(('cdktf', 'jsii', 'constructs'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+    assert loaded == "[]", loaded
+
+
 def test_the_stacks_and_the_catalog_import_neither_each_other_nor_the_cli_or_api():
     """Stacks and catalog services sit side by side above the constructs; what both need lives below.
     (spawnit/stacks/__init__.py composes the whole app, the catalog's example instances included.)"""
@@ -309,7 +324,7 @@ def test_the_stacks_and_the_catalog_import_neither_each_other_nor_the_cli_or_api
 
 
 def test_the_readme_names_every_configuration_field():
-    from spawnit.config import FIELDS
+    from spawnit.stacks.environment_settings import FIELDS
 
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("| field | default | meaning |") :].split("\n\n", 1)[0]

@@ -8,7 +8,8 @@ from ipaddress import IPv4Network
 import pytest
 from pydantic import ValidationError
 
-from spawnit.config import ConfigError, EnvironmentSpec, load_spec
+from spawnit.config import ConfigError
+from spawnit.stacks.environment_settings import EnvironmentSpec, load_spec
 
 
 def spec(name="prod", *, environ=None, config_file=None, **overrides):
@@ -141,7 +142,8 @@ def test_every_spawnit_variable_the_product_reads_is_a_field_or_a_named_setting(
     import re
     from pathlib import Path
 
-    from spawnit.config import ENVIRONMENTS, FIELDS, OTHER_PREFIXES, OTHER_VARIABLES, check_environ_names
+    from spawnit.stacks.environment_settings import ENVIRONMENTS, FIELDS, check_environ_names
+    from spawnit.config import OTHER_PREFIXES, OTHER_VARIABLES
 
     root = Path(__file__).resolve().parents[1]
     sources = [*root.joinpath("spawnit").rglob("*.py"), root / "Dockerfile", *root.joinpath("scripts").iterdir(), root / "README.md"]

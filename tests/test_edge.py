@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from spawnit.config import ConfigError, load_spec
+from spawnit.config import ConfigError
+from spawnit.stacks.environment_settings import load_spec
 from spawnit.constructs.edge import WAF_RULESETS
 
 RANGES = "data.cloudflare_ip_ranges"

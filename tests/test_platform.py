@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spawnit.config import ConfigError, PlatformSettings, PlatformUser, load_platform_settings
+from spawnit.config import ConfigError
+from spawnit.stacks.platform_settings import PlatformSettings, PlatformUser, load_platform_settings
 from spawnit.constructs._common import asset
 from spawnit.constructs.app import AppRelease
-from spawnit.realm import API_CLIENT, WEB_CLIENT, realm_document
+from spawnit.stacks.realm import API_CLIENT, WEB_CLIENT, realm_document
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -87,7 +87,9 @@ def test_every_file_the_readme_commands_name_exists_and_works():
     README's template example is examples/mosquitto.yaml byte for byte, and each example is accepted."""
     import json
 
-    from spawnit.config import load_platform_settings, load_spec, load_spotilike_spec
+    from spawnit.stacks.platform_settings import load_platform_settings
+    from spawnit.stacks.environment_settings import load_spec
+    from spawnit.stacks.spotilike_settings import load_spotilike_spec
     from spawnit.services import get_service
     from spawnit.services.template import load_template
 

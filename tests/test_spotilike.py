@@ -9,7 +9,8 @@ import json
 import pytest
 from cdktf import App, TerraformStack
 
-from spawnit.config import ConfigError, load_spotilike_spec
+from spawnit.config import ConfigError
+from spawnit.stacks.spotilike_settings import load_spotilike_spec
 
 
 @pytest.fixture(scope="session")

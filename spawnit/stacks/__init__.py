@@ -4,17 +4,23 @@ the App holding them all.
 The stack classes load on first use (``from spawnit.stacks import ProdStack`` works as usual): a process
 that builds only Spotilike's stacks never loads the Cloudflare and Docker bindings, and one that builds
 only GreenLeaf's never loads the Kubernetes binding (see :mod:`.synthesis`).
+
+Each application's settings live beside its stacks (``environment_settings``, ``spotilike_settings``,
+``platform_settings``) and load without cdktf: the command line checks them before the runtime starts.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cdktf import App
+from .environment_settings import EnvironmentSpec, load_spec
+from .platform_settings import PlatformSettings, load_platform_settings
+from .spotilike_settings import SpotilikeSpec, load_spotilike_spec
 
-from ..config import EnvironmentSpec, PlatformSettings, SpotilikeSpec, load_platform_settings, load_spec, load_spotilike_spec
+if TYPE_CHECKING:
+    from cdktf import App
 
 _HOMES = {
     "DevStack": ".environment",
@@ -100,6 +106,8 @@ def build_app(
     the platform's four stacks, the local Docker environment, Spotilike's two stacks (unless
     ``with_spotilike`` is false), and one
     example instance of each catalog service per target."""
+    from cdktf import App
+
     from .local import LocalEnvStack
     from .platform import add_platform_stacks
 

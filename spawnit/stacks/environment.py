@@ -11,7 +11,7 @@ from cdktf import Annotations, LocalBackend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from ..config import EnvironmentSpec, load_spec
+from .environment_settings import EnvironmentSpec, load_spec
 from ..constructs import Alerts, AppFleet, AppRelease, Cache, Database, DevBox, LoadBalancer, MediaBucket, OffHours, SpawnitStack
 from ..constructs.edge import Edge, MediaKeys, R2Media, SiteCertificate
 from .networking import spec_network

@@ -6,7 +6,8 @@ from typing import Any
 
 from constructs import Construct
 
-from ..config import EnvironmentSpec, SpotilikeSpec
+from .environment_settings import EnvironmentSpec
+from .spotilike_settings import SpotilikeSpec
 from ..constructs import Network
 
 

@@ -17,11 +17,11 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S
 from cdktf_cdktf_provider_aws.s3_object import S3Object
 from constructs import Construct
 
-from ..config import PlatformSettings
+from .platform_settings import PlatformSettings
 from ..constructs._common import SpawnitStack, optional_sensitive_variable, sensitive_variable
 from ..constructs.storage import tidy_lifecycle
 from ..constructs.docker import DockerNetwork, DockerService, DockerVolume, HostMount, ImageBuildSpec, Mount, PortMapping, built_image, docker_provider
-from ..realm import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
+from .realm import API_CLIENT, API_CLIENT_SECRET_ENV, realm_document, user_password_env, user_password_variable
 from ..shared import MINIO_COMMAND, Health, keycloak_health, minio_health
 
 STORE_FOLDERS = ("clients/", "templates/", "tfstates/")

@@ -13,7 +13,7 @@ from cdktf import LocalBackend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from ..config import SpotilikeSpec, load_spotilike_spec
+from .spotilike_settings import SpotilikeSpec, load_spotilike_spec
 from ..constructs import Alerts, Database, LoadBalancer, MediaBucket, SpawnitStack
 from ..constructs.backup import DatabaseBackup
 from ..constructs.cdn import StaticSite

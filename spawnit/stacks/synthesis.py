@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import EnvironmentSpec, PlatformSettings, SpotilikeSpec
+from .environment_settings import EnvironmentSpec
+from .platform_settings import PlatformSettings
+from .spotilike_settings import SpotilikeSpec
 from ..reachability import require_reachable
 from ..synthcache import restore_instances
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .config import PlatformSettings, PlatformUser
+from .platform_settings import PlatformSettings, PlatformUser
 
 WEB_CLIENT = "spawnit-web"
 API_CLIENT = "spawnit-api"
