@@ -98,3 +98,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     a name from a closed set (services, parameters, stacks, settings) says it before what is allowed."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}? " if match else ""
+
+
+# The AWS APIs the aws target's resources and data sources call (the provider's service keys).
+AWS_TARGET_SERVICES = ("ec2", "iam", "ssm", "sts")
+
+
+def aws_endpoint_environment(endpoint: str | None) -> dict[str, str]:
+    """The variables that send every API the ``aws`` target calls to ``endpoint`` (an emulated cloud), for
+    the engine's environment: ``AWS_ENDPOINT_URL_<SERVICE>``, which the AWS provider (and the SDKs) read
+    (the provider's "Custom Service Endpoints" guide); none without an endpoint."""
+    if not endpoint:
+        return {}
+    return {f"AWS_ENDPOINT_URL_{service.upper()}": endpoint for service in AWS_TARGET_SERVICES}

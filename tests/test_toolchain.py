@@ -114,8 +114,30 @@ def test_an_aws_endpoint_and_a_provider_version_reach_the_synthesized_stack(synt
     document = json.loads((Path(stack_dir) / "cdk.tf.json").read_text())
     assert document["terraform"]["required_providers"]["aws"] == {"source": "hashicorp/aws", "version": "5.100.0"}
     [provider] = document["provider"]["aws"]
-    assert provider["endpoints"] == [{service: "http://127.0.0.1:4566" for service in ("ec2", "iam", "ssm", "sts")}]
     assert (provider["skip_credentials_validation"], provider["skip_requesting_account_id"], provider["s3_use_path_style"]) == (True, True, True)
+    # where the emulator answers is the job's environment, not the stack (see the next test)
+    assert "endpoints" not in provider and "4566" not in json.dumps(document)
+
+
+def test_an_aws_job_reaches_the_emulated_endpoint_through_the_provider_endpoint_variables_and_a_docker_job_does_not(synth_worker, tmp_path):
+    """The AWS provider's "Custom Service Endpoints" guide: AWS_ENDPOINT_URL_<SERVICE> (the SDK's service id,
+    upper case) sets one service's endpoint; the stand-in engine records the environment it was given."""
+    environ, calls = stand_in_tofu(tmp_path)
+    environ |= {"SPAWNIT_AWS_ACCESS_KEY_ID": "key-id", "SPAWNIT_AWS_SECRET_ACCESS_KEY": "a-secret-key"}
+    toolchain = Toolchain.from_environment({"SPAWNIT_AWS_ENDPOINT": "http://127.0.0.1:4566"}, tmp_path)
+    jobs = JobManager(Store(LocalObjectStore(tmp_path / "store")), synth_worker, workdir=tmp_path / "work", environ=environ, toolchain=toolchain)
+    try:
+        jobs.store.put_spec("acme", "db", {"service": "postgresql", "target": "aws", "parameters": {"allowed_cidrs": ["203.0.113.0/24"]}})
+        jobs.store.put_spec("acme", "cache", {"service": "redis", "target": "docker", "parameters": {}})
+        finished(jobs, jobs.submit("acme", "db", "plan").id)
+        finished(jobs, jobs.submit("acme", "cache", "plan").id)
+    finally:
+        jobs.close()
+    aws_plan, docker_plan = [call for call in calls() if call.get("argv", [""])[0] == "plan"]
+    assert {name: value for name, value in aws_plan["environ"].items() if name.startswith("AWS_ENDPOINT_URL")} == {
+        f"AWS_ENDPOINT_URL_{service}": "http://127.0.0.1:4566" for service in ("EC2", "IAM", "SSM", "STS")
+    }
+    assert not any(name.startswith("AWS_") for name in docker_plan["environ"])
 
 
 def test_without_settings_an_aws_instance_talks_to_aws_with_the_bindings_provider_version(synth_worker, tmp_path):

@@ -663,6 +663,7 @@ class JobManager:
             self._event(job, "status", "running")
             if job.id not in self._cancelled:
                 target_environ = self.access.for_job(spec["target"], spec["parameters"], folder)  # refused before anything runs
+                target_environ |= self.toolchain.target_environment(spec["target"])
                 stack_dir = self.worker.synth(
                     **synth_source(self.service_of(spec)),
                     parameters={**spec["parameters"], "target": spec["target"]},

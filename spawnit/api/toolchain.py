@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..shared import aws_endpoint_environment
 from .credentials import store_credentials_fallback, without_provider_variables
 
 SOURCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$")
@@ -108,6 +109,11 @@ class Toolchain:
             return None
         key, secret, token = self.store_credentials
         return f"access_key = {json.dumps(key)}\nsecret_key = {json.dumps(secret)}\n" + (f"token = {json.dumps(token)}\n" if token else "")
+
+    def target_environment(self, target: str) -> dict[str, str]:
+        """What a job on ``target`` adds to its environment for where the target answers: an ``aws``
+        job's emulated endpoint (SPAWNIT_AWS_ENDPOINT) as the provider's endpoint variables."""
+        return aws_endpoint_environment(self.aws_endpoint) if target == "aws" else {}
 
     def synth_options(self) -> dict[str, Any]:
         """What the synthesis of an instance needs from these settings."""
