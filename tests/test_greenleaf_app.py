@@ -8,6 +8,7 @@ ticket #4's: the site's page, /store/*, /admin/*, Medusa v2's /app and /auth, /h
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import re
@@ -144,31 +145,79 @@ def answering(url: str, proc: subprocess.Popen, log: Path):
     return check
 
 
+# What the images' builds read: every file of the two applications but what npm and the builds write.
+BUILD_OUTPUTS = {"node_modules", ".medusa", ".next", "next-env.d.ts"}
+BUILD_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spawnit-tests" / "greenleaf-build"
+
+
+def build_inputs_digest() -> str:
+    """The build's inputs: the applications' sources, lockfiles and Dockerfiles, and Node's version."""
+    digest = hashlib.sha256(run(["node", "--version"], ROOT).encode())
+    for app in (BACKEND, STOREFRONT):
+        for folder, subfolders, files in os.walk(app):
+            subfolders[:] = sorted(name for name in subfolders if name not in BUILD_OUTPUTS)
+            for name in sorted(files):
+                if name in BUILD_OUTPUTS or name.endswith(".tsbuildinfo"):
+                    continue
+                path = Path(folder) / name
+                digest.update(f"{path.relative_to(APPS)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def built_apps() -> tuple[Path, Path]:
+    """Each image's build, as its Dockerfile's RUN commands say: the backend's build stage, then its
+    production modules in the build's output; the storefront's build, then its standalone server with
+    the static files beside it (the Dockerfile's COPY lines). Returns (backend server, storefront server).
+
+    Built once per set of inputs (:func:`build_inputs_digest`): the outputs in the tree carry the digest
+    they were built from, and a copy is kept in ``~/.cache/spawnit-tests/greenleaf-build/<digest>`` for
+    the next clone. Any change to a source, a lockfile, a Dockerfile or Node builds again."""
+    server_dir, standalone = BACKEND / ".medusa" / "server", STOREFRONT / ".next" / "standalone"
+    digest = build_inputs_digest()
+    stamps = [BACKEND / ".medusa" / "inputs.sha256", STOREFRONT / ".next" / "inputs.sha256"]
+    if all(stamp.is_file() and stamp.read_text() == digest for stamp in stamps) and server_dir.is_dir() and standalone.is_dir():
+        return server_dir, standalone
+    cached = BUILD_CACHE / digest
+    for output in (BACKEND / ".medusa", STOREFRONT / ".next"):
+        shutil.rmtree(output, ignore_errors=True)
+    if (cached / "complete").is_file():
+        # node_modules is never written at run time: linked; the rest copied (Next.js rewrites its pages)
+        server_dir.parent.mkdir(parents=True)
+        run(["cp", "-a", "--link", str(cached / "backend"), str(server_dir)], ROOT)
+        shutil.copytree(cached / "storefront", standalone, symlinks=True)
+    else:
+        build_env = {**node_env(), "npm_config_prefer_offline": "true"}
+        for command in dockerfile_runs(BACKEND / "Dockerfile", "build"):
+            run(["bash", "-c", command], BACKEND, build_env)
+        assert (server_dir / "public" / "admin" / "index.html").is_file(), "the dashboard was not built"
+        for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime-modules"):
+            run(["bash", "-c", command], server_dir, build_env)
+        for script in ("start.sh", "migrate.js"):  # the Dockerfile's COPY
+            shutil.copy2(BACKEND / script, server_dir / script)
+        for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime"):  # its one folder the server may write
+            run(["bash", "-c", command], server_dir, build_env)
+        for command in dockerfile_runs(STOREFRONT / "Dockerfile", "build"):
+            run(["bash", "-c", command], STOREFRONT, build_env)
+        shutil.copytree(STOREFRONT / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True)
+        shutil.copytree(STOREFRONT / "public", standalone / "public", dirs_exist_ok=True)
+        shutil.rmtree(cached, ignore_errors=True)
+        cached.mkdir(parents=True)
+        run(["cp", "-a", str(server_dir), str(cached / "backend")], ROOT)
+        shutil.copytree(standalone, cached / "storefront", symlinks=True)
+        (cached / "complete").write_text(digest)
+        for older in sorted(BUILD_CACHE.iterdir(), key=lambda path: path.stat().st_mtime)[:-2]:  # the last two builds kept
+            shutil.rmtree(older, ignore_errors=True)
+    for stamp in stamps:
+        stamp.write_text(digest)
+    return server_dir, standalone
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The whole site behind Caddy; yields its URL and what the checks need."""
     work = tmp_path_factory.mktemp("greenleaf")
     run(["bash", "-c", "source scripts/setup && spawnit_setup_greenleaf_apps"], ROOT)
-
-    # Each image's build, as its Dockerfile's RUN commands say: the backend's build stage, then its
-    # production modules in the build's output; the storefront's build, then its standalone server with
-    # the static files beside it (the Dockerfile's COPY lines).
-    build_env = {**node_env(), "npm_config_prefer_offline": "true"}
-    for command in dockerfile_runs(BACKEND / "Dockerfile", "build"):
-        run(["bash", "-c", command], BACKEND, build_env)
-    server_dir = BACKEND / ".medusa" / "server"
-    assert (server_dir / "public" / "admin" / "index.html").is_file(), "the dashboard was not built"
-    for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime-modules"):
-        run(["bash", "-c", command], server_dir, build_env)
-    for script in ("start.sh", "migrate.js"):  # the Dockerfile's COPY
-        shutil.copy2(BACKEND / script, server_dir / script)
-    for command in dockerfile_runs(BACKEND / "Dockerfile", "runtime"):  # its one folder the server may write
-        run(["bash", "-c", command], server_dir, build_env)
-    for command in dockerfile_runs(STOREFRONT / "Dockerfile", "build"):
-        run(["bash", "-c", command], STOREFRONT, build_env)
-    standalone = STOREFRONT / ".next" / "standalone"
-    shutil.copytree(STOREFRONT / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True)
-    shutil.copytree(STOREFRONT / "public", standalone / "public", dirs_exist_ok=True)
+    server_dir, standalone = built_apps()
 
     from moto.server import ThreadedMotoServer
 

@@ -32,13 +32,38 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def chromium():
+    """One Chromium for the module's tests; each test's pages live in contexts of their own."""
     assert shutil.which("chromium"), "Chromium is not installed: run the tests through ./scripts/test, which installs it"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
+
+
+class Pages:
+    """What a test opens pages with: ``new_page(**options)`` as on a Browser, each page in a new context
+    (its own cookies and storage), every one closed when the test ends."""
+
+    def __init__(self, chromium) -> None:
+        self.chromium, self.opened = chromium, []
+
+    def new_page(self, **options):
+        page = self.chromium.new_page(**options)
+        self.opened.append(page)
+        return page
+
+    def close(self) -> None:
+        for page in self.opened:
+            page.context.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    pages = Pages(chromium)
+    yield pages
+    pages.close()
 
 
 @pytest.fixture
