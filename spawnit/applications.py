@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .stacks.environment_settings import ENVIRONMENTS, load_spec, readiness_warnings, size_warnings
 from .config import ConfigError
+from .shared import CATALOG_CLIENT, did_you_mean
+from .stacks.environment_settings import ENVIRONMENTS, load_spec, readiness_warnings, size_warnings
 from .stacks.platform_settings import load_platform_settings
 from .stacks.spotilike_settings import load_spotilike_spec
-from .shared import CATALOG_CLIENT, did_you_mean
 
 ENTRY_POINT_GROUP = "spawnit.applications"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from . import __version__
 from .applications import Application, GreenLeaf, find_stack, load_applications, third_party
-from .stacks.environment_settings import ENVIRONMENTS, EnvironmentSpec, load_spec, readiness_warnings, size_warnings
 from .config import ConfigError
+from .services.base import TARGETS
+from .stacks.environment_settings import ENVIRONMENTS, EnvironmentSpec, load_spec, readiness_warnings, size_warnings
 from .stacks.platform_settings import PlatformSettings, load_platform_settings
 from .stacks.spotilike_settings import SpotilikeSpec, load_spotilike_spec
-from .services.base import TARGETS
 from .shared import did_you_mean
 
 DEFAULT_OUTDIR = Path("cdktf.out")
@@ -243,16 +243,20 @@ def _digest(specs: dict[str, EnvironmentSpec], platform: PlatformSettings, spoti
     return synthcache.fingerprint([*specs.values(), platform, spotilike], applications=third_party(config_file=config_file))
 
 
-def _synth_only(outdir: Path, specs: dict[str, EnvironmentSpec], owner: Application, name: str, *, config_file: str | None, force: bool = False) -> None:
+def _synth_only(
+    outdir: Path, specs: dict[str, EnvironmentSpec], applications: list[Application], owner: Application, name: str, *, config_file: str | None, force: bool = False
+) -> None:
     """Synthesize the stack ``name`` alone (with the stacks of its application it refers to), unless
-    ``outdir`` holds it from the same inputs; the other stacks of ``outdir`` are left as they are."""
+    ``outdir`` holds it from the same inputs; the other stacks of ``outdir`` are left as they are.
+    ``applications``: every application, its settings read already (the digest covers them all)."""
     import tempfile
 
     from . import synthcache
     from .progress import Progress
 
     progress = Progress()
-    digest = _digest(specs, load_platform_settings(config_file=config_file), load_spotilike_spec(config_file=config_file), config_file)
+    loaded = {application.name: application for application in applications}
+    digest = _digest(specs, loaded["platform"].settings, loaded["spotilike"].spec, config_file)
     if not force and synthcache.cached_stack(outdir, digest, name):
         progress.note(f"{outdir / 'stacks' / name} is up to date (inputs unchanged; --force synthesizes anew)")
         return
@@ -508,7 +512,7 @@ def _tofu(arguments: argparse.Namespace, spec_options: dict) -> int:
                 "run without --no-synth to synthesize it again"
             )
     else:  # this stack alone (and what it refers to), unless it is there from the same inputs
-        _synth_only(arguments.outdir, specs, owner, name, config_file=arguments.config, force=arguments.force)
+        _synth_only(arguments.outdir, specs, applications, owner, name, config_file=arguments.config, force=arguments.force)
     init_extra = ["-reconfigure"] if arguments.reconfigure else ["-migrate-state"] if arguments.migrate_state else []
     change = backend_change(stack_dir)
     if change and not init_extra:

@@ -51,7 +51,6 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message says which, where from, and what is allowed."""
 
 
-
 def config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> Path | None:
     if config_file is not None:
         path = Path(config_file)

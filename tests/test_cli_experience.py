@@ -307,6 +307,10 @@ def test_each_application_settings_live_beside_its_stacks_and_load_without_the_r
     assert models == [], f"config.py declares {models}"
     settings = sorted(path.stem for path in (ROOT / "spawnit" / "stacks").glob("*_settings.py"))
     assert settings == ["environment_settings", "platform_settings", "spotilike_settings"]
+    from spawnit.config import SECTIONS
+    from spawnit.stacks.environment_settings import ENVIRONMENTS
+
+    assert SECTIONS == ("all", *ENVIRONMENTS, "platform", "spotilike")  # the file's sections name each environment as GreenLeaf does
     code = "import sys\n" + "".join(f"import spawnit.stacks.{name}\n" for name in settings) + "print(sorted(m for m in sys.modules if m.startswith(('cdktf', 'jsii', 'constructs'))))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     assert loaded == "[]", loaded

@@ -142,8 +142,8 @@ def test_every_spawnit_variable_the_product_reads_is_a_field_or_a_named_setting(
     import re
     from pathlib import Path
 
-    from spawnit.stacks.environment_settings import ENVIRONMENTS, FIELDS, check_environ_names
     from spawnit.config import OTHER_PREFIXES, OTHER_VARIABLES
+    from spawnit.stacks.environment_settings import ENVIRONMENTS, FIELDS, check_environ_names
 
     root = Path(__file__).resolve().parents[1]
     sources = [*root.joinpath("spawnit").rglob("*.py"), root / "Dockerfile", *root.joinpath("scripts").iterdir(), root / "README.md"]

@@ -87,11 +87,11 @@ def test_every_file_the_readme_commands_name_exists_and_works():
     README's template example is examples/mosquitto.yaml byte for byte, and each example is accepted."""
     import json
 
-    from spawnit.stacks.platform_settings import load_platform_settings
-    from spawnit.stacks.environment_settings import load_spec
-    from spawnit.stacks.spotilike_settings import load_spotilike_spec
     from spawnit.services import get_service
     from spawnit.services.template import load_template
+    from spawnit.stacks.environment_settings import load_spec
+    from spawnit.stacks.platform_settings import load_platform_settings
+    from spawnit.stacks.spotilike_settings import load_spotilike_spec
 
     readme = (ROOT / "README.md").read_text()
     named = re.findall(r"(?:--params|--config|catalog check|catalog add)\s+([\w./-]+\.(?:json|toml|yaml|yml))", readme)

@@ -939,7 +939,7 @@ class JobManager:
         service = self.catalog.get(spec["service"], instance_version(spec))
         if spec.get("service_sha256") and service.sha256 != spec["service_sha256"]:
             raise SynthError(
-                f"service {spec['service']} {spec.get('service_version')}: its template's hash is {service.sha256} now, not {spec['service_sha256']} "
+                f"service {spec['service']} {instance_version(spec)}: its template's hash is {service.sha256} now, not {spec['service_sha256']} "
                 "as when the instance was made; a published version never changes: publish the change as a new version and upgrade"
             )
         return service
