@@ -515,6 +515,28 @@ def test_the_instance_page_edits_parameters_through_a_reviewed_plan_reveals_a_se
     expect(other.locator("#instance-name")).to_have_text("cache")
 
 
+def test_a_form_opened_while_the_page_still_loads_is_not_reopened_when_loading_ends(browser, site):
+    """The page's deep link is the address it was opened with: a card clicked before the page has finished
+    loading rewrites the address to #service=..., and the end of loading must not open that form again
+    (which reset the target a user had just chosen and disabled its fields)."""
+    url, app, jobs = site
+    page = browser.new_page()
+    held = []
+    page.route("**/api/targets/proxmox/resources", lambda route: held.append(route))  # the last panel the page loads, held back
+    page.goto(url)
+    page.click(".card[data-service=postgresql]")
+    page.select_option("#field-target", "aws")
+    deadline = time.monotonic() + 60
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the page never asked for the Proxmox panel"
+    held[0].continue_()
+    expect(page.locator("#proxmox-message")).not_to_be_empty(timeout=30_000)  # loading has ended
+    expect(page.locator("#field-target")).to_have_value("aws")
+    expect(page.locator("#field-allowed_cidrs")).to_be_enabled()
+    page.fill("#field-allowed_cidrs", "203.0.113.0/24")
+
+
 def test_the_deploy_form_estimates_the_cost_before_the_first_plan_and_the_jobs_page_lists_every_job(browser, site, artifacts):
     url, app, jobs = site
     jobs.environ["TOFU_SLOW_APPLY"] = "0"

@@ -976,23 +976,26 @@ async function start() {
   $("#client").addEventListener("change", () => switchClient().catch(alertError));
   $("#logout").addEventListener("click", () => { sessionStorage.clear(); location.assign(state.config.end_session_endpoint || "/"); });
   if (!(await authenticate())) return;
+  // The address the page was opened with (restored after a login) is its deep link: read it now, since a
+  // click made while the page still loads (a service's form, the jobs page) rewrites it and must not be undone.
+  const opening = location.hash;
   await loadGrants();
   await showCatalog();
   await showInstances();
   await showProxmox();
   watchClient();
-  const linked = location.hash.match(/^#job=([0-9a-f-]{36})$/);
+  const linked = opening.match(/^#job=([0-9a-f-]{36})$/);
   if (linked) watchJob(linked[1]);
-  const reviewed = location.hash.match(/^#review=([0-9a-f-]{36})$/);
+  const reviewed = opening.match(/^#review=([0-9a-f-]{36})$/);
   if (reviewed) await openReview(reviewed[1]);
-  const drifted = location.hash.match(/^#drift=([a-z0-9-]+)$/);
+  const drifted = opening.match(/^#drift=([a-z0-9-]+)$/);
   if (drifted) await openDrift(drifted[1]);
-  const opened = location.hash.match(/^#instance=([a-z0-9-]+)$/);
+  const opened = opening.match(/^#instance=([a-z0-9-]+)$/);
   if (opened) await openInstance(opened[1]);
-  if (location.hash === "#jobs") await openJobs();
-  if (location.hash === "#audit") await openAudit();
-  if (location.hash === "#catalog") $("#catalog-section").scrollIntoView({ block: "start" });
-  const chosen = location.hash.match(/^#service=([a-z0-9-]+)$/);
+  if (opening === "#jobs") await openJobs();
+  if (opening === "#audit") await openAudit();
+  if (opening === "#catalog") $("#catalog-section").scrollIntoView({ block: "start" });
+  const chosen = opening.match(/^#service=([a-z0-9-]+)$/);
   if (chosen) {
     if (state.catalog[chosen[1]]) openForm(state.catalog[chosen[1]]);
     else alertError(new Error(`service ${chosen[1]} is not in the catalog; it lists ${Object.keys(state.catalog).join(", ")}`));
