@@ -631,46 +631,142 @@ def audit_records_hold_no_secret(tmp_path_factory):
     assert offenders == [], "audit records with more than they may hold:\n" + "\n".join(offenders)
 
 
-# The suite's own figures, printed at its end: duration (set-up by scripts/test, fixtures, tests), the
-# slowest tests (--durations), and the peak memory of the machine and of the largest process. ----------
+# The suite on two workers (pytest-xdist, ``--dist loadgroup``, set by scripts/test) ---------------------
+# A file's tests stay on one worker, so its module fixtures are made once; the files that use the session's
+# dockerd share one worker (two daemons on one machine would hand out the same bridge subnets). Groups are
+# handed out longest first, by the previous run's durations (pytest's cache), so that both workers end
+# together; with no previous run, the real-engine tier goes first, then the files with the most tests.
 
-_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "sampling": None}
+DOCKER_GROUP = "dockerd"
+GROUP_SECONDS = "spawnit/group-seconds"  # the cache key: {group: seconds} of the latest run of each group
+GROUP, CPU_AT_START = pytest.StashKey[str](), pytest.StashKey[float]()
+
+
+def _groups(items) -> dict[object, str]:
+    """{item: its group}: its file's name, or DOCKER_GROUP for every test of a file where one uses dockerd."""
+    docker_files = {item.path for item in items if "docker_engine" in getattr(item, "fixturenames", ())}
+    return {item: DOCKER_GROUP if item.path in docker_files else item.path.name for item in items}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks it adds to each test's id
+def pytest_collection_modifyitems(config, items):
+    groups = _groups(items)
+    known = config.cache.get(GROUP_SECONDS, {}) if config.cache else {}
+    counts: dict[str, int] = {}
+    engine: set[str] = set()
+    for item, group in groups.items():
+        counts[group] = counts.get(group, 0) + 1
+        if item.get_closest_marker("engine"):
+            engine.add(group)
+
+    def weight(group: str) -> tuple:
+        return (group in known, known.get(group, 0.0), group in engine, counts[group])
+
+    order = {group: rank for rank, group in enumerate(sorted(counts, key=weight, reverse=True))}
+    items.sort(key=lambda item: order[groups[item]])  # stable: a file's own order is kept
+    for item, group in groups.items():
+        item.stash[GROUP] = group
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+# The suite's own figures, printed at its end: duration (set-up by scripts/test, fixtures, tests), the
+# slowest tests (--durations), the CPU spent (the busiest files), and the peak memory of the machine and of
+# the largest process. Under xdist the workers' reports carry their figures to the controller, which prints.
+
+_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "largest": 0, "sampling": None, "cpu": {}, "seconds": {}, "groups": {}}
+
+
+def _worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _own_cpu() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _largest_rss() -> int:
+    import resource
+
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
 
 
 def pytest_sessionstart(session):
+    if _worker(session.config):
+        return
     import psutil
 
     _SUITE["start"] = time.monotonic()
     stop = threading.Event()
+    me = psutil.Process()
 
     def sample():
         while not stop.wait(0.5):
             _SUITE["machine_peak"] = max(_SUITE["machine_peak"], psutil.virtual_memory().used)
+            for process in me.children(recursive=True):  # the workers and what they run, still alive
+                with contextlib.suppress(psutil.Error):
+                    _SUITE["largest"] = max(_SUITE["largest"], process.memory_info().rss)
 
     threading.Thread(target=sample, name="memory-sampler", daemon=True).start()
     _SUITE["sampling"] = stop
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[CPU_AT_START] = _own_cpu()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The teardown report carries the test's group, its CPU (its process and the children it waited for,
+    set-up and teardown included) and the largest process so far: the controller adds them up."""
+    report = yield
+    if call.when == "teardown":
+        cpu = _own_cpu() - item.stash.get(CPU_AT_START, _own_cpu())
+        report.user_properties += [("spawnit-group", item.stash.get(GROUP, item.path.name)), ("spawnit-cpu", cpu), ("spawnit-largest", _largest_rss())]
+    return report
+
+
 def pytest_runtest_logreport(report):
     if report.when == "setup":
         _SUITE["setup"] += report.duration
+    file = report.nodeid.split("::")[0]
+    _SUITE["seconds"][file] = _SUITE["seconds"].get(file, 0.0) + report.duration
+    figures = dict(report.user_properties)
+    if "spawnit-cpu" in figures:
+        _SUITE["groups"][file] = figures["spawnit-group"]
+        _SUITE["cpu"][file] = _SUITE["cpu"].get(file, 0.0) + figures["spawnit-cpu"]
+        _SUITE["largest"] = max(_SUITE["largest"], figures["spawnit-largest"])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    import resource
-
     import psutil
 
+    if _worker(config):
+        return
     if _SUITE["sampling"] is not None:
         _SUITE["sampling"].set()
+    if config.cache and _SUITE["groups"]:
+        seconds: dict[str, float] = {}
+        for file, group in _SUITE["groups"].items():
+            seconds[group] = seconds.get(group, 0.0) + _SUITE["seconds"].get(file, 0.0)
+        config.cache.set(GROUP_SECONDS, {**config.cache.get(GROUP_SECONDS, {}), **{group: round(value, 1) for group, value in seconds.items()}})
     _SUITE["machine_peak"] = max(_SUITE["machine_peak"], psutil.virtual_memory().used)
     total = time.monotonic() - _SUITE["start"]
     installs = float(os.environ.get("SPAWNIT_TEST_SETUP_SECONDS") or 0)
-    largest = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
+    largest = max(_SUITE["largest"], _largest_rss()) / 2**30
+    workers = getattr(config.option, "numprocesses", None) or 1
 
     def clock(seconds: float) -> str:
         return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
 
     terminalreporter.write_sep("=", "suite figures")
-    terminalreporter.write_line(f"total: {clock(total + installs)} (installs by scripts/test: {clock(installs)}; tests: {clock(total)}, of which fixtures' set-up {clock(_SUITE['setup'])})")
+    terminalreporter.write_line(
+        f"total: {clock(total + installs)} (installs by scripts/test: {clock(installs)}; tests: {clock(total)} on {workers} worker(s), of which fixtures' set-up {clock(_SUITE['setup'])})"
+    )
+    terminalreporter.write_line(f"CPU: {_own_cpu():.0f} s (user + system, every process of the suite); the busiest files:")
+    for file, seconds in sorted(_SUITE["cpu"].items(), key=lambda pair: -pair[1])[:10]:
+        terminalreporter.write_line(f"  {seconds:7.1f} s  {file}")
     terminalreporter.write_line(f"peak memory: machine {_SUITE['machine_peak'] / 2**30:.1f} GB in use at most; largest single process {largest:.2f} GB")

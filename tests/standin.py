@@ -4,7 +4,7 @@ Behaviour from the environment: TOFU_EXIT_CODES ({"plan": 2}), TOFU_SLOW_<ACTION
 TOFU_IGNORE_TERM (ignore SIGTERM, so only SIGKILL stops it), TOFU_STAMP (each line ends with " @<epoch seconds>"),
 TOFU_SHOW_JSON and TOFU_OUTPUT_JSON (what `show -json` and `output -json` print; default {}), TOFU_LOCK_FILE
 (what init writes to .terraform.lock.hcl). A plan with -out= writes a plan file; an apply of a plan file records its content. Each call records its arguments, folder, backend, the files beside it,
-its AWS_/SPAWNIT_/TF_/DOCKER_/PROXMOX_VE_ environment (and SSH_AUTH_SOCK) and the content of any -backend-config file.
+its AWS_/SPAWNIT_/TF_/DOCKER_/PROXMOX_VE_/GO* environment (and SSH_AUTH_SOCK) and the content of any -backend-config file.
 TOFU_CONTROL names a JSON file of the same settings, read at each run: tests change a long-running
 server's stand-in through it.
 """
@@ -31,7 +31,7 @@ def record(entry):
         handle.write(json.dumps(entry) + "\\n")
 backend = json.load(open("cdk.tf.json"))["terraform"].get("backend")
 backend_config = [open(arg.split("=", 1)[1]).read() for arg in sys.argv[1:] if arg.startswith("-backend-config=")]
-environ = {{key: value for key, value in os.environ.items() if key.startswith(("AWS_", "SPAWNIT_", "TF_", "DOCKER_", "PROXMOX_VE_")) or key == "SSH_AUTH_SOCK"}}
+environ = {{key: value for key, value in os.environ.items() if key.startswith(("AWS_", "SPAWNIT_", "TF_", "DOCKER_", "PROXMOX_VE_", "GO")) or key == "SSH_AUTH_SOCK"}}
 files = sorted(os.listdir("."))
 plan_file = open(sys.argv[-1]).read() if sys.argv[1] == "apply" and os.path.isfile(sys.argv[-1]) else None  # apply PLANFILE
 record({{"argv": sys.argv[1:], "cwd": os.getcwd(), "backend": backend, "started": time.time(), "pid": os.getpid(),

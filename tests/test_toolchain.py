@@ -138,6 +138,16 @@ def test_an_aws_job_reaches_the_emulated_endpoint_through_the_provider_endpoint_
         f"AWS_ENDPOINT_URL_{service}": "http://127.0.0.1:4566" for service in ("EC2", "IAM", "SSM", "STS")
     }
     assert not any(name.startswith("AWS_") for name in docker_plan["environ"])
+    for plan in (aws_plan, docker_plan):  # the engine's Go runtime: the collector off until its memory limit
+        assert (plan["environ"]["GOGC"], plan["environ"]["GOMEMLIMIT"]) == ("off", "1GiB")
+
+
+def test_a_server_own_go_collector_setting_reaches_the_engine_unchanged(tmp_path):
+    toolchain = Toolchain.from_environment({}, tmp_path)
+    own = toolchain.environment({"PATH": "/usr/bin", "GOGC": "200"}, tmp_path / "cli.tfrc", {}, {})
+    assert own["GOGC"] == "200" and "GOMEMLIMIT" not in own
+    limited = toolchain.environment({"PATH": "/usr/bin", "GOMEMLIMIT": "3GiB"}, tmp_path / "cli.tfrc", {}, {})
+    assert limited["GOMEMLIMIT"] == "3GiB" and "GOGC" not in limited
 
 
 def test_without_settings_an_aws_instance_talks_to_aws_with_the_bindings_provider_version(synth_worker, tmp_path):

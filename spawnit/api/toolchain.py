@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..shared import aws_endpoint_environment
+from ..tofu import engine_environment
 from .credentials import store_credentials_fallback, without_provider_variables
 
 SOURCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$")
@@ -122,12 +123,13 @@ class Toolchain:
     def environment(self, server: Mapping[str, str], cli_config: Path, secrets: Mapping[str, str], target: Mapping[str, str]) -> dict[str, str]:
         """A job's process environment: the server's without its own settings nor any provider's
         credentials, the job's CLI configuration and plugin cache, the ``target``'s credentials
-        (:meth:`.credentials.TargetAccess.for_job`) and the instance's secrets as ``TF_VAR_<name>``."""
+        (:meth:`.credentials.TargetAccess.for_job`), the instance's secrets as ``TF_VAR_<name>`` and the
+        engine's Go runtime settings (:func:`spawnit.tofu.engine_environment`)."""
         environ = {key: value for key, value in without_provider_variables(server).items() if not key.startswith(_SERVER_ONLY) and key not in _SERVER_ONLY_NAMES}
         environ |= dict(target)
         environ |= {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": str(cli_config)}
         environ |= {f"TF_VAR_{name}": value for name, value in secrets.items()}
-        return environ
+        return engine_environment(environ)
 
     def prepare(self) -> None:
         self.plugin_cache.mkdir(parents=True, exist_ok=True)
