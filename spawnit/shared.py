@@ -6,7 +6,9 @@ the provider runtime loads.
 
 from __future__ import annotations
 
+import base64
 import difflib
+import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -111,3 +113,26 @@ def aws_endpoint_environment(endpoint: str | None) -> dict[str, str]:
     if not endpoint:
         return {}
     return {f"AWS_ENDPOINT_URL_{service.upper()}": endpoint for service in AWS_TARGET_SERVICES}
+
+
+# ---- EC2 user data: what the constructs write and what readers of a synthesized stack read back ----------
+
+USER_DATA_LIMIT = 16 * 1024  # bytes EC2 accepts before base64
+
+
+def user_data(text: str, *, owner: str) -> str:
+    """Base64 user data for ``user_data_base64`` and launch templates: the text as it is, or gzip-compressed
+    when it is over EC2's 16 KB (cloud-init reads gzip-compressed user data as what it holds); refused,
+    naming ``owner``, when even compressed it is over."""
+    raw = text.encode()
+    if len(raw) > USER_DATA_LIMIT:
+        raw = gzip.compress(raw, compresslevel=9, mtime=0)  # mtime 0: the same text gives the same bytes
+        if len(raw) > USER_DATA_LIMIT:
+            raise ValueError(f"{owner} user data: {len(raw)} bytes compressed is not allowed; allowed: {USER_DATA_LIMIT} bytes at most (EC2)")
+    return base64.b64encode(raw).decode()
+
+
+def user_data_text(encoded: str) -> str:
+    """The text of :func:`user_data`'s output (for readers of synthesized stacks)."""
+    raw = base64.b64decode(encoded)
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()

@@ -631,49 +631,63 @@ def audit_records_hold_no_secret(tmp_path_factory):
     assert offenders == [], "audit records with more than they may hold:\n" + "\n".join(offenders)
 
 
-# The suite on two workers (pytest-xdist, ``--dist loadgroup``, set by scripts/test) ---------------------
+# The suite on two workers (pytest-xdist, ``-n 2 --dist loadfile``: scripts/test and pyproject.toml) ---------
 # A file's tests stay on one worker, so its module fixtures are made once; the files that use the session's
-# dockerd share one worker (two daemons on one machine would hand out the same bridge subnets). Groups are
+# dockerd make one scope (two daemons on one machine would hand out the same bridge subnets): the scheduler
+# below. (xdist's own ``loadgroup`` marks do not group under pytest 9.2: pytest-xdist#1386.) Files are
 # handed out longest first, by the previous run's durations (pytest's cache), so that both workers end
 # together; with no previous run, the real-engine tier goes first, then the files with the most tests.
 
-DOCKER_GROUP = "dockerd"
-GROUP_SECONDS = "spawnit/group-seconds"  # the cache key: {group: seconds} of the latest run of each group
-GROUP, CPU_AT_START = pytest.StashKey[str](), pytest.StashKey[float]()
+DOCKER_FILES = ("test_docker_live.py", "test_engine_loop.py", "test_worker_targets.py")  # checked at collection
+DOCKER_SCOPE = "dockerd"
+SCOPE_SECONDS = "spawnit/scope-seconds"  # the cache key: {scope: seconds} of the latest run of each scope
+SCOPE, CPU_AT_START = pytest.StashKey[str](), pytest.StashKey[float]()
 
 
-def _groups(items) -> dict[object, str]:
-    """{item: its group}: its file's name, or DOCKER_GROUP for every test of a file where one uses dockerd."""
-    docker_files = {item.path for item in items if "docker_engine" in getattr(item, "fixturenames", ())}
-    return {item: DOCKER_GROUP if item.path in docker_files else item.path.name for item in items}
+def scope_of(path: Path) -> str:
+    return DOCKER_SCOPE if path.name in DOCKER_FILES else path.name
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks it adds to each test's id
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class DockerdTogether(LoadFileScheduling):
+        """Each file a scope, but the files using the session's dockerd one scope."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(Path(nodeid.split("::", 1)[0]))
+
+    return DockerdTogether(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    groups = _groups(items)
-    known = config.cache.get(GROUP_SECONDS, {}) if config.cache else {}
+    strays = sorted({item.path.name for item in items if "docker_engine" in getattr(item, "fixturenames", ())} - set(DOCKER_FILES))
+    if strays:
+        raise pytest.UsageError(f"{', '.join(strays)} use the session's dockerd: add them to DOCKER_FILES in tests/conftest.py (one daemon per run)")
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    known = cache.get(SCOPE_SECONDS, {}) if cache else {}
     counts: dict[str, int] = {}
     engine: set[str] = set()
-    for item, group in groups.items():
-        counts[group] = counts.get(group, 0) + 1
+    for item in items:
+        scope = item.stash[SCOPE] = scope_of(item.path)
+        counts[scope] = counts.get(scope, 0) + 1
         if item.get_closest_marker("engine"):
-            engine.add(group)
+            engine.add(scope)
 
-    def weight(group: str) -> tuple:
-        return (group in known, known.get(group, 0.0), group in engine, counts[group])
+    def weight(scope: str) -> tuple:
+        return (scope in known, known.get(scope, 0.0), scope in engine, counts[scope])
 
-    order = {group: rank for rank, group in enumerate(sorted(counts, key=weight, reverse=True))}
-    items.sort(key=lambda item: order[groups[item]])  # stable: a file's own order is kept
-    for item, group in groups.items():
-        item.stash[GROUP] = group
-        item.add_marker(pytest.mark.xdist_group(group))
+    order = {scope: rank for rank, scope in enumerate(sorted(counts, key=weight, reverse=True))}
+    items.sort(key=lambda item: order[item.stash[SCOPE]])  # stable: a file's own order is kept
 
 
 # The suite's own figures, printed at its end: duration (set-up by scripts/test, fixtures, tests), the
 # slowest tests (--durations), the CPU spent (the busiest files), and the peak memory of the machine and of
 # the largest process. Under xdist the workers' reports carry their figures to the controller, which prints.
 
-_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "largest": 0, "sampling": None, "cpu": {}, "seconds": {}, "groups": {}}
+_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "largest": 0, "sampling": None, "cpu": {}, "seconds": {}}
 
 
 def _worker(config) -> bool:
@@ -720,12 +734,12 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """The teardown report carries the test's group, its CPU (its process and the children it waited for,
+    """The teardown report carries the test's CPU (its process and the children it waited for,
     set-up and teardown included) and the largest process so far: the controller adds them up."""
     report = yield
     if call.when == "teardown":
         cpu = _own_cpu() - item.stash.get(CPU_AT_START, _own_cpu())
-        report.user_properties += [("spawnit-group", item.stash.get(GROUP, item.path.name)), ("spawnit-cpu", cpu), ("spawnit-largest", _largest_rss())]
+        report.user_properties += [("spawnit-cpu", cpu), ("spawnit-largest", _largest_rss())]
     return report
 
 
@@ -736,7 +750,6 @@ def pytest_runtest_logreport(report):
     _SUITE["seconds"][file] = _SUITE["seconds"].get(file, 0.0) + report.duration
     figures = dict(report.user_properties)
     if "spawnit-cpu" in figures:
-        _SUITE["groups"][file] = figures["spawnit-group"]
         _SUITE["cpu"][file] = _SUITE["cpu"].get(file, 0.0) + figures["spawnit-cpu"]
         _SUITE["largest"] = max(_SUITE["largest"], figures["spawnit-largest"])
 
@@ -748,11 +761,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     if _SUITE["sampling"] is not None:
         _SUITE["sampling"].set()
-    if config.cache and _SUITE["groups"]:
+    cache = getattr(config, "cache", None)
+    if cache and _SUITE["seconds"]:
         seconds: dict[str, float] = {}
-        for file, group in _SUITE["groups"].items():
-            seconds[group] = seconds.get(group, 0.0) + _SUITE["seconds"].get(file, 0.0)
-        config.cache.set(GROUP_SECONDS, {**config.cache.get(GROUP_SECONDS, {}), **{group: round(value, 1) for group, value in seconds.items()}})
+        for file, spent in _SUITE["seconds"].items():
+            seconds[scope_of(Path(file))] = seconds.get(scope_of(Path(file)), 0.0) + spent
+        cache.set(SCOPE_SECONDS, {**cache.get(SCOPE_SECONDS, {}), **{scope: round(value, 1) for scope, value in seconds.items()}})
     _SUITE["machine_peak"] = max(_SUITE["machine_peak"], psutil.virtual_memory().used)
     total = time.monotonic() - _SUITE["start"]
     installs = float(os.environ.get("SPAWNIT_TEST_SETUP_SECONDS") or 0)
@@ -770,3 +784,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for file, seconds in sorted(_SUITE["cpu"].items(), key=lambda pair: -pair[1])[:10]:
         terminalreporter.write_line(f"  {seconds:7.1f} s  {file}")
     terminalreporter.write_line(f"peak memory: machine {_SUITE['machine_peak'] / 2**30:.1f} GB in use at most; largest single process {largest:.2f} GB")
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spawnit.constructs._common import user_data_text
+from spawnit.shared import user_data_text
 import json
 import re
 from dataclasses import dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spawnit.constructs._common import user_data_text
+from spawnit.shared import user_data_text
 
 from conftest import tool
 

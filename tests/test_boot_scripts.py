@@ -18,7 +18,7 @@ import boto3
 import pytest
 import yaml
 from hosts import FakeEc2Host, aws_cli_environment, echo_server, ip, mac_of, run_isolated, serving, stand_ins
-from spawnit.constructs._common import user_data_text
+from spawnit.shared import user_data_text
 from stackjson import StackJson, written_files
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ from spawnit.api.auth import AuthSettings
 from spawnit.api.jobs import JobManager
 from spawnit.api.store import LocalObjectStore, Store
 from spawnit.api.upgrades import UPGRADE_POLICY
-from spawnit.constructs._common import user_data_text
+from spawnit.shared import user_data_text
 from spawnit.proxmox import ProxmoxCluster
 from spawnit.services.catalog import Catalog
 from spawnit.services.template import synth_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spawnit.constructs._common import user_data_text
+from spawnit.shared import user_data_text
 import yaml
 
 ZONES = ("eu-west-3a", "eu-west-3b")

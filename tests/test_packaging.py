@@ -113,3 +113,12 @@ def test_npx_cdktf_synth_produces_the_same_stacks_as_the_python_app_with_no_erro
     for name in names:
         assert json.loads((target / "stacks" / name / "cdk.tf.json").read_text()) == json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()), name
     shutil.rmtree(target)
+
+
+def test_the_suite_controller_starts_no_jsii_runtime():
+    """With the suite on several workers, the controller only schedules: the tests' shared modules (what it
+    imports) must not load cdktf, whose import starts the jsii runtime, a Node process of ~600 MB."""
+    shared = ("conftest", "stackjson", "standin", "plansamples", "emulator", "hosts", "processes")
+    code = f"import sys\nsys.path.insert(0, 'tests')\nimport {', '.join(shared)}\nprint(sorted(m for m in sys.modules if m.startswith(('cdktf', 'jsii', 'constructs'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -5,6 +5,7 @@ settings. The same flow with the real engine and AWS provider is in test_engine_
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 
@@ -410,3 +411,81 @@ def test_the_cost_of_an_instance_is_estimated_before_it_exists_as_the_gate_price
     bad = api.post("/api/catalog/postgresql/estimate", json={"target": "aws", "parameters": {"allowed_cidrs": ["203.0.113.0/24"], "port": 80}})
     assert bad.status_code == 422 and "port = 80 is not allowed" in bad.json()["error"]
     assert not list((app.state.jobs.workdir / "estimates").iterdir())  # nothing left behind
+
+
+def test_checkov_is_kept_warm_one_process_for_every_check_with_the_same_findings_as_the_command(risky_plan, tmp_path):
+    """Where ``checkov`` is a Python script, its modules load once in a warm process that forks a child per
+    check; the findings are the command's own, and a warm process that died is replaced by the next check."""
+    import psutil
+
+    from spawnit.api import gate
+
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(risky_plan))
+    checkov = gate.find_checkov({})
+    arguments = ["--file", str(plan_file), "--framework", "terraform_plan", "--output", "json", "--quiet", "--compact", "--skip-download"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BC_SKIP_MAPPING": "TRUE"}
+    command = subprocess.run([checkov, *arguments], capture_output=True, text=True, env=env)
+    warm = gate.WarmCheckov(gate._interpreter(checkov), env)
+    try:
+        first = warm.run(arguments)
+        process = warm.process.pid
+        assert first == warm.run(arguments) and warm.process.pid == process  # the same process answered twice
+        assert first[0] == command.returncode == 1
+        assert failed_checks(first[1]) == failed_checks(command.stdout) and ("CKV_AWS_24", "aws_security_group.open") in failed_checks(first[1])
+        psutil.Process(process).kill()
+        again = warm.run(arguments)  # a new warm process takes over (its checks may come in another order)
+        assert (again[0], failed_checks(again[1])) == (first[0], failed_checks(first[1])) and warm.process.pid != process
+    finally:
+        warm.close()
+    assert not psutil.pid_exists(process) or psutil.Process(process).status() == psutil.STATUS_ZOMBIE
+
+
+def failed_checks(stdout: str) -> list[tuple[str, str]]:
+    reports = json.loads(stdout)
+    return sorted((item["check_id"], item["resource_address"]) for report in (reports if isinstance(reports, list) else [reports]) for item in report["results"]["failed_checks"])
+
+
+def test_a_check_that_overruns_its_deadline_stops_the_warm_process_and_its_child(tmp_path):
+    """A stand-in ``checkov`` package whose check never ends: the caller gets TimeoutExpired, the warm process
+    and the check's child are gone, and the next check starts a new warm process."""
+    import psutil
+
+    from spawnit.api import gate
+
+    package = tmp_path / "site" / "checkov"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "main.py").write_text(
+        "import os, sys, time\n"
+        "class Checkov:\n"
+        "    def __init__(self, argv):\n        self.argv = argv\n"
+        "    def run(self):\n"
+        "        open(os.environ['CHILD_PID_FILE'], 'w').write(str(os.getpid()))\n"
+        "        if self.argv == ['hang']:\n            time.sleep(3600)\n"
+        "        print('checked', *self.argv)\n        return 0\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"), "CHILD_PID_FILE": str(tmp_path / "child.pid")}
+    warm = gate.WarmCheckov(sys.executable, env)
+    try:
+        assert warm.run(["a"]) == (0, "checked a\n")
+        process = warm.process.pid
+        with pytest.raises(subprocess.TimeoutExpired):
+            warm.run(["hang"], timeout=5)
+        child = int((tmp_path / "child.pid").read_text())
+        assert warm.process is None
+        for pid in (process, child):
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+        assert warm.run(["b"]) == (0, "checked b\n")
+    finally:
+        warm.close()
+
+
+def test_a_checkov_that_is_no_python_script_runs_as_a_command(tmp_path):
+    from spawnit.api import gate
+
+    checkov = tmp_path / "checkov"
+    checkov.write_text("#!/bin/sh\necho '[]'\nexit 0\n")
+    checkov.chmod(0o755)
+    assert gate._interpreter(str(checkov)) is None
+    assert gate.run_checkov(str(checkov), ["--file", "x"], {"PATH": "/usr/bin:/bin"}) == (0, "[]\n")

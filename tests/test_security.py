@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spawnit.constructs._common import user_data_text
+from spawnit.shared import user_data_text
 import yaml
 
 from conftest import PLATFORM_VARIANTS, ROOT, TEST_STACKS, VARIANTS, run_checkov

@@ -19,10 +19,15 @@ A stack whose region has no price table is not priced: the check says so and doe
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -57,6 +62,124 @@ def find_checkov(environ: Mapping[str, str]) -> str | None:
     return shutil.which("checkov", path=environ.get("PATH")) or (str(development) if development.is_file() else None)
 
 
+# ---- Checkov kept warm -----------------------------------------------------------------------------------
+# Importing Checkov costs ~3 CPU-s of its ~3.5 per check. Where ``checkov`` is a Python script, one process
+# per interpreter and environment loads it once (warm_checkov.py, run by Checkov's own interpreter) and
+# forks a child per check: ~0.5 CPU-s each after the first. Checks go one at a time through it; a process
+# that dies or overruns is stopped and the next check starts another. Elsewhere Checkov runs as a command.
+
+WARM_SCRIPT = Path(__file__).with_name("warm_checkov.py")
+
+
+def _interpreter(checkov: str) -> str | None:
+    """The Python interpreter a ``checkov`` script names on its first line, if it is one."""
+    try:
+        with open(checkov, "rb") as script:
+            first = script.readline(512).decode(errors="replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    command = first[2:].split()
+    if command and command[0].endswith("/env") and len(command) > 1:
+        command = command[1:]
+    return shutil.which(command[0]) if command and Path(command[0]).name.startswith("python") else None
+
+
+class WarmCheckov:
+    """One warm Checkov process (see above): :meth:`run` a check through it, :meth:`close` it."""
+
+    def __init__(self, python: str, env: Mapping[str, str]) -> None:
+        self.python, self.env = python, dict(env)
+        self.process: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [self.python, str(WARM_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env, start_new_session=True
+        )
+        if json.loads(self._answer(process, CHECKOV_TIMEOUT) or "{}").get("ready") is not True:
+            self._stop(process)
+            raise OSError("the warm Checkov process did not start")
+        return process
+
+    @staticmethod
+    def _answer(process: subprocess.Popen, timeout: float) -> str:
+        """The next line the process writes; TimeoutExpired after ``timeout`` seconds."""
+        ready, _, _ = select.select([process.stdout], [], [], timeout)
+        if not ready:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        return process.stdout.readline()
+
+    @staticmethod
+    def _stop(process: subprocess.Popen) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)  # the process and a check's child with it
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    def run(self, arguments: list[str], timeout: float = CHECKOV_TIMEOUT) -> tuple[int, str]:
+        """(Checkov's exit code, what it printed) for ``arguments``."""
+        with self.lock:
+            reused = self.process is not None and self.process.poll() is None
+            try:
+                return self._ask(arguments, timeout)
+            except OSError:
+                if not reused:
+                    raise
+                return self._ask(arguments, timeout)  # it had died since the last check: once more, in a new one
+
+    def _ask(self, arguments: list[str], timeout: float) -> tuple[int, str]:
+        if self.process is None or self.process.poll() is not None:
+            self.process = self._start()
+        try:
+            self.process.stdin.write(json.dumps({"argv": arguments}) + "\n")
+            self.process.stdin.flush()
+            line = self._answer(self.process, timeout)
+            if not line:
+                raise OSError("the warm Checkov process ended")
+            answer = json.loads(line)
+        except BaseException:
+            self._stop(self.process)
+            self.process = None
+            raise
+        return answer["code"], answer["stdout"]
+
+    def close(self) -> None:
+        with self.lock:
+            if self.process is not None:
+                self._stop(self.process)
+                self.process = None
+
+
+_WARM: dict[tuple, WarmCheckov] = {}
+_WARM_LOCK = threading.Lock()
+
+
+@atexit.register
+def close_warm_checkov() -> None:
+    """Stop every warm Checkov process of this process."""
+    with _WARM_LOCK:
+        for warm in _WARM.values():
+            warm.close()
+        _WARM.clear()
+
+
+def run_checkov(checkov: str, arguments: list[str], env: Mapping[str, str]) -> tuple[int, str]:
+    """(exit code, standard output) of Checkov with ``arguments``: through a warm process where ``checkov``
+    is a Python script, else as a command."""
+    python = _interpreter(checkov)
+    if python is None or not hasattr(os, "fork"):
+        result = subprocess.run([checkov, *arguments], capture_output=True, text=True, timeout=CHECKOV_TIMEOUT, env=dict(env))
+        return result.returncode, result.stdout
+    key = (python, tuple(sorted(env.items())))
+    with _WARM_LOCK:
+        warm = _WARM.setdefault(key, WarmCheckov(python, env))
+    return warm.run(arguments)
+
+
 def security_check(plan_file: Path, environ: Mapping[str, str], accepted: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """Checkov over the JSON plan at ``plan_file`` (it holds secrets: keep it in the job's private folder).
     Each finding names its check, title and resource, and the reason it is accepted, if it is."""
@@ -64,20 +187,18 @@ def security_check(plan_file: Path, environ: Mapping[str, str], accepted: Mappin
     checkov = find_checkov(environ)
     if checkov is None:
         return {"name": "security", "passed": False, "findings": [], "reasons": ["Checkov is not installed here; set SPAWNIT_CHECKOV to its path"]}
+    arguments = ["--file", str(plan_file), "--framework", "terraform_plan", "--output", "json", "--quiet", "--compact", "--skip-download"]
+    env = {"PATH": environ.get("PATH", os.defpath), "HOME": environ.get("HOME", "/tmp"), "BC_SKIP_MAPPING": "TRUE"}  # no call home
     try:
-        result = subprocess.run(
-            [checkov, "--file", str(plan_file), "--framework", "terraform_plan", "--output", "json", "--quiet", "--compact", "--skip-download"],
-            capture_output=True, text=True, timeout=CHECKOV_TIMEOUT,
-            env={"PATH": environ.get("PATH", os.defpath), "HOME": environ.get("HOME", "/tmp"), "BC_SKIP_MAPPING": "TRUE"},  # no call home
-        )
-        report = json.loads(result.stdout) if result.stdout.strip() else {}
+        code, stdout = run_checkov(checkov, arguments, env)
+        report = json.loads(stdout) if stdout.strip() else {}
     except (OSError, ValueError, subprocess.TimeoutExpired) as error:
         return {"name": "security", "passed": False, "findings": [], "reasons": [f"Checkov could not run: {type(error).__name__}"]}
     reports = report if isinstance(report, list) else [report]
     # A report per framework ({"results": ..., "summary": ...}), or only a summary when no resource concerned any check.
     summaries = [item.get("summary", item) for item in reports if isinstance(item, dict)]
-    if result.returncode not in (0, 1) or not summaries or not all("failed" in summary for summary in summaries):
-        return {"name": "security", "passed": False, "findings": [], "reasons": [f"Checkov failed (exit {result.returncode})"]}
+    if code not in (0, 1) or not summaries or not all("failed" in summary for summary in summaries):
+        return {"name": "security", "passed": False, "findings": [], "reasons": [f"Checkov failed (exit {code})"]}
     if any(summary.get("parsing_errors") for summary in summaries):
         return {"name": "security", "passed": False, "findings": [], "reasons": ["Checkov could not read the plan"]}
     findings = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,6 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
 SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-USER_DATA_LIMIT = 16 * 1024  # bytes EC2 accepts before base64
 # IMDSv2 answers a token PUT only within this many network hops. A container on Docker's bridge is one
 # hop further than the host: with 1 its SDK cannot reach the instance role (AWS recommends 2 for
 # containers; see the EC2 user guide, "Instance metadata options"). Hosts without containers keep 1.
@@ -132,24 +130,6 @@ def shell_assignments(values: Mapping[str, str]) -> str:
 def base64_text(text: str) -> str:
     """Base64 of literal text (no Terraform function needed)."""
     return base64.b64encode(text.encode()).decode()
-
-
-def user_data(text: str, *, owner: str) -> str:
-    """Base64 user data for ``user_data_base64`` and launch templates: the text as it is, or gzip-compressed
-    when it is over EC2's 16 KB (cloud-init reads gzip-compressed user data as what it holds); refused,
-    naming ``owner``, when even compressed it is over."""
-    raw = text.encode()
-    if len(raw) > USER_DATA_LIMIT:
-        raw = gzip.compress(raw, compresslevel=9, mtime=0)  # mtime 0: the same text gives the same bytes
-        if len(raw) > USER_DATA_LIMIT:
-            raise ValueError(f"{owner} user data: {len(raw)} bytes compressed is not allowed; allowed: {USER_DATA_LIMIT} bytes at most (EC2)")
-    return base64.b64encode(raw).decode()
-
-
-def user_data_text(encoded: str) -> str:
-    """The text of :func:`user_data`'s output (for readers of synthesized stacks)."""
-    raw = base64.b64decode(encoded)
-    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
 
 
 PER_BOOT_DIR = "/var/lib/cloud/scripts/per-boot"

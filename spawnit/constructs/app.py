@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..shared import GREENLEAF_BACKEND_IMAGE, GREENLEAF_CADDY_IMAGE, GREENLEAF_STOREFRONT_IMAGE
-from ._common import PER_BOOT_DIR, asset, cloud_config, shell_assignments, user_data
+from ..shared import GREENLEAF_BACKEND_IMAGE, GREENLEAF_CADDY_IMAGE, GREENLEAF_STOREFRONT_IMAGE, user_data
+from ._common import PER_BOOT_DIR, asset, cloud_config, shell_assignments
 
 APP_DIR = "/opt/spawnit/app"
 BOOT_SCRIPT = "spawnit-app.sh"  # cloud-init runs it at every boot from PER_BOOT_DIR

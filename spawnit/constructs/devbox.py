@@ -16,7 +16,8 @@ from cdktf_cdktf_provider_aws.instance import (
 from cdktf_cdktf_provider_aws.volume_attachment import VolumeAttachment
 from constructs import Construct
 
-from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, user_data
+from ..shared import user_data
+from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami
 from .app import AppRelease, AppSettings, app_user_data
 from .network import Network
 from .security import ANYWHERE

@@ -18,7 +18,8 @@ from cdktf_cdktf_provider_aws.network_interface import NetworkInterface
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from constructs import Construct
 
-from ._common import HOST_ONLY_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, asset, user_data, cloud_config, shell_assignments
+from ..shared import user_data
+from ._common import HOST_ONLY_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, asset, cloud_config, shell_assignments
 from .security import SecurityGroup
 
 NAT_INSTANCE_TYPES = ("t4g.nano", "t3.nano")

@@ -36,8 +36,8 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret_version import Secretsmanage
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from ..shared import AMI_ID_PATTERN
-from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, user_data, shell_assignments
+from ..shared import AMI_ID_PATTERN, user_data
+from ._common import CONTAINER_HOST_HOP_LIMIT, InstanceRole, amazon_linux_2023_ami, shell_assignments
 from .app import AppRelease, AppSettings, app_user_data
 from .data import Cache, Database
 from .network import Network

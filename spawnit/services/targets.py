@@ -138,7 +138,8 @@ class Ec2Target(Target):
         from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
         from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 
-        from ..constructs._common import InstanceRole, amazon_linux_2023_ami, cloud_config, user_data
+        from ..constructs._common import InstanceRole, amazon_linux_2023_ami, cloud_config
+        from ..shared import user_data
         from ..constructs.security import SecurityGroup
 
         ports = published_ports(containers)
