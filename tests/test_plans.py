@@ -446,13 +446,10 @@ def failed_checks(stdout: str) -> list[tuple[str, str]]:
     return sorted((item["check_id"], item["resource_address"]) for report in (reports if isinstance(reports, list) else [reports]) for item in report["results"]["failed_checks"])
 
 
-def test_a_check_that_overruns_its_deadline_stops_the_warm_process_and_its_child(tmp_path):
-    """A stand-in ``checkov`` package whose check never ends: the caller gets TimeoutExpired, the warm process
-    and the check's child are gone, and the next check starts a new warm process."""
-    import psutil
-
-    from spawnit.api import gate
-
+@pytest.fixture
+def fake_checkov(tmp_path):
+    """A stand-in ``checkov`` package (its check prints its arguments and $MARK, and never ends when asked
+    to ``hang``) and a script running it: (script, environment to run it with)."""
     package = tmp_path / "site" / "checkov"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -463,12 +460,25 @@ def test_a_check_that_overruns_its_deadline_stops_the_warm_process_and_its_child
         "    def run(self):\n"
         "        open(os.environ['CHILD_PID_FILE'], 'w').write(str(os.getpid()))\n"
         "        if self.argv == ['hang']:\n            time.sleep(3600)\n"
-        "        print('checked', *self.argv)\n        return 0\n"
+        "        print('checked', *self.argv, os.environ.get('MARK', '-'))\n        return 0\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"), "CHILD_PID_FILE": str(tmp_path / "child.pid")}
+    script = tmp_path / "checkov"
+    script.write_text(f"#!{sys.executable}\nfrom checkov.main import Checkov\n")
+    script.chmod(0o755)
+    return script, {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"), "CHILD_PID_FILE": str(tmp_path / "child.pid")}
+
+
+def test_a_check_that_overruns_its_deadline_stops_the_warm_process_and_its_child(fake_checkov, tmp_path):
+    """The caller gets TimeoutExpired, the warm process and the check's child are gone, and the next check
+    starts a new warm process."""
+    import psutil
+
+    from spawnit.api import gate
+
+    script, env = fake_checkov
     warm = gate.WarmCheckov(sys.executable, env)
     try:
-        assert warm.run(["a"]) == (0, "checked a\n")
+        assert warm.run(["a"]) == (0, "checked a -\n")
         process = warm.process.pid
         with pytest.raises(subprocess.TimeoutExpired):
             warm.run(["hang"], timeout=5)
@@ -476,9 +486,23 @@ def test_a_check_that_overruns_its_deadline_stops_the_warm_process_and_its_child
         assert warm.process is None
         for pid in (process, child):
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
-        assert warm.run(["b"]) == (0, "checked b\n")
+        assert warm.run(["b"]) == (0, "checked b -\n")
     finally:
         warm.close()
+
+
+def test_checks_with_different_environments_share_one_warm_process_each_check_in_its_own(fake_checkov):
+    from spawnit.api import gate
+
+    script, env = fake_checkov
+    assert gate._interpreter(str(script)) == sys.executable
+    try:
+        assert gate.run_checkov(str(script), ["a"], env | {"MARK": "one"}) == (0, "checked a one\n")
+        process = gate._WARM[sys.executable].process.pid
+        assert gate.run_checkov(str(script), ["b"], env | {"MARK": "two", "HOME": "/elsewhere"}) == (0, "checked b two\n")
+        assert gate._WARM[sys.executable].process.pid == process
+    finally:
+        gate._WARM.pop(sys.executable).close()
 
 
 def test_a_checkov_that_is_no_python_script_runs_as_a_command(tmp_path):

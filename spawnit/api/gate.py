@@ -64,9 +64,10 @@ def find_checkov(environ: Mapping[str, str]) -> str | None:
 
 # ---- Checkov kept warm -----------------------------------------------------------------------------------
 # Importing Checkov costs ~3 CPU-s of its ~3.5 per check. Where ``checkov`` is a Python script, one process
-# per interpreter and environment loads it once (warm_checkov.py, run by Checkov's own interpreter) and
-# forks a child per check: ~0.5 CPU-s each after the first. Checks go one at a time through it; a process
-# that dies or overruns is stopped and the next check starts another. Elsewhere Checkov runs as a command.
+# per interpreter loads it once (warm_checkov.py, run by Checkov's own interpreter) and forks a child per
+# check, which runs with the check's own environment: ~0.5 CPU-s each after the first. Checks go one at a
+# time through it; a process that dies or overruns is stopped and the next check starts another.
+# Elsewhere Checkov runs as a command.
 
 WARM_SCRIPT = Path(__file__).with_name("warm_checkov.py")
 
@@ -90,7 +91,7 @@ class WarmCheckov:
     """One warm Checkov process (see above): :meth:`run` a check through it, :meth:`close` it."""
 
     def __init__(self, python: str, env: Mapping[str, str]) -> None:
-        self.python, self.env = python, dict(env)
+        self.python, self.env = python, dict(env)  # what it starts with; each check brings its own
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
 
@@ -120,22 +121,23 @@ class WarmCheckov:
             with contextlib.suppress(OSError):
                 stream.close()
 
-    def run(self, arguments: list[str], timeout: float = CHECKOV_TIMEOUT) -> tuple[int, str]:
-        """(Checkov's exit code, what it printed) for ``arguments``."""
+    def run(self, arguments: list[str], env: Mapping[str, str] | None = None, timeout: float = CHECKOV_TIMEOUT) -> tuple[int, str]:
+        """(Checkov's exit code, what it printed) for ``arguments``, run with ``env`` (else the start's)."""
+        request = {"argv": arguments, "env": dict(self.env if env is None else env)}
         with self.lock:
             reused = self.process is not None and self.process.poll() is None
             try:
-                return self._ask(arguments, timeout)
+                return self._ask(request, timeout)
             except OSError:
                 if not reused:
                     raise
-                return self._ask(arguments, timeout)  # it had died since the last check: once more, in a new one
+                return self._ask(request, timeout)  # it had died since the last check: once more, in a new one
 
-    def _ask(self, arguments: list[str], timeout: float) -> tuple[int, str]:
+    def _ask(self, request: dict, timeout: float) -> tuple[int, str]:
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
         try:
-            self.process.stdin.write(json.dumps({"argv": arguments}) + "\n")
+            self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
             line = self._answer(self.process, timeout)
             if not line:
@@ -154,7 +156,7 @@ class WarmCheckov:
                 self.process = None
 
 
-_WARM: dict[tuple, WarmCheckov] = {}
+_WARM: dict[str, WarmCheckov] = {}  # by interpreter
 _WARM_LOCK = threading.Lock()
 
 
@@ -174,10 +176,9 @@ def run_checkov(checkov: str, arguments: list[str], env: Mapping[str, str]) -> t
     if python is None or not hasattr(os, "fork"):
         result = subprocess.run([checkov, *arguments], capture_output=True, text=True, timeout=CHECKOV_TIMEOUT, env=dict(env))
         return result.returncode, result.stdout
-    key = (python, tuple(sorted(env.items())))
     with _WARM_LOCK:
-        warm = _WARM.setdefault(key, WarmCheckov(python, env))
-    return warm.run(arguments)
+        warm = _WARM.get(python) or _WARM.setdefault(python, WarmCheckov(python, env))
+    return warm.run(arguments, env)
 
 
 def security_check(plan_file: Path, environ: Mapping[str, str], accepted: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:

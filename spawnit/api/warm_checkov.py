@@ -2,8 +2,8 @@
 modules once (about 4,000 of them: ~3 CPU-s, most of a check's cost) and then runs one check per request,
 each in a child forked from this loaded process, so that no state of one check reaches the next.
 
-The protocol, one JSON document per line: a request on standard input is ``{"argv": [...]}`` (Checkov's
-command-line arguments); the answer on standard output is ``{"code": <exit code>, "stdout": "..."}`` with
+The protocol, one JSON document per line: a request on standard input is ``{"argv": [...], "env": {...}}``
+(Checkov's command-line arguments and the environment it runs with); the answer on standard output is ``{"code": <exit code>, "stdout": "..."}`` with
 what Checkov printed. The process ends at the end of its input. It imports nothing of SpawnIt: it runs in
 Checkov's virtualenv, which holds only Checkov.
 """
@@ -19,12 +19,15 @@ import traceback
 import warnings
 
 
-def check(argv: list[str], output: int) -> int:
-    """Fork, run Checkov with ``argv`` in the child, its standard output written to ``output``; the exit code."""
+def check(argv: list[str], environ: dict[str, str], output: int) -> int:
+    """Fork, run Checkov with ``argv`` and ``environ`` in the child, its standard output written to
+    ``output``; the exit code."""
     child = os.fork()
     if child == 0:
         code = 2
         try:
+            os.environ.clear()
+            os.environ.update(environ)
             os.dup2(output, 1)
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child's standard output, flushed below
             sys.argv = ["checkov", *argv]
@@ -56,7 +59,7 @@ def serve() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         with tempfile.TemporaryFile() as output:
-            code = check([str(argument) for argument in request["argv"]], output.fileno())
+            code = check([str(argument) for argument in request["argv"]], request.get("env", dict(os.environ)), output.fileno())
             output.seek(0)
             answers.write(json.dumps({"code": code, "stdout": output.read().decode(errors="replace")}) + "\n")
         answers.flush()
