@@ -20,116 +20,32 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from stackjson import StackJson  # noqa: E402
 
-from spawnit.stacks.environment_settings import load_spec  # noqa: E402
+from session_synthesis import CATALOG_VARIANTS, PLATFORM_VARIANTS, TEST_STACKS, VARIANTS, default_spec  # noqa: E402,F401 - tests read them here
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
-# Variants synthesized beside the defaults, in the same App: stack id -> (environment, overrides)
-VARIANTS = {
-    "prod-gateway": ("prod", {"nat": "gateway"}),
-    "prod-custom": (
-        "prod",
-        {
-            "alert_emails": ["ops@example.com", "finance@example.com"],
-            "allowed_http_cidrs": ["173.245.48.0/20", "103.21.244.0/22"],
-            "monthly_budget_usd": 450,
-            "media_endpoint": "https://account.r2.cloudflarestorage.com",
-            "state_backend": "local",
-            "cloudflare_zone": None,  # no edge: HTTPS with its own certificate, the CIDRs above
-            "publishable_key": "pk_" + "0123456789abcdef" * 4,
-        },
-    ),
-    "prod-http-only": ("prod", {"cloudflare_zone": None, "domain": None, "origin_http_only": True}),
-    "dev-ssh": ("dev", {"ssh_cidrs": ["203.0.113.7/32"]}),
-    "preprod-with-alerts": ("preprod", {"alerts": True, "alert_emails": ["ops@example.com"]}),
-    "prod-with-nat-eip": ("prod", {"nat_elastic_ip": True, "state_backend": "local"}),
-}
-
-# Catalog instances beyond the defaults (client acme): stack name -> (service, parameters).
-PLATFORM_VARIANTS = {
-    "platform-instances-scaled": {"api_replicas": 3, "workers": 2},  # API replicas behind the Caddy front
-    # workers that deploy to all three targets
-    "platform-instances-targets": {"proxmox_endpoint": "https://pve.example.com:8006/", "proxmox_token_id": "spawnit@pve!deploy", "docker_socket_group": 999},
-}
-
-CATALOG_VARIANTS = {
-    "acme-pg-lxc": ("postgresql", {"target": "proxmox", "proxmox_kind": "lxc", "proxmox_node": "pve1", "proxmox_vlan": 30}),
-    "acme-django": (
-        "webapp",
-        {
-            "target": "proxmox",
-            "git_url": "https://git.example.com/acme/shop.git",
-            "framework": "django",
-            "entrypoint": "shop.wsgi:application",
-            "proxmox_cores": 4,
-            "proxmox_memory_mb": 4096,
-            "proxmox_disk_gb": 40,
-            "proxmox_bridge": "vmbr1",
-        },
-    ),
-    "acme-express": ("webapp", {"target": "proxmox", "git_url": "https://git.example.com/acme/api.git", "framework": "express", "ref": "v2.1.0"}),
-    "acme-laravel": ("webapp", {"target": "proxmox", "git_url": "https://git.example.com/acme/crm.git", "framework": "laravel", "port": 8081}),
-}
-
-
-def default_spec(name: str, **overrides: object):
-    """A spec from embedded defaults only: no config file, no SPAWNIT_* variables of the machine."""
-    return load_spec(name, config_file=None, environ={}, overrides=overrides)
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory):
-    """(outdir, {stack id: stack object}) for the one App of the session."""
-    from spawnit.stacks import ENVIRONMENT_STACKS, build_app
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every default stack and the VARIANTS, synthesized once per test run into a folder every worker reads:
+    the first worker that needs it runs session_synthesis.py (its own process: the jsii runtime it loads is
+    gone once the stacks are written) while the others wait on a lock."""
+    import fcntl
+    import subprocess
+    import sys
 
-    outdir = tmp_path_factory.mktemp("cdktf.out")
-    app = build_app(outdir, specs={name: default_spec(name) for name in ENVIRONMENT_STACKS})
-    for stack_id, (environment, overrides) in VARIANTS.items():
-        ENVIRONMENT_STACKS[environment](app, default_spec(environment, **overrides), id=stack_id)
-    from spawnit.services import ServiceStack, get_service
-
-    for stack_id, (name, values) in CATALOG_VARIANTS.items():
-        service = get_service(name)
-        ServiceStack(app, service=service, parameters=service.checked(values), client="acme", instance=stack_id.removeprefix("acme-"))
-    from spawnit.stacks.platform_settings import PlatformSettings
-    from spawnit.stacks.platform import PlatformInstancesStack
-
-    for stack_id, values in PLATFORM_VARIANTS.items():
-        PlatformInstancesStack(
-            app, PlatformSettings(**values), network=app.node.find_child("platform-network"), volumes=app.node.find_child("platform-volumes"), id=stack_id
-        )
-    _two_workloads(app)
-    app.synth()
-    stacks = {child.node.id: child for child in app.node.children}
-    return outdir, stacks
-
-
-TEST_STACKS = ("two-workloads",)  # made by the session for tests only, never by main.py
-
-
-def _two_workloads(app) -> None:
-    """Three workloads in one stack, two on one cluster and one on another: the provider is per cluster."""
-    from cdktf_cdktf_provider_aws.provider import AwsProvider
-
-    from spawnit.constructs import SpawnitStack
-    from spawnit.constructs.kubernetes import KubernetesWorkload
-
-    stack = SpawnitStack(app, "two-workloads")
-    AwsProvider(stack, "aws", region="eu-west-3")
-    KubernetesWorkload(stack, "web", cluster_name="shop", name="web", image="nginx:1.27")
-    KubernetesWorkload(stack, "admin", cluster_name="shop", name="admin", image="nginx:1.27")
-    KubernetesWorkload(stack, "tools", cluster_name="ops", name="tools", image="nginx:1.27")
-
-
-@pytest.fixture(scope="session")
-def outdir(synthesized) -> Path:
-    return synthesized[0]
-
-
-@pytest.fixture(scope="session")
-def stack_objects(synthesized) -> dict:
-    return synthesized[1]
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: <run>/popen-gwN
+    target = shared / "session-cdktf.out"
+    with open(shared / "session-synthesis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "manifest.json").is_file():
+            partial = shared / f"session-cdktf.out.{os.getpid()}"
+            subprocess.run([sys.executable, str(Path(__file__).with_name("session_synthesis.py")), str(partial)], check=True, timeout=900)
+            partial.rename(target)
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -143,8 +143,26 @@ def test_sleeping_fleet_capacity_is_not_undone_by_the_next_plan(preprod):
     assert set(group["lifecycle"]["ignore_changes"]) == {"desired_capacity", "min_size", "max_size"}
 
 
-def test_off_hours_counts_50_hours_a_week(stack_objects):
-    assert stack_objects["preprod"].off_hours.hours_per_week == 50
+def test_off_hours_keep_the_preprod_fleet_awake_50_hours_a_week(preprod):
+    """Read back from the synthesized Auto Scaling schedules (their recurrence is a Unix cron, in the time
+    zone they name): a week of wake and sleep events, as croniter reads the crons."""
+    from datetime import datetime, timedelta
+
+    from croniter import croniter_range
+
+    schedules = {schedule["scheduled_action_name"]: schedule for schedule in preprod.resources("aws_autoscaling_schedule").values()}
+    wake, sleep = schedules["greenleaf-preprod-wake"], schedules["greenleaf-preprod-sleep"]
+    assert wake["time_zone"] == sleep["time_zone"] == "Europe/Paris"
+    monday = datetime(2026, 1, 5)
+    events = sorted([(at, "wake") for at in croniter_range(monday, monday + timedelta(days=7), wake["recurrence"])]
+                    + [(at, "sleep") for at in croniter_range(monday, monday + timedelta(days=7), sleep["recurrence"])])
+    awake, since = timedelta(), None
+    for at, event in events:
+        if event == "wake":
+            since = at
+        elif since is not None:
+            awake, since = awake + (at - since), None
+    assert awake == timedelta(hours=50)
 
 
 # Media bucket ---------------------------------------------------------------------------

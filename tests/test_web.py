@@ -202,7 +202,7 @@ def test_preprod_and_prod_fleets_are_t3_small(environment, all_stacks):
     assert fleet_template(all_stacks[environment])["instance_type"] == "t3.small"
 
 
-def test_a_new_amazon_linux_release_does_not_roll_the_fleet_unless_a_release_says_so(prod, stack_objects):
+def test_a_new_amazon_linux_release_does_not_roll_the_fleet_unless_a_release_says_so(prod):
     (template,) = [t for t in prod.resources("aws_launch_template").values() if t["name"] == "greenleaf-prod-app"]
     assert "image_id" in template["lifecycle"]["ignore_changes"]
     from conftest import default_spec
