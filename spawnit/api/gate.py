@@ -202,10 +202,13 @@ def security_check(plan_file: Path, environ: Mapping[str, str], accepted: Mappin
         return {"name": "security", "passed": False, "findings": [], "reasons": [f"Checkov failed (exit {code})"]}
     if any(summary.get("parsing_errors") for summary in summaries):
         return {"name": "security", "passed": False, "findings": [], "reasons": ["Checkov could not read the plan"]}
-    findings = []
+    findings, seen = [], set()
     for item in reports:
         for failed in (item.get("results") or {}).get("failed_checks", []):
             address = failed.get("resource_address") or failed.get("resource", "")
+            if (failed["check_id"], address) in seen:  # a graph check's finding was once listed twice
+                continue
+            seen.add((failed["check_id"], address))
             reasons = accepted.get(failed["check_id"], {})
             reason = reasons.get(address) or reasons.get(address.split(".")[0])
             findings.append({"check": failed["check_id"], "title": failed.get("check_name", ""), "resource": address, "accepted": reason})
