@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-
 @pytest.fixture(scope="session")
 def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every default stack and the VARIANTS, synthesized once per test run into a folder every worker reads:
