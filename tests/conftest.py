@@ -556,7 +556,7 @@ def audit_records_hold_no_secret(tmp_path_factory):
 DOCKER_FILES = ("test_docker_live.py", "test_engine_loop.py", "test_worker_targets.py")  # checked at collection
 DOCKER_SCOPE = "dockerd"
 SCOPE_SECONDS = "spawnit/scope-seconds"  # the cache key: {scope: seconds} of the latest run of each scope
-SCOPE, CPU_AT_START = pytest.StashKey[str](), pytest.StashKey[float]()
+CPU_AT_START = pytest.StashKey[float]()
 
 
 def scope_of(path: Path) -> str:
@@ -586,7 +586,7 @@ def pytest_collection_modifyitems(config, items):
     counts: dict[str, int] = {}
     engine: set[str] = set()
     for item in items:
-        scope = item.stash[SCOPE] = scope_of(item.path)
+        scope = scope_of(item.path)
         counts[scope] = counts.get(scope, 0) + 1
         if item.get_closest_marker("engine"):
             engine.add(scope)
@@ -595,7 +595,7 @@ def pytest_collection_modifyitems(config, items):
         return (scope in known, known.get(scope, 0.0), scope in engine, counts[scope])
 
     order = {scope: rank for rank, scope in enumerate(sorted(counts, key=weight, reverse=True))}
-    items.sort(key=lambda item: order[item.stash[SCOPE]])  # stable: a file's own order is kept
+    items.sort(key=lambda item: order[scope_of(item.path)])  # stable: a file's own order is kept
 
 
 # The suite's own figures, printed at its end: duration (set-up by scripts/test, fixtures, tests), the

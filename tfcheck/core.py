@@ -102,24 +102,22 @@ def prepare(cache: Path = DEFAULT_CACHE) -> Core:
         response = folder / "schema.pb"
         if not response.exists():
             folder.mkdir(parents=True, exist_ok=True)
-            temporary = response.with_name(f"schema.{os.getpid()}.tmp")
-            temporary.write_bytes(schema_response(binding.schema()))
-            temporary.replace(response)
+            _replace(response, schema_response(binding.schema()))
         launcher = folder / f"terraform-provider-{binding.name}"
-        _replace(launcher, "#!/bin/sh\n" f"PYTHONPATH='{PACKAGE.parent}' exec '{sys.executable}' -m tfcheck.provider '{response}'\n", mode=0o755)
+        _replace(launcher, ("#!/bin/sh\n" f"PYTHONPATH='{PACKAGE.parent}' exec '{sys.executable}' -m tfcheck.provider '{response}'\n").encode(), mode=0o755)
         overrides.append(f'    "{binding.source}" = "{folder}"')
     cli_config = cache / "terraformrc"
-    _replace(cli_config, "provider_installation {\n  dev_overrides {\n" + "\n".join(overrides) + "\n  }\n  direct {}\n}\n")
+    _replace(cli_config, ("provider_installation {\n  dev_overrides {\n" + "\n".join(overrides) + "\n  }\n  direct {}\n}\n").encode())
     return Core(cli_config)
 
 
-def _replace(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``path`` whole or not at all: processes preparing the same cache at once (test workers) never
-    run or read a half-written launcher."""
-    if path.exists() and path.read_text() == text:
+def _replace(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` whole or not at all (unless it holds ``data`` already): processes preparing the same
+    cache at once (test workers) never run or read a half-written schema, launcher or configuration."""
+    if path.exists() and path.read_bytes() == data:
         return
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
+    temporary.write_bytes(data)
     temporary.chmod(mode)
     temporary.replace(path)
 

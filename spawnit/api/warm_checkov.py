@@ -3,8 +3,8 @@ modules once (about 4,000 of them: ~3 CPU-s, most of a check's cost) and then ru
 each in a child forked from this loaded process, so that no state of one check reaches the next.
 
 The protocol, one JSON document per line: a request on standard input is ``{"argv": [...], "env": {...}}``
-(Checkov's command-line arguments and the environment it runs with); the answer on standard output is ``{"code": <exit code>, "stdout": "..."}`` with
-what Checkov printed. The process ends at the end of its input. It imports nothing of SpawnIt: it runs in
+(Checkov's command-line arguments and the environment it runs with); the answer on standard output is
+``{"code": <exit code>, "stdout": "..."}`` with what Checkov printed. The process ends at the end of its input. It imports nothing of SpawnIt: it runs in
 Checkov's virtualenv, which holds only Checkov.
 """
 
