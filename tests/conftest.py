@@ -602,7 +602,7 @@ def pytest_collection_modifyitems(config, items):
 # slowest tests (--durations), the CPU spent (the busiest files), and the peak memory of the machine and of
 # the largest process. Under xdist the workers' reports carry their figures to the controller, which prints.
 
-_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "largest": 0, "sampling": None, "cpu": {}, "seconds": {}}
+_SUITE: dict = {"start": time.monotonic(), "setup": 0.0, "machine_peak": 0, "largest": 0, "tree_peak": 0, "tree_at_peak": [], "sampling": None, "cpu": {}, "seconds": {}}
 
 
 def _worker(config) -> bool:
@@ -622,6 +622,25 @@ def _largest_rss() -> int:
     return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
 
 
+def _process_label(process) -> str:
+    """A process's name and what tells it apart: a Python module or script, a Node script, a subcommand."""
+    command = process.cmdline()
+    name = Path(command[0]).name if command else process.name()
+    detail = next((arg for arg in command[1:] if not arg.startswith("-")), "")
+    if name.startswith("python") and "-m" in command:
+        detail = command[command.index("-m") + 1]
+    return f"{name} {Path(detail).name if '/' in detail else detail}".strip()[:60]
+
+
+def _tree_at_peak() -> str:
+    """The process tree's memory at its peak (resident, summed), by kind of process, largest first."""
+    kinds: dict[str, list[int]] = {}
+    for rss, label in _SUITE["tree_at_peak"]:
+        kinds.setdefault(label, []).append(rss)
+    parts = sorted(kinds.items(), key=lambda pair: -sum(pair[1]))
+    return ", ".join(f"{label} {sum(sizes) / 2**30:.2f}" + (f" ({len(sizes)})" if len(sizes) > 1 else "") for label, sizes in parts[:8])
+
+
 def pytest_sessionstart(session):
     if _worker(session.config):
         return
@@ -634,9 +653,14 @@ def pytest_sessionstart(session):
     def sample():
         while not stop.wait(0.5):
             _SUITE["machine_peak"] = max(_SUITE["machine_peak"], psutil.virtual_memory().used)
+            held = []
             for process in me.children(recursive=True):  # the workers and what they run, still alive
                 with contextlib.suppress(psutil.Error):
-                    _SUITE["largest"] = max(_SUITE["largest"], process.memory_info().rss)
+                    held.append((process.memory_info().rss, _process_label(process)))
+            if held:
+                _SUITE["largest"] = max(_SUITE["largest"], max(held)[0])
+                if sum(rss for rss, _ in held) > _SUITE["tree_peak"]:
+                    _SUITE["tree_peak"], _SUITE["tree_at_peak"] = sum(rss for rss, _ in held), held
 
     threading.Thread(target=sample, name="memory-sampler", daemon=True).start()
     _SUITE["sampling"] = stop
@@ -699,4 +723,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for file, seconds in sorted(_SUITE["cpu"].items(), key=lambda pair: -pair[1])[:10]:
         terminalreporter.write_line(f"  {seconds:7.1f} s  {file}")
     terminalreporter.write_line(f"peak memory: machine {_SUITE['machine_peak'] / 2**30:.1f} GB in use at most; largest single process {largest:.2f} GB")
+    if _SUITE["tree_at_peak"]:
+        terminalreporter.write_line(f"  the suite's processes at their peak: {_SUITE['tree_peak'] / 2**30:.1f} GB resident (GB: {_tree_at_peak()})")
 
