@@ -7,7 +7,12 @@ Targets: the lazy full synthesis at most 0.5x the eager one's CPU; a cold `spawn
 synthesized alone) at most 0.3x; a peak under 1 GB for the largest single process, 1.5 GB for the tree. Memory is sampled every 20 ms: the Python process, its node runtime (the jsii kernel),
 and the two together; CPU is the process tree's user + system time (the finished children's rusage).
 
-    python benchmarks/synth.py [--repeat N]
+With ``--cdk-terrain``, the same small stack (a provider, a VPC, an instance) is also synthesized with
+CDK Terrain's AWS binding, ``cdktn-aws``, a split package whose submodules load on first use (its own
+virtualenv in ~/.cache/spawnit/benchmark-cdk-terrain, from benchmarks/requirements-cdk-terrain.txt;
+nothing of it is imported by SpawnIt), against SpawnIt's lazy bindings and the packages' eager import.
+
+    python benchmarks/synth.py [--repeat N] [--cdk-terrain]
 """
 
 from __future__ import annotations
@@ -37,6 +42,28 @@ CPU_RATIO_TARGET = 0.5
 PLAN_RATIO_TARGET = 0.3
 PEAK_TARGET_MB = 1024
 TREE_TARGET_MB = 1536
+SMALL_STACK = """
+import sys
+{imports}
+app = App(outdir=sys.argv[1])
+stack = TerraformStack(app, "small")
+AwsProvider(stack, "aws", region="eu-west-3")
+vpc = {vpc}(stack, "vpc", cidr_block="10.0.0.0/16")
+{instance}(stack, "instance", ami="ami-12345678", instance_type="t3.micro", tags={{"vpc": vpc.id}})
+app.synth()
+"""
+SMALL_CDKTF = SMALL_STACK.format(
+    imports="import spawnit\nfrom cdktf import App, TerraformStack\nfrom cdktf_cdktf_provider_aws.provider import AwsProvider\n"
+    "from cdktf_cdktf_provider_aws.vpc import Vpc\nfrom cdktf_cdktf_provider_aws.instance import Instance",
+    vpc="Vpc", instance="Instance",
+)
+SMALL_CDKTN = SMALL_STACK.format(
+    imports="from cdktn import App, TerraformStack\nfrom cdktn_aws.provider import AwsProvider\nfrom cdktn_aws.vpc import AwsVpc\n"
+    "from cdktn_aws.ec2 import AwsInstance",
+    vpc="AwsVpc", instance="AwsInstance",
+)
+CDK_TERRAIN_VENV = Path.home() / ".cache" / "spawnit" / "benchmark-cdk-terrain"
+CDK_TERRAIN_REQUIREMENTS = ROOT / "benchmarks" / "requirements-cdk-terrain.txt"
 # A stand-in engine: `spawnit plan` measured up to the engine, whose own work is not SpawnIt's.
 ENGINE = "#!/bin/sh\n[ \"$1\" = version ] && echo 'OpenTofu v1.12.8 (stand-in)'\nexit 0\n"
 
@@ -54,7 +81,7 @@ class Measure:
         return max(self.python_mb, self.node_mb)
 
 
-def measure(code: str, *arguments: str, eager: bool = False, extra: dict[str, str] | None = None) -> Measure:
+def measure(code: str, *arguments: str, eager: bool = False, extra: dict[str, str] | None = None, python: str = sys.executable) -> Measure:
     """Run ``python -c code`` and sample the RSS of its whole process tree every 20 ms."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_")} | (extra or {})
     environ["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
@@ -62,7 +89,7 @@ def measure(code: str, *arguments: str, eager: bool = False, extra: dict[str, st
         environ["SPAWNIT_EAGER_BINDINGS"] = "1"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code, *arguments], cwd=ROOT, env=environ, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([python, "-c", code, *arguments], cwd=ROOT, env=environ, stdout=subprocess.DEVNULL)
     root = psutil.Process(process.pid)
     python_peak = node_peak = tree_peak = 0
     while process.poll() is None:
@@ -87,10 +114,41 @@ def median(measures: list[Measure]) -> Measure:
     return Measure(*(statistics.median(getattr(m, field) for m in measures) for field in ("seconds", "python_mb", "node_mb", "tree_mb", "cpu_seconds")))
 
 
+def cdk_terrain_python() -> str:
+    """CDK Terrain's AWS binding in a virtualenv of its own (made once, again when the pins change)."""
+    python = CDK_TERRAIN_VENV / "bin" / "python"
+    stamp = CDK_TERRAIN_VENV / ".installed"
+    pins = CDK_TERRAIN_REQUIREMENTS.read_text()
+    if not (python.exists() and stamp.exists() and stamp.read_text() == pins):
+        subprocess.run([sys.executable, "-m", "venv", str(CDK_TERRAIN_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(CDK_TERRAIN_REQUIREMENTS)], check=True)
+        stamp.write_text(pins)
+    return str(python)
+
+
+def compare_small_stack(repeat: int) -> None:
+    """One small stack with CDK Terrain's split AWS binding, SpawnIt's lazy bindings and the eager import."""
+    python = cdk_terrain_python()
+    with tempfile.TemporaryDirectory() as out:
+        runs = (
+            ("cdktf-cdktf-provider-aws, eager import", median([measure(SMALL_CDKTF, out, eager=True) for _ in range(repeat)])),
+            ("cdktf-cdktf-provider-aws, SpawnIt's lazy", median([measure(SMALL_CDKTF, out) for _ in range(repeat)])),
+            ("cdktn-aws (CDK Terrain, split package)", median([measure(SMALL_CDKTN, out, python=python) for _ in range(repeat)])),
+        )
+    print(f"\nsmall stack (provider, VPC, instance)       {'wall s':>7} {'CPU s':>7} {'python MB':>10} {'node MB':>8} {'both MB':>8}")
+    for label, run in runs:
+        print(f"{label:<44} {run.seconds:>7.2f} {run.cpu_seconds:>7.2f} {run.python_mb:>10.0f} {run.node_mb:>8.0f} {run.tree_mb:>8.0f}")
+    eager, lazy, terrain = (run for _, run in runs)
+    print(f"wall / eager: SpawnIt's lazy {lazy.seconds / eager.seconds:.2f}x, CDK Terrain {terrain.seconds / eager.seconds:.2f}x; "
+          f"node process: CDK Terrain's {terrain.node_mb / lazy.node_mb:.1f}x SpawnIt's")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, the median is printed (default 1)")
-    repeat = parser.parse_args().repeat
+    parser.add_argument("--cdk-terrain", action="store_true", help="also one small stack with CDK Terrain's cdktn-aws (installs it in its own virtualenv)")
+    arguments = parser.parse_args()
+    repeat = arguments.repeat
     with tempfile.TemporaryDirectory() as eager_out, tempfile.TemporaryDirectory() as lazy_out, tempfile.TemporaryDirectory() as catalog_out:
         bare_eager = median([measure(BARE_IMPORT, eager=True) for _ in range(repeat)])
         bare_lazy = median([measure(BARE_IMPORT) for _ in range(repeat)])
@@ -130,6 +188,8 @@ def main() -> int:
     peak = synth_lazy.process_peak_mb
     print(f"peak of one synth process: {peak:.0f} MB (target < {PEAK_TARGET_MB}): {'met' if peak < PEAK_TARGET_MB else 'MISSED'}; "
           f"the tree: {synth_lazy.tree_mb:.0f} MB (target < {TREE_TARGET_MB}): {'met' if synth_lazy.tree_mb < TREE_TARGET_MB else 'MISSED'}")
+    if arguments.cdk_terrain:
+        compare_small_stack(repeat)
     return 0
 
 

@@ -204,11 +204,12 @@ def indexed(name: str, version: str) -> bool:
     return False
 
 
-def prepare(timeout: float = 300) -> list[str]:
+def prepare(packages: Sequence[str] = tuple(BINDINGS), timeout: float = 300) -> list[str]:
     """Writes each installed binding's lazy copy, loads it, and waits for the kernel to have indexed it
     (once per machine and binding version; later processes start from the index). Returns what it did."""
     pending, done = {}, []
-    for package, assembly in BINDINGS.items():
+    for package in packages:
+        assembly = BINDINGS[package]
         spec = importlib.machinery.PathFinder.find_spec(package)
         found = assembly_of(Path(spec.origin).parent) if spec and spec.origin else None
         if found is None or lazy_tarball(found[2]) is None:
@@ -219,7 +220,8 @@ def prepare(timeout: float = 300) -> list[str]:
             pending[package] = found
     if not pending:
         return done
-    install()
+    if not install():
+        return done + [f"{BINDINGS[package]}: not prepared (SPAWNIT_EAGER_BINDINGS=1)" for package in pending]
     for package in pending:
         importlib.import_module(package)
     deadline = time.monotonic() + timeout

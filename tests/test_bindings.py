@@ -170,3 +170,27 @@ def test_a_binding_not_in_the_form_expected_is_loaded_as_packaged(tmp_path):
     blocker.write_text("")
     tarball = next((SITE / "cdktf_cdktf_provider_docker" / "_jsii").glob("*.jsii.tgz"))
     assert lazy_tarball(tarball, blocker / "cache") is None  # a folder that cannot be made: the packaged tarball is used
+
+
+PREPARE_PROGRAM = """
+import spawnit.bindings as bindings
+print(bindings.prepare(["cdktf_cdktf_provider_docker"], timeout=240))
+print(bindings.prepare(["cdktf_cdktf_provider_docker"]))
+"""
+
+
+def test_the_set_up_writes_the_lazy_copy_and_waits_for_the_kernel_to_index_it_once(tmp_path):
+    """Fresh caches (XDG_CACHE_HOME, the kernel's JSII_RUNTIME_PACKAGE_CACHE_ROOT): the first call writes
+    the copy, loads it and returns once the kernel has written its runtime index; the second finds both."""
+    environ = {key: value for key, value in os.environ.items() if key != "SPAWNIT_EAGER_BINDINGS"}
+    environ |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "JSII_RUNTIME_PACKAGE_CACHE_ROOT": str(tmp_path / "jsii")}
+    result = subprocess.run([sys.executable, "-c", PREPARE_PROGRAM], capture_output=True, text=True, env=environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from spawnit.bindings import assembly_of
+
+    name, version, _, _ = assembly_of(SITE / "cdktf_cdktf_provider_docker")
+    first, second = result.stdout.splitlines()[-2:]
+    assert (first, second) == (f"['{name} {version}: prepared']", f"['{name} {version}: ready']")
+    copies = [path.name for path in (tmp_path / "cache" / "spawnit" / "bindings").iterdir()]
+    assert len(copies) == 1 and copies[0].startswith(f"provider-docker@{version}-") and copies[0].endswith(".jsii.tgz")
+    assert list((tmp_path / "jsii" / name / version).glob("*/.jsii.runtime.v*.json"))

@@ -60,7 +60,7 @@ class PlatformSettings(BaseModel):
     valkey_image: Image = VALKEY_IMAGE
     caddy_image: Image = CADDY_IMAGE
     api_replicas: int = Field(1, ge=1, le=8, description="API containers; more than one are served through a Caddy front on api_port.")
-    workers: int = Field(1, ge=1, le=16, description="`spawnit worker` containers running the jobs (each loads the synthesizer, ~600 MB).")
+    workers: int = Field(1, ge=1, le=16, description="`spawnit worker` containers running the jobs (each loads the synthesizer, ~350 MB).")
     worker_concurrency: int = Field(2, ge=1, le=32, description="Jobs each worker runs at once.")
     valkey_maxmemory_mb: int = Field(256, ge=32, le=65536, description="Memory the orchestrator's Valkey may hold (maxmemory); full, it refuses writes, never evicts.")
     docker_socket_group: int = Field(
