@@ -22,12 +22,13 @@ from spawnit.services import TARGETS, all_services
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import sys; from spawnit.cli import main; code = main(sys.argv[1:]); "
-    "print('loaded' if {'cdktf', 'cdktf_cdktf_provider_aws'} & set(sys.modules) else 'not loaded', file=sys.stderr); sys.exit(code)"
+    "print(' '.join(sorted({'cdktf', 'cdktf_cdktf_provider_aws', 'fastapi'} & set(sys.modules))) or 'not loaded', file=sys.stderr); sys.exit(code)"
 )
 
 
 def run_cli(*arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``spawnit ARGUMENTS`` in a fresh process, which says on its last line whether cdktf was loaded."""
+    """``spawnit ARGUMENTS`` in a fresh process, which says on its last line which of cdktf, the AWS binding
+    and FastAPI (the web API's framework, which the catalog's store must not pull in) it loaded."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith("SPAWNIT_")}
     return subprocess.run([sys.executable, "-c", PROBE, *arguments], capture_output=True, text=True, env={**environ, **(env or {})}, cwd=cwd, timeout=120)
 

@@ -63,13 +63,13 @@ def test_the_readme_layout_matches_the_tree():
 
 
 def test_the_layout_check_finds_an_absent_module_an_unnamed_folder_and_a_missing_file():
-    files = ["main.py", ".ci/run", "spawnit/cli.py", "spawnit/api/__init__.py", "spawnit/api/store.py"]
+    files = ["main.py", ".ci/run", "spawnit/cli.py", "spawnit/api/app.py", "spawnit/api/store.py"]
     block = (
         "main.py                  entry point\n"
         "spawnit/\n"
         "  cli.py                 the command\n"
         "  api/                   the orchestrator\n"
-        "    __init__.py          the routes\n"
+        "    app.py               the routes\n"
         "    routes.py            the routes, said twice\n"
         "                         continued; jobs.py too\n"
     )
