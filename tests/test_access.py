@@ -299,10 +299,13 @@ def test_the_suites_audit_check_finds_a_record_holding_a_token_or_an_unnamed_fie
     trail.write(Principal("alice"), "budget.set", "succeeded", client="acme", monthly_usd=5)
     assert audit_offenders(tmp_path) == []
     trail.write(Principal("alice"), "instance.create", "succeeded", client="acme", reason=f"pasted {token(signing_key)}")
-    planted = tmp_path / "store" / "audit" / "2026-12-07" / "000000.000000-deadbeef.json"
-    planted.write_text(json.dumps({"id": "x", "action": "instance.create", "parameters": {"password": "x"}}))
-    found = audit_offenders(tmp_path)
-    shutil.rmtree(tmp_path / "store")  # planted on purpose: not for the session's own check
+    (day,) = {path.parent for path in (tmp_path / "store" / "audit").rglob("*.json")}  # the trail's folder for today (UTC)
+    planted = day / "000000.000000-deadbeef.json"
+    try:
+        planted.write_text(json.dumps({"id": "x", "action": "instance.create", "parameters": {"password": "x"}}))
+        found = audit_offenders(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path / "store")  # planted on purpose: not for the session's own check
     assert len(found) == 2 and any("pasted eyJ" in line for line in found) and any('"parameters"' in line for line in found)
 
 
