@@ -16,6 +16,7 @@ does not know is reported, never zero.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -156,16 +157,25 @@ def boavizta_python(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def _impacts(machines: list[dict[str, str]], load_percent: float, python: Path) -> tuple[str, list[dict[str, Any]]]:
+    """boaviztapi's version and one result per machine. Boavizta's figures depend on nothing but the request
+    and its installed data, so a process asks once per request and Python (a worker applying the same
+    instance types again and again starts no helper, ~1 CPU-s each); a new boaviztapi means a new process."""
+    request = json.dumps({"load_percent": load_percent, "hours": HOURS, "machines": machines}, sort_keys=True)
+    answer = json.loads(_asked(str(python), request))  # a fresh copy for each caller
+    return answer["boaviztapi"], answer["results"]
+
+
+@functools.lru_cache(maxsize=256)
+def _asked(python: str, request: str) -> str:
     helper = resources.files("spawnit").joinpath("assets", "footprint", "boavizta_impacts.py")
-    request = json.dumps({"load_percent": load_percent, "hours": HOURS, "machines": machines})
     try:
-        result = subprocess.run([str(python), str(helper)], input=request, capture_output=True, text=True, timeout=600)
+        result = subprocess.run([python, str(helper)], input=request, capture_output=True, text=True, timeout=600)
     except OSError as error:
         raise FootprintError(f"boaviztapi's Python {python} cannot run: {error}") from None
-    if result.returncode != 0:
+    if result.returncode != 0:  # an error is not kept: the next call asks again
         raise FootprintError(f"boaviztapi failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no message'}")
-    answer = json.loads(result.stdout)
-    return answer["boaviztapi"], answer["results"]
+    json.loads(result.stdout)  # whole JSON, or the error below rather than a cached fragment
+    return result.stdout
 
 
 def estimate_footprint(stacks: Mapping[str, Mapping[str, Any]], *, load_percent: float = 50.0, environ: Mapping[str, str] | None = None) -> FootprintReport:

@@ -147,3 +147,23 @@ def test_an_instance_footprint_is_its_stacks_total_or_says_why_there_is_none(doc
     }
     missing = stack_footprint(documents["prod"], "prod", environ={"SPAWNIT_BOAVIZTA_PYTHON": "/nonexistent/python"})
     assert missing["total_kg"] is None and missing["note"].startswith("not estimated: boaviztapi's Python /nonexistent/python cannot run")
+
+
+def test_a_process_asks_boavizta_once_per_request_and_again_after_an_error(documents, tmp_path):
+    """A worker applying the same instance types again and again starts no new helper: the figures depend
+    on the request alone. Counted through a Python that logs each start before running boaviztapi's."""
+    from spawnit.footprint import boavizta_python
+
+    calls, python = tmp_path / "calls", tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho started >> {calls}\n[ -e {tmp_path / "broken"} ] && exit 3\nexec {boavizta_python()} "$@"\n')
+    python.chmod(0o755)
+    environ = {"SPAWNIT_BOAVIZTA_PYTHON": str(python)}
+    (tmp_path / "broken").touch()
+    with pytest.raises(FootprintError, match="boaviztapi failed"):
+        estimate_footprint({"dev": documents["dev"]}, environ=environ)
+    (tmp_path / "broken").unlink()
+    first = estimate_footprint({"dev": documents["dev"]}, environ=environ).as_dict()
+    assert estimate_footprint({"dev": documents["dev"]}, environ=environ).as_dict() == first
+    assert calls.read_text().count("started") == 2  # the error was not kept; the same request was asked once
+    estimate_footprint({"prod": documents["prod"]}, environ=environ)
+    assert calls.read_text().count("started") == 3
