@@ -8,19 +8,22 @@ provider versions we pin. The suite fails on any error diagnostic, showing each 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from tfcheck.core import Core, init_backend, prepare, stack_dirs, validate, validate_all
+from tfcheck.core import Core, init_backend, prepare, serving, stack_dirs, validate, validate_all
 
 S3_BACKEND_STACKS = ("dev", "preprod", "prod")
 
 
 @pytest.fixture(scope="session")
 def core() -> Core:
-    return prepare()
+    """The core with each stand-in provider running once for the session (reattached by every command)."""
+    with serving(prepare()) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +73,23 @@ def test_every_stack_the_api_synthesizes_for_an_instance_is_valid_terraform(core
     assert len(report) == len(instance_stacks)
     errors = _errors(report)
     assert not errors, "\n".join(errors)
+
+
+def test_the_commands_reattach_to_the_running_providers_and_start_none(core, outdir, tmp_path):
+    """With the launchers gone from the CLI configuration, only the reattached providers can answer: the
+    provider's own check (a value on a read-only attribute) still reports, and a valid stack stays valid."""
+    config = tmp_path / "terraformrc"
+    config.write_text(core.cli_config.read_text().replace(str(core.cli_config.parent), str(tmp_path / "nothing-here")))
+    alone = dataclasses.replace(core, cli_config=config)
+    assert [str(d) for d in validate(alone, outdir / "stacks" / "prod") if d.severity == "error"] == []
+    planted = json.loads((outdir / "stacks" / "prod" / "cdk.tf.json").read_text())
+    address = _plant(planted, "value on a read-only attribute")
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod" / "cdk.tf.json").write_text(json.dumps(planted, indent=2))
+    errors = [d for d in validate(alone, tmp_path / "prod") if d.severity == "error"]
+    assert [d.summary for d in errors if address in d.address] == ["Value for unconfigurable attribute"], [str(d) for d in errors]
+    without = dataclasses.replace(alone, reattach="")  # the same configuration, no provider to reattach: it fails
+    assert any(d.severity == "error" for d in validate(without, outdir / "stacks" / "prod"))
 
 
 def test_validation_reports_no_warning(default_report):

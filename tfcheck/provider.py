@@ -7,6 +7,7 @@ the schema, and per-resource validation, where it rejects a value set on a read-
 Nothing is ever created: plan, apply and read are not offered.
 
     python -m tfcheck.provider SCHEMA_FILE     # SCHEMA_FILE: GetProviderSchema.Response bytes
+    python -m tfcheck.provider --reattach SCHEMA_FILE   # one process for many commands (core.serving)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import signal
 import sys
 import tempfile
 from concurrent import futures
@@ -220,19 +222,29 @@ class _Stdio(grpc_stdio_pb2_grpc.GRPCStdioServicer):
         return iter(())
 
 
-def serve(schema_file: Path) -> None:
-    """Run the plugin until Terraform shuts it down: handshake line on stdout, gRPC on a unix socket."""
+def serve(schema_file: Path, *, reattach: bool = False) -> None:
+    """Run the plugin until Terraform shuts it down: handshake line on stdout, gRPC on a unix socket.
+
+    ``reattach``: serve every Terraform command that names this process in ``TF_REATTACH_PROVIDERS``
+    (go-plugin's test mode: plain gRPC, as go-plugin's reattach carries no certificate; no command
+    stops it) until SIGTERM."""
     stopped: futures.Future = futures.Future()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     rpc.add_ProviderServicer_to_server(SchemaProvider(schema_file.read_bytes()), server)
-    grpc_controller_pb2_grpc.add_GRPCControllerServicer_to_server(_Controller(stopped), server)
+    grpc_controller_pb2_grpc.add_GRPCControllerServicer_to_server(_Controller(futures.Future() if reattach else stopped), server)
     grpc_stdio_pb2_grpc.add_GRPCStdioServicer_to_server(_Stdio(), server)
-    der, cert_pem, key_pem = _certificate()
+    if reattach:
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set_result(True))
     with tempfile.TemporaryDirectory(prefix="tfcheck-plugin-") as folder:
         socket = f"{folder}/plugin.sock"
-        server.add_secure_port(f"unix://{socket}", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+        if reattach:
+            server.add_insecure_port(f"unix://{socket}")
+            certificate = ""
+        else:
+            der, cert_pem, key_pem = _certificate()
+            server.add_secure_port(f"unix://{socket}", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+            certificate = base64.b64encode(der).decode().rstrip("=")
         server.start()
-        certificate = base64.b64encode(der).decode().rstrip("=")
         print(f"1|6|unix|{socket}|grpc|{certificate}", flush=True)
         try:
             stopped.result()
@@ -242,4 +254,7 @@ def serve(schema_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    if sys.argv[1:2] == ["--reattach"]:
+        serve(Path(sys.argv[2]), reattach=True)
+    else:
+        serve(Path(sys.argv[1]))
