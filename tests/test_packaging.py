@@ -19,10 +19,10 @@ OUTSIDE_PROJECT = textwrap.dedent(
     """
     import sys
 
+    import spawnit  # first, as the README says: the bindings then load lazily
+
     from cdktf import App, TerraformStack
     from cdktf_cdktf_provider_aws.provider import AwsProvider
-
-    import spawnit
     from spawnit.constructs import AppFleet, Cache, Database, LoadBalancer, Network
 
 
