@@ -232,8 +232,9 @@ def running_caddy(caddyfile: Path, listen: int, home: Path):
         caddy.wait(10)
 
 
-def wait_until(predicate, timeout: float = 90.0, what: str = "condition"):
-    """Polls ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass (AssertionError)."""
+def wait_until(predicate, timeout: float = 90.0, what: str = "condition", interval: float = 0.1):
+    """Polls ``predicate`` every ``interval`` seconds until it returns something true (returned) or ``timeout``
+    seconds pass (AssertionError)."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -241,7 +242,7 @@ def wait_until(predicate, timeout: float = 90.0, what: str = "condition"):
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"{what}: not reached within {timeout} s")
 
 
